@@ -1,0 +1,42 @@
+"""sensocto_lab: record and study the live physiology of groups, from Jupyter.
+
+The public API, imported lazily so that ``import sensocto_lab.sync`` stays light::
+
+    from sensocto_lab import Engine
+    engine = await Engine.start(data_dir="data")
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+
+#: public name -> module that defines it
+_EXPORTS: dict[str, str] = {
+    "AttentionLevel": "sensocto_lab.model",
+    "AttributeInfo": "sensocto_lab.model",
+    "Batch": "sensocto_lab.model",
+    "BackpressureConfig": "sensocto_lab.model",
+    "KINDS": "sensocto_lab.model",
+    "LoadLevel": "sensocto_lab.model",
+    "SensorInfo": "sensocto_lab.model",
+    "FakeClock": "sensocto_lab.clock",
+    "SystemClock": "sensocto_lab.clock",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'sensocto_lab' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

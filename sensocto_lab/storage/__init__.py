@@ -1,0 +1,1 @@
+"""sensocto_lab.storage"""
