@@ -1,0 +1,442 @@
+"""The lens: one per viewer (a browser session), buffering by attention tier.
+
+A dashboard session shows some sensors; each has a level *for this viewer*
+(focused → high, visible → medium, scrolled out → low, tab hidden → none). The
+lens subscribes to ``data:{sensor}`` on the engine bus for every sensor the
+session shows, keeps what arrives in a bounded per-(sensor, attribute) buffer,
+and every tick hands the sensors whose tier interval has passed to a *sink* in
+one call (the dashboard turns that call into one ``pn.io.hold()``-ed update).
+
+Intervals come from :meth:`AttentionTracker.lens_flush_ms` (32/50/100 ms for
+high/medium/low; ``None`` for none: buffer only). When the browser reports that
+it renders late, :class:`RateGovernor` stretches every interval (up to
+``max_factor``) and relaxes it again once the browser keeps up.
+
+The lens never slows the engine: bus queues are bounded with drop-oldest, and
+the display buffers keep only the newest ``capacity`` samples. Dropping here
+affects what is drawn, never what is stored.
+
+:class:`TierBuffer` and :class:`RateGovernor` are pure and clock-driven;
+:class:`Lens` is the asyncio driver over them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+from collections import deque
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+
+from sensocto_lab.clock import Clock, SystemClock
+from sensocto_lab.errors import ClosedResourceError
+from sensocto_lab.model import AttentionLevel, Batch
+
+_log = logging.getLogger(__name__)
+
+__all__ = [
+    "DEFAULT_FLUSH_MS",
+    "Lens",
+    "LensFlush",
+    "LensStats",
+    "RateGovernor",
+    "TierBuffer",
+]
+
+#: DESIGN §5 lens flush intervals in ms (``None``: buffer only), when the engine gives none.
+DEFAULT_FLUSH_MS: Mapping[AttentionLevel, float | None] = {
+    AttentionLevel.HIGH: 32.0,
+    AttentionLevel.MEDIUM: 50.0,
+    AttentionLevel.LOW: 100.0,
+    AttentionLevel.NONE: None,
+}
+
+#: What one flush carries: the buffered samples per (sensor_id, attribute_id), concatenated.
+LensFlush = dict[tuple[str, str], Batch]
+
+
+@dataclass(frozen=True, slots=True)
+class LensStats:
+    """Counters of one lens.
+
+    Attributes
+    ----------
+    received
+        Samples taken from the bus into display buffers.
+    flushed
+        Samples handed to the sink.
+    dropped
+        Samples dropped from full display buffers (oldest first); display only.
+    flushes
+        Sink calls made.
+    slowdown
+        Current interval multiplier from the browser's render lag (1.0 = on time).
+    """
+
+    received: int
+    flushed: int
+    dropped: int
+    flushes: int
+    slowdown: float
+
+
+class RateGovernor:
+    """Stretch flush intervals while the browser renders late, relax them when it keeps up.
+
+    Parameters
+    ----------
+    target_lag_ms
+        Render lag (ms from a flush reaching the page to it being painted, beyond
+        the page's best) the browser may show before the lens slows down.
+    max_factor
+        Largest multiplier applied to the tier intervals.
+    """
+
+    def __init__(self, target_lag_ms: float = 100.0, max_factor: float = 8.0) -> None:
+        self.target_lag_ms = target_lag_ms
+        self.max_factor = max_factor
+        self.factor = 1.0
+
+    def report(self, lag_ms: float) -> float:
+        """Take one lag report; returns the new multiplier.
+
+        Above the target the multiplier doubles (the browser must catch up fast);
+        below half the target it shrinks by a quarter (recover gently).
+        """
+        if lag_ms > self.target_lag_ms:
+            self.factor = min(self.factor * 2.0, self.max_factor)
+        elif lag_ms < self.target_lag_ms / 2:
+            self.factor = max(self.factor / 1.25, 1.0)
+        return self.factor
+
+
+class TierBuffer:
+    """Per-viewer display buffers, flushed by each sensor's tier interval.
+
+    Parameters
+    ----------
+    clock
+        Time source for the intervals.
+    flush_ms
+        Interval in ms for a level, ``None`` for "do not flush" (see :data:`DEFAULT_FLUSH_MS`).
+    capacity
+        Samples kept per (sensor, attribute) between flushes; older ones are dropped.
+    """
+
+    def __init__(
+        self,
+        clock: Clock,
+        flush_ms: Callable[[AttentionLevel], float | None] = DEFAULT_FLUSH_MS.__getitem__,
+        capacity: int = 2000,
+    ) -> None:
+        if capacity < 1:
+            raise ValueError("capacity must be at least 1 sample")
+        self._clock = clock
+        self._flush_ms = flush_ms
+        self.capacity = capacity
+        self.governor = RateGovernor()
+        self._levels: dict[str, AttentionLevel] = {}
+        self._attrs: dict[str, frozenset[str] | None] = {}
+        self._last: dict[str, float] = {}
+        self._bufs: dict[tuple[str, str], deque[Batch]] = {}
+        self._sizes: dict[tuple[str, str], int] = {}
+        self.received = self.flushed = self.dropped = self.flushes = 0
+
+    @property
+    def levels(self) -> Mapping[str, AttentionLevel]:
+        """This viewer's level per shown sensor."""
+        return self._levels
+
+    def set_views(
+        self,
+        views: Mapping[str, AttentionLevel],
+        attributes: Mapping[str, Collection[str]] | None = None,
+    ) -> None:
+        """Replace the shown sensors and their levels (all at once).
+
+        ``attributes`` limits a sensor's buffer to the attributes its card draws;
+        a sensor without an entry keeps all. Buffers of sensors no longer shown are
+        dropped; a sensor that rises from ``none`` flushes at its next tick.
+        """
+        attributes = attributes or {}
+        for sensor in list(self._levels):
+            if sensor not in views:
+                self._forget(sensor)
+        for sensor, level in views.items():
+            self._levels[sensor] = AttentionLevel.parse(level)
+            shown = attributes.get(sensor)
+            self._attrs[sensor] = None if shown is None else frozenset(shown)
+            self._last.setdefault(sensor, float("-inf"))
+
+    def _forget(self, sensor: str) -> None:
+        del self._levels[sensor]
+        self._attrs.pop(sensor, None)
+        self._last.pop(sensor, None)
+        for key in [k for k in self._bufs if k[0] == sensor]:
+            del self._bufs[key]
+            del self._sizes[key]
+
+    def add(self, batch: Batch) -> bool:
+        """Buffer a batch if its sensor and attribute are shown; returns whether it was kept."""
+        sensor = batch.sensor_id
+        if sensor not in self._levels:
+            return False
+        shown = self._attrs.get(sensor)
+        if shown is not None and batch.attribute_id not in shown:
+            return False
+        key = (sensor, batch.attribute_id)
+        buf = self._bufs.setdefault(key, deque())
+        buf.append(batch)
+        size = self._sizes.get(key, 0) + len(batch)
+        self.received += len(batch)
+        while size > self.capacity:
+            over = size - self.capacity
+            first = buf[0]
+            if len(first) <= over:
+                buf.popleft()
+                size -= len(first)
+                self.dropped += len(first)
+            else:
+                buf[0] = _tail(first, len(first) - over)
+                size -= over
+                self.dropped += over
+        self._sizes[key] = size
+        return True
+
+    def interval_s(self, level: AttentionLevel) -> float | None:
+        """Current interval for ``level`` in seconds (with the governor's slowdown)."""
+        ms = self._flush_ms(level)
+        return None if ms is None else ms * self.governor.factor / 1000.0
+
+    def tick_s(self) -> float | None:
+        """How long the driver may sleep before a flush can be due: the shortest interval."""
+        intervals = [self.interval_s(lv) for lv in set(self._levels.values())]
+        active = [i for i in intervals if i is not None]
+        return min(active) if active else None
+
+    def due(self) -> LensFlush:
+        """Take everything buffered for the sensors whose interval has passed."""
+        now = self._clock.monotonic()
+        out: LensFlush = {}
+        ready: set[str] = set()
+        for sensor, level in self._levels.items():
+            interval = self.interval_s(level)
+            # a little slack so a tick that wakes a hair early still flushes
+            if interval is not None and now - self._last[sensor] >= interval * 0.9:
+                ready.add(sensor)
+        for key in [k for k in self._bufs if k[0] in ready]:
+            batches = self._bufs.pop(key)
+            del self._sizes[key]
+            merged = _concat(batches)
+            out[key] = merged
+            self.flushed += len(merged)
+        for sensor in ready:
+            if any(k[0] == sensor for k in out):
+                self._last[sensor] = now
+        if out:
+            self.flushes += 1
+        return out
+
+    def stats(self) -> LensStats:
+        """The counters (see :class:`LensStats`)."""
+        return LensStats(
+            self.received, self.flushed, self.dropped, self.flushes, self.governor.factor
+        )
+
+
+def _tail(batch: Batch, n: int) -> Batch:
+    """The last ``n`` samples of ``batch``."""
+    return dataclasses.replace(
+        batch,
+        ts=batch.ts[-n:],
+        values=batch.values[-n:],
+        recv_ts=None if batch.recv_ts is None else batch.recv_ts[-n:],
+        seq=None if batch.seq is None else batch.seq[-n:],
+    )
+
+
+def _concat(batches: deque[Batch]) -> Batch:
+    """One batch of consecutive batches of the same (sensor, attribute)."""
+    if len(batches) == 1:
+        return batches[0]
+    recv = [b.recv_ts for b in batches if b.recv_ts is not None]
+    seq = [b.seq for b in batches if b.seq is not None]
+    stamped = len(recv) == len(seq) == len(batches)
+    return dataclasses.replace(
+        batches[0],
+        ts=np.concatenate([b.ts for b in batches]),
+        values=np.concatenate([b.values for b in batches]),
+        recv_ts=np.concatenate(recv) if stamped else None,
+        seq=np.concatenate(seq) if stamped else None,
+    )
+
+
+class _Subscription(Protocol):
+    def __aiter__(self) -> Any: ...
+
+    def close(self) -> None: ...
+
+
+class _Engine(Protocol):
+    """What the lens needs of the engine (see docs/architecture.md)."""
+
+    @property
+    def bus(self) -> Any: ...
+
+    @property
+    def attention(self) -> Any: ...
+
+    async def set_views(self, viewer_id: str, views: Mapping[str, AttentionLevel]) -> None: ...
+
+    async def renew_viewer(self, viewer_id: str) -> None: ...
+
+    async def remove_viewer(self, viewer_id: str) -> None: ...
+
+
+class Lens:
+    """Per-viewer subscription, buffering and flushing, on the engine's event loop.
+
+    Parameters
+    ----------
+    viewer_id
+        The viewer (browser session) this lens serves; the engine's attention tracker
+        knows its views under this id.
+    engine
+        The engine whose bus is read and whose attention is told about the views.
+    sink
+        Called with a :data:`LensFlush` once per tick that has data. It runs on the
+        engine loop and must be quick (the dashboard schedules a document update).
+    clock
+        Time source for intervals and view renewal.
+    capacity
+        Display buffer per (sensor, attribute), in samples.
+    queue_size
+        Bound of each bus subscription (drop-oldest).
+    renew_s
+        How often the views are renewed with the engine while they last, in seconds.
+    """
+
+    def __init__(
+        self,
+        viewer_id: str,
+        engine: _Engine,
+        sink: Callable[[LensFlush], None],
+        *,
+        clock: Clock | None = None,
+        capacity: int = 2000,
+        queue_size: int = 256,
+        renew_s: float = 2.0,
+    ) -> None:
+        self.viewer_id = viewer_id
+        self._engine = engine
+        self._sink = sink
+        self._clock = clock or SystemClock()
+        attention = engine.attention
+        flush_ms = getattr(attention, "lens_flush_ms", None) or DEFAULT_FLUSH_MS.__getitem__
+        self.buffer = TierBuffer(self._clock, flush_ms, capacity)
+        self._queue_size = queue_size
+        self._renew_s = renew_s
+        self._subs: dict[str, tuple[_Subscription, asyncio.Task[None]]] = {}
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._closed = False
+
+    async def start(self) -> Lens:
+        """Start the flush loop (on the running loop, which must be the engine's)."""
+        if self._closed:
+            raise ClosedResourceError("the lens is closed", reason="closed")
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(
+                self._run(), name=f"lens:{self.viewer_id}"
+            )
+        return self
+
+    async def set_views(
+        self,
+        views: Mapping[str, AttentionLevel],
+        attributes: Mapping[str, Collection[str]] | None = None,
+    ) -> None:
+        """Show exactly ``views`` (sensor → this viewer's level), in one engine call.
+
+        Subscribes to newly shown sensors, unsubscribes from dropped ones, and
+        registers the views in bulk with :meth:`Engine.set_views`.
+        """
+        if self._closed:
+            raise ClosedResourceError("the lens is closed", reason="closed")
+        from sensocto_lab.live.bus import Overflow
+
+        views = {s: AttentionLevel.parse(lv) for s, lv in views.items()}
+        self.buffer.set_views(views, attributes)
+        for sensor in [s for s in self._subs if s not in views]:
+            sub, task = self._subs.pop(sensor)
+            sub.close()
+            task.cancel()
+        for sensor in views:
+            if sensor not in self._subs:
+                sub = self._engine.bus.subscribe(
+                    f"data:{sensor}", maxsize=self._queue_size, policy=Overflow.DROP_OLDEST
+                )
+                task = asyncio.get_running_loop().create_task(
+                    self._read(sub), name=f"lens:{self.viewer_id}:{sensor}"
+                )
+                self._subs[sensor] = (sub, task)
+        await self._engine.set_views(self.viewer_id, views)
+        self._wake.set()
+
+    def report_lag(self, lag_ms: float) -> float:
+        """The page's render lag in ms (from the browser); returns the new slowdown."""
+        factor = self.buffer.governor.report(float(lag_ms))
+        self._wake.set()
+        return factor
+
+    def stats(self) -> LensStats:
+        """The buffer's counters."""
+        return self.buffer.stats()
+
+    async def _read(self, sub: _Subscription) -> None:
+        async for batch in sub:
+            self.buffer.add(batch)
+
+    async def _run(self) -> None:
+        last_renew = self._clock.monotonic()
+        while True:
+            tick = self.buffer.tick_s()
+            if tick is None:
+                # nothing to flush: wait for a view change, but keep renewing
+                self._wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self._renew_s)
+            else:
+                await self._clock.sleep(tick)
+            flush = self.buffer.due()
+            if flush:
+                try:
+                    self._sink(flush)
+                except Exception:
+                    # a broken page must not stop this viewer's other updates
+                    _log.exception("lens %s: sink failed", self.viewer_id)
+            now = self._clock.monotonic()
+            if self.buffer.levels and now - last_renew >= self._renew_s:
+                last_renew = now
+                await self._engine.renew_viewer(self.viewer_id)
+
+    async def close(self) -> None:
+        """Stop flushing, close the subscriptions and remove the viewer from the engine."""
+        if self._closed:
+            return
+        self._closed = True
+        tasks = [t for _, t in self._subs.values()]
+        for sub, _ in self._subs.values():
+            sub.close()
+        if self._task is not None:
+            tasks.append(self._task)
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._subs.clear()
+        await self._engine.remove_viewer(self.viewer_id)

@@ -1,0 +1,114 @@
+"""Per-viewer buffering by tier (sensocto_lab/live/lens.py)."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+
+from sensocto_lab.clock import FakeClock
+from sensocto_lab.live.lens import DEFAULT_FLUSH_MS, RateGovernor, TierBuffer
+from sensocto_lab.model import AttentionLevel, Batch
+
+H, M, L, N = (
+    AttentionLevel.HIGH,
+    AttentionLevel.MEDIUM,
+    AttentionLevel.LOW,
+    AttentionLevel.NONE,
+)
+T0 = 1_767_225_600 * 10**9
+
+
+def batch(sensor: str, n: int, start: int = 0, attr: str = "respiration") -> Batch:
+    ts = T0 + np.arange(start, start + n, dtype=np.int64) * 10**7
+    values = np.arange(start, start + n, dtype=np.float64)
+    return Batch(sensor, attr, ts, values).stamped(T0, start)
+
+
+def test_each_tier_flushes_at_its_interval_and_none_only_buffers() -> None:
+    clock = FakeClock()
+    buf = TierBuffer(clock)
+    buf.set_views({"h": H, "m": M, "l": L, "n": N})
+    assert buf.tick_s() == pytest.approx(0.032)
+    flushed_at: dict[str, list[int]] = {s: [] for s in "hmln"}
+    for step in range(1, 301):  # 300 ms in 1 ms steps, a sample per sensor per ms
+        clock.advance(0.001)
+        for s in "hmln":
+            buf.add(batch(s, 1, step))
+        for sensor, _attr in buf.due():
+            flushed_at[sensor].append(step)
+    gaps = {s: np.diff(v) for s, v in flushed_at.items()}
+    assert set(gaps["h"]) <= {29, 30}  # 32 ms, less the 10% slack for early wake-ups
+    assert gaps["m"].min() >= 45 and gaps["m"].max() <= 46
+    assert gaps["l"].min() >= 90 and gaps["l"].max() <= 91
+    assert flushed_at["n"] == []
+    assert len(flushed_at["h"]) > len(flushed_at["m"]) > len(flushed_at["l"]) > 0
+
+
+def test_a_flush_carries_every_sample_in_order_once() -> None:
+    clock = FakeClock()
+    buf = TierBuffer(clock)
+    buf.set_views({"s": M})
+    seen: list[float] = []
+    for i in range(40):
+        buf.add(batch("s", 3, 3 * i))
+        clock.advance(0.02)
+        for out in buf.due().values():
+            assert out.recv_ts is not None and out.seq is not None
+            assert len(out.ts) == len(out.values) == len(out.seq)
+            seen.extend(out.values.tolist())
+    clock.advance(1.0)
+    for out in buf.due().values():
+        seen.extend(out.values.tolist())
+    assert seen == list(range(120))
+    stats = buf.stats()
+    assert stats.received == stats.flushed == 120 and stats.dropped == 0
+
+
+def test_full_buffers_drop_oldest_for_display_only() -> None:
+    clock = FakeClock()
+    buf = TierBuffer(clock, capacity=10)
+    buf.set_views({"s": N})
+    for i in range(5):
+        buf.add(batch("s", 4, 4 * i))  # 20 samples while hidden
+    assert buf.due() == {}
+    buf.set_views({"s": H})  # shown again: the newest 10 arrive at once
+    (out,) = buf.due().values()
+    assert out.values.tolist() == list(range(10, 20))
+    assert out.seq is not None and out.seq.tolist() == list(range(10, 20))
+    assert buf.stats().dropped == 10
+
+
+def test_only_shown_sensors_and_attributes_are_buffered() -> None:
+    clock = FakeClock()
+    buf = TierBuffer(clock)
+    buf.set_views({"a": M, "b": M}, attributes={"a": ["respiration"]})
+    assert buf.add(batch("a", 1))
+    assert not buf.add(batch("a", 1, attr="ecg"))
+    assert buf.add(batch("b", 1, attr="ecg"))
+    assert not buf.add(batch("stranger", 1))
+    buf.set_views({"b": L})  # "a" no longer shown: its buffer goes
+    clock.advance(1.0)
+    assert set(buf.due()) == {("b", "ecg")}
+
+
+def test_governor_slows_on_lag_and_recovers() -> None:
+    gov = RateGovernor(target_lag_ms=100, max_factor=8)
+    assert [gov.report(500) for _ in range(4)] == [2, 4, 8, 8]
+    assert gov.report(80) == 8  # between half and full target: hold
+    factors = [gov.report(10) for _ in range(20)]
+    assert factors[0] == pytest.approx(6.4) and factors[-1] == 1.0
+    assert all(a >= b for a, b in itertools.pairwise(factors))
+
+
+def test_lag_stretches_the_buffer_intervals() -> None:
+    clock = FakeClock()
+    buf = TierBuffer(clock)
+    buf.set_views({"s": M})
+    buf.governor.report(1000)
+    assert buf.interval_s(M) == pytest.approx(2 * DEFAULT_FLUSH_MS[M] / 1000)
+    assert buf.tick_s() == pytest.approx(0.1)
+    assert buf.interval_s(N) is None
+    with pytest.raises(ValueError):
+        TierBuffer(clock, capacity=0)
