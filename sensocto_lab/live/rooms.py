@@ -455,7 +455,7 @@ class RoomStore:
             if room_id is not None:
                 room = self.check_code(room_id, code, client=client)
             else:
-                room = self._find_by_code(code, client)
+                room = self.find_by_code(code, client=client)
             with self._tx() as db:
                 db.execute(
                     "INSERT OR IGNORE INTO members VALUES (?, ?, ?, ?)",
@@ -463,7 +463,20 @@ class RoomStore:
                 )
             return room
 
-    def _find_by_code(self, code: str, client: str) -> Room:
+    def find_by_code(self, code: str, *, client: str) -> Room:
+        """The room whose join code is ``code`` (typed forgivingly); limited as :meth:`check_code`.
+
+        Raises
+        ------
+        LimitExceeded
+            ``too_many_attempts`` while ``client`` is locked out.
+        AuthError
+            ``invalid_join_code`` if no room has that code.
+        """
+        with self._lock:
+            return self._find_by_code_locked(code, client)
+
+    def _find_by_code_locked(self, code: str, client: str) -> Room:
         self._limiter.check(client)
         try:
             typed = normalize_code(code)
@@ -597,9 +610,13 @@ class RoomStore:
     # -- presence -------------------------------------------------------------------
 
     def enter(self, room_id: str, viewer_id: str, user_id: str) -> Presence:
-        """Record that session ``viewer_id`` of ``user_id`` is watching (must be a member)."""
+        """Record that session ``viewer_id`` of ``user_id`` is watching.
+
+        The caller has checked access (a join code, or membership): guests who
+        presented the code are present without being members.
+        """
         with self._tx() as db:
-            self._require(db, room_id, user_id, Action.VIEW)
+            self._get(db, room_id)
         with self._lock:
             p = Presence(room_id, viewer_id, user_id, self._clock.time_ns())
             self._presence[viewer_id] = p

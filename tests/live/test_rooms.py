@@ -157,6 +157,9 @@ def test_join_keeps_a_higher_role_and_rotation_retires_the_old_code(store: RoomS
         store.join(room.join_code, "ben", client="c")
     assert err.value.reason == "invalid_join_code"
     assert store.check_code("r", new, client="c").room_id == "r"
+    assert store.find_by_code(format_code(new).lower(), client="c").room_id == "r"
+    with pytest.raises(AuthError):
+        store.find_by_code("nonsense", client="c")
 
 
 def test_wrong_codes_are_rate_limited_per_client(store: RoomStore, clock: FakeClock) -> None:
@@ -183,8 +186,8 @@ def test_wrong_codes_are_rate_limited_per_client(store: RoomStore, clock: FakeCl
 def test_presence_is_per_session(store: RoomStore, clock: FakeClock) -> None:
     room = store.create_room("r", owner="ana")
     store.join(room.join_code, "ben", client="c")
-    with pytest.raises(AuthError):
-        store.enter("r", "v0", "stranger")
+    with pytest.raises(ValidationError):
+        store.enter("nope", "v0", "ana")
     store.enter("r", "v1", "ana")
     clock.advance(1.0)
     store.enter("r", "v2", "ben")
