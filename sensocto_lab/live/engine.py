@@ -1,0 +1,602 @@
+"""The live engine: sensor registry, one supervised task per sensor, storage, bus.
+
+A batch's path (DESIGN §2)::
+
+    ingest(batch) ─▶ sensor's bounded inbound queue ─▶ sensor task:
+        validate (kind) ─▶ stamp (recv_ts, per-attribute seq) ─▶ store.append ─▶ publish
+                                                                 │
+                                      the caller's ``await ingest`` returns here
+
+A sample is stored before it is published, and ``ingest`` returns the stamped batch
+only once it is stored. Errors that are the peer's fault (:class:`ValidationError`,
+:class:`UnknownSensorError`) and storage errors go back to that caller; the sensor
+keeps running. Any other exception in a sensor's task is a crash: the
+:class:`~sensocto_lab.live.supervisor.Supervisor` restarts the task with back-off,
+and the batch it held is retried (``EngineConfig.inflight_retries`` times) or failed
+back to its caller with a :class:`LocalError`, never dropped silently. A sensor that
+keeps crashing is stopped and reported ``failed`` on ``sensors:status``; other
+sensors do not notice.
+
+Threading: the engine runs on one event loop and only that loop mutates its state.
+With ``thread=True`` (the default inside a Jupyter kernel) that loop is an
+:class:`~sensocto_lab.live.host.EngineHost` thread; every public coroutine called
+from another loop hops onto it, so calling code is the same either way.
+:meth:`Engine.call` does the same for code without a loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import sys
+import threading
+from collections.abc import Callable, Coroutine, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Concatenate, ParamSpec, TypeVar
+
+from sensocto_lab.clock import Clock, SystemClock
+from sensocto_lab.errors import (
+    ClosedResourceError,
+    LocalError,
+    SensoctoError,
+    SensorFailedError,
+    UnknownSensorError,
+)
+from sensocto_lab.live.bus import Bus
+from sensocto_lab.live.host import EngineHost, running_loop
+from sensocto_lab.live.status import SensorState, SensorStatus, check_transition
+from sensocto_lab.live.supervisor import RestartPolicy, Supervisor
+from sensocto_lab.model import AttentionLevel, AttributeInfo, Batch, SensorInfo, check_id
+from sensocto_lab.storage.base import Store
+
+__all__ = ["Engine", "EngineConfig"]
+
+log = logging.getLogger(__name__)
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+#: Topic of sensor lifecycle messages.
+STATUS_TOPIC = "sensors:status"
+
+
+@dataclass(frozen=True, slots=True)
+class EngineConfig:
+    """How the engine runs.
+
+    Attributes
+    ----------
+    inbound_maxsize
+        Batches queued per sensor before ``ingest`` waits (back-pressure onto the
+        producer instead of unbounded memory).
+    restart
+        When crashed sensor tasks are restarted and when they are given up on.
+    inflight_retries
+        How many times the batch a sensor task held when it crashed is processed again
+        after the restart before it is failed back to its caller with ``LocalError``.
+    fault
+        Test hook: called with each validated batch inside the sensor task, just before
+        it is stamped and stored. An exception it raises is a crash of that task
+        (tests use it to prove restarts and isolation); ``None`` in production.
+    """
+
+    inbound_maxsize: int = 256
+    restart: RestartPolicy = field(default_factory=RestartPolicy)
+    inflight_retries: int = 1
+    fault: Callable[[Batch], None] | None = None
+
+    def __post_init__(self) -> None:
+        if self.inbound_maxsize < 1:
+            raise ValueError("inbound_maxsize must be at least 1")
+        if self.inflight_retries < 0:
+            raise ValueError("inflight_retries must be >= 0")
+
+
+@dataclass(slots=True, eq=False)
+class _Item:
+    """One batch waiting in (or held by) a sensor task, with its caller's future."""
+
+    batch: Batch
+    future: asyncio.Future[Batch]
+    attempts: int = 0
+
+
+@dataclass(slots=True, eq=False)
+class _Sensor:
+    """The engine's runtime state of one registered sensor (engine loop only)."""
+
+    info: SensorInfo
+    queue: asyncio.Queue[_Item | None]
+    state: SensorState = SensorState.REGISTERED
+    level: AttentionLevel = AttentionLevel.NONE
+    inflight: _Item | None = None
+    samples: int = 0
+    batches: int = 0
+    topic_data: str = ""
+    topic_room: str = ""
+
+    def __post_init__(self) -> None:
+        self.topic_data = f"data:{self.info.sensor_id}"
+        self.topic_room = f"room:{self.info.room}"
+
+
+def _on_engine_loop(
+    method: Callable[Concatenate[Engine, P], Coroutine[Any, Any, T]],
+) -> Callable[Concatenate[Engine, P], Coroutine[Any, Any, T]]:
+    """Run an engine coroutine method on the engine's loop, whichever loop awaits it."""
+
+    @functools.wraps(method)
+    async def hop(self: Engine, *args: P.args, **kwargs: P.kwargs) -> T:
+        loop = self._loop
+        if loop is None or running_loop() is loop:
+            return await method(self, *args, **kwargs)
+        future = asyncio.run_coroutine_threadsafe(method(self, *args, **kwargs), loop)
+        return await asyncio.wrap_future(future)
+
+    return hop
+
+
+def in_jupyter_kernel() -> bool:
+    """True in the main thread of an IPython kernel whose event loop is running.
+
+    That is where a blocking cell would stall an engine sharing the kernel's loop,
+    so :class:`Engine` then defaults to its own loop thread.
+    """
+    return (
+        "ipykernel" in sys.modules
+        and threading.current_thread() is threading.main_thread()
+        and running_loop() is not None
+    )
+
+
+class Engine:
+    """Registry, per-sensor tasks, storage and bus of a live recording.
+
+    Use ``engine = await Engine.start(data_dir)`` (then ``await engine.close()``) or
+    ``async with Engine(data_dir) as engine:``.
+
+    Parameters
+    ----------
+    data_dir
+        Where the default store keeps its files; ignored when ``store`` is given.
+    config
+        Engine settings (:class:`EngineConfig`).
+    clock
+        Time source for stamping, restarts and periodic work (default: real time).
+    store
+        A :class:`~sensocto_lab.storage.base.Store`; by default
+        ``TieredStore.open(data_dir)``. A store passed in is not closed by the engine.
+    thread
+        ``True``: run on a dedicated loop thread; ``False``: on the caller's loop;
+        ``None``: a thread inside a Jupyter kernel, else the caller's loop.
+    """
+
+    def __init__(
+        self,
+        data_dir: str | Path | None = None,
+        *,
+        config: EngineConfig | None = None,
+        clock: Clock | None = None,
+        store: Store | None = None,
+        thread: bool | None = None,
+    ) -> None:
+        if store is None and data_dir is None:
+            raise ValueError("Engine needs a data_dir, or a store to record into")
+        self.data_dir = None if data_dir is None else Path(data_dir)
+        self.config = config or EngineConfig()
+        self.clock: Clock = clock or SystemClock()
+        self._store = store
+        self._owns_store = store is None
+        self._thread_mode = thread
+        self.bus = Bus()
+        self._host: EngineHost | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._sensors: dict[str, _Sensor] = {}
+        self._seq: dict[tuple[str, str], int] = {}
+        self._supervisor: Supervisor | None = None
+        self._opened = False
+        self._closing = False
+        self._closed: asyncio.Event | None = None
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closing else ("running" if self._opened else "new")
+        where = "own thread" if self._host else "caller's loop"
+        return f"<Engine {state}, {len(self._sensors)} sensors, {where}>"
+
+    # ----------------------------------------------------------------- lifecycle
+
+    @classmethod
+    async def start(
+        cls,
+        data_dir: str | Path | None = None,
+        *,
+        config: EngineConfig | None = None,
+        clock: Clock | None = None,
+        store: Store | None = None,
+        thread: bool | None = None,
+    ) -> Engine:
+        """Create and open an engine (see the class parameters); returns once it runs."""
+        engine = cls(data_dir, config=config, clock=clock, store=store, thread=thread)
+        await engine.open()
+        return engine
+
+    async def open(self) -> None:
+        """Open the store and start the engine's loop work (once)."""
+        if self._opened:
+            raise RuntimeError("this engine was already started")
+        self._opened = True
+        threaded = self._thread_mode if self._thread_mode is not None else in_jupyter_kernel()
+        if not threaded:
+            await self._open_here()
+            return
+        self._host = EngineHost().start()
+        try:
+            await self._host.call(self._open_here)
+        except BaseException:
+            self._host.close()
+            raise
+
+    async def _open_here(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._closed = asyncio.Event()
+        if self._store is None:
+            from sensocto_lab import storage
+
+            # The tiered store lands separately; until it does, callers pass store=.
+            tiered = getattr(storage, "TieredStore", None)
+            if tiered is None:
+                raise LocalError(
+                    "the default TieredStore is not available; pass store=", reason="no_store"
+                )
+            assert self.data_dir is not None
+            self._store = tiered.open(self.data_dir, clock=self.clock)
+        self._supervisor = Supervisor(self.clock, self.config.restart, self._on_worker_state)
+
+    async def __aenter__(self) -> Engine:
+        await self.open()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+        await self.wait_closed()
+
+    async def close(self) -> None:
+        """Stop taking batches, finish the queued ones, close the store, stop the thread.
+
+        Every batch already queued is stored (or failed back to its caller) before the
+        store closes. Idempotent; :meth:`wait_closed` waits for the end.
+        """
+        if not self._opened or self._loop is None:
+            return
+        host = self._host
+        if running_loop() is self._loop:
+            await self._shutdown()
+            if host is not None:
+                host.stop_soon()
+            return
+        await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(self._shutdown(), self._loop))
+        if host is not None:
+            host.close()
+
+    async def wait_closed(self) -> None:
+        """Wait until :meth:`close` has finished (and the loop thread, if any, has ended)."""
+        if self._closed is None:
+            return
+        if self._host is None or running_loop() is self._loop:
+            await self._closed.wait()
+            return
+        if self._host.is_running:
+            await self._host.call(self._closed.wait)
+        thread = self._host.thread
+        if thread is not None and thread.is_alive():
+            await asyncio.to_thread(thread.join)
+
+    def close_sync(self) -> None:
+        """:meth:`close` for code without an event loop (blocks until done)."""
+        if self._host is None:
+            raise RuntimeError("close_sync needs a threaded engine; await engine.close() instead")
+        if self._host.is_running:
+            self._host.run_sync(self._shutdown)
+        self._host.close()
+
+    async def _shutdown(self) -> None:
+        if self._closing:
+            assert self._closed is not None
+            await self._closed.wait()
+            return
+        self._closing = True
+        try:
+            for sensor_id in list(self._sensors):
+                await self._remove_sensor(sensor_id)
+            if self._supervisor is not None:
+                await self._supervisor.close()
+            if self._owns_store and self._store is not None:
+                self._store.close()
+            self.bus.close()
+        finally:
+            assert self._closed is not None
+            self._closed.set()
+
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`close` has begun."""
+        return self._closing
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        """The loop the engine runs on (its own thread's, or the caller's)."""
+        if self._loop is None:
+            raise ClosedResourceError("the engine has not been started")
+        return self._loop
+
+    @property
+    def host(self) -> EngineHost | None:
+        """The loop thread when the engine runs on its own thread, else ``None``."""
+        return self._host
+
+    @property
+    def store(self) -> Store:
+        """The store every accepted batch is appended to."""
+        if self._store is None:
+            raise ClosedResourceError("the engine has not been started")
+        return self._store
+
+    def call(
+        self,
+        fn: Callable[P, Coroutine[Any, Any, T]],
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> T:
+        """Run the coroutine function ``fn(*args, **kwargs)`` on the engine loop and block.
+
+        For synchronous code (Panel callbacks, a CLI, a plain thread), e.g.
+        ``engine.call(engine.ingest, batch)``. Raises ``RuntimeError`` on the engine
+        loop's own thread, where blocking would deadlock (``await`` there).
+        """
+        loop = self.loop
+        if running_loop() is loop or (self._host is not None and self._host.in_host_thread()):
+            raise RuntimeError("engine.call on the engine loop would deadlock; await instead")
+        return asyncio.run_coroutine_threadsafe(fn(*args, **kwargs), loop).result()
+
+    def _check_open(self) -> None:
+        if self._closing or self._loop is None:
+            raise ClosedResourceError("the engine is closed" if self._closing else "not started")
+
+    # ------------------------------------------------------------------ registry
+
+    @property
+    def sensors(self) -> Mapping[str, SensorInfo]:
+        """Registered sensors by id (a snapshot)."""
+        return MappingProxyType({sid: s.info for sid, s in self._sensors.items()})
+
+    @_on_engine_loop
+    async def register_sensor(self, info: SensorInfo) -> SensorInfo:
+        """Register ``info`` (idempotent: an existing sensor takes the new info).
+
+        A sensor that had failed is started again. Returns the registered info.
+        """
+        self._check_open()
+        sensor = self._sensors.get(info.sensor_id)
+        if sensor is not None:
+            if sensor.info.room != info.room:
+                sensor.topic_room = f"room:{info.room}"
+            sensor.info = info
+            if sensor.state is SensorState.FAILED:
+                self._start_worker(sensor)
+            return info
+        queue: asyncio.Queue[_Item | None] = asyncio.Queue(self.config.inbound_maxsize)
+        sensor = _Sensor(info, queue)
+        self._sensors[info.sensor_id] = sensor
+        self.bus.publish(STATUS_TOPIC, SensorStatus(info.sensor_id, SensorState.REGISTERED))
+        self._start_worker(sensor)
+        return info
+
+    @_on_engine_loop
+    async def unregister_sensor(self, sensor_id: str) -> None:
+        """Remove a sensor once the batches already queued for it are stored.
+
+        Raises :class:`UnknownSensorError` if it is not registered.
+        """
+        self._check_open()
+        self._sensor(sensor_id)
+        await self._remove_sensor(sensor_id)
+
+    @_on_engine_loop
+    async def register_attribute(self, sensor_id: str, attribute: AttributeInfo) -> SensorInfo:
+        """Add (or replace) one attribute of a registered sensor; returns the new info."""
+        self._check_open()
+        sensor = self._sensor(sensor_id)
+        sensor.info = sensor.info.with_attribute(attribute)
+        return sensor.info
+
+    @_on_engine_loop
+    async def unregister_attribute(self, sensor_id: str, attribute_id: str) -> SensorInfo:
+        """Remove one attribute; later batches for it are refused. Returns the new info."""
+        self._check_open()
+        sensor = self._sensor(sensor_id)
+        if attribute_id not in sensor.info.attributes:
+            raise UnknownSensorError(
+                f"sensor {sensor_id!r} has no attribute {attribute_id!r}",
+                reason="unknown_attribute",
+            )
+        sensor.info = sensor.info.without_attribute(attribute_id)
+        return sensor.info
+
+    def _sensor(self, sensor_id: str) -> _Sensor:
+        sensor = self._sensors.get(sensor_id)
+        if sensor is None:
+            raise UnknownSensorError(f"sensor {sensor_id!r} is not registered")
+        return sensor
+
+    def state(self, sensor_id: str) -> SensorState:
+        """The lifecycle state of a registered sensor."""
+        return self._sensor(sensor_id).state
+
+    # ------------------------------------------------------------- sensor tasks
+
+    def _start_worker(self, sensor: _Sensor) -> None:
+        assert self._supervisor is not None
+        sid = sensor.info.sensor_id
+        self._supervisor.start(sid, functools.partial(self._run_sensor, sensor))
+
+    def _set_state(self, sensor: _Sensor, state: SensorState, detail: str = "") -> None:
+        sensor.state = check_transition(sensor.state, state)
+        self.bus.publish(STATUS_TOPIC, SensorStatus(sensor.info.sensor_id, state, detail))
+
+    def _on_worker_state(self, sensor_id: str, state: SensorState, detail: str) -> None:
+        sensor = self._sensors.get(sensor_id)
+        if sensor is None or sensor.state is SensorState.REMOVED:
+            return
+        self._set_state(sensor, state, detail)
+        if state is SensorState.FAILED:
+            self._fail_pending(sensor, SensorFailedError(f"sensor {sensor_id!r} failed: {detail}"))
+
+    def _fail_pending(self, sensor: _Sensor, error: Exception) -> None:
+        items: list[_Item | None] = [sensor.inflight]
+        sensor.inflight = None
+        while not sensor.queue.empty():
+            items.append(sensor.queue.get_nowait())
+        for item in items:
+            if item is not None and not item.future.done():
+                item.future.set_exception(error)
+
+    async def _run_sensor(self, sensor: _Sensor) -> None:
+        """The sensor task: take queued batches one by one until the stop sentinel."""
+        while True:
+            item = sensor.inflight
+            if item is None:
+                item = await sensor.queue.get()
+                if item is None:
+                    return
+                sensor.inflight = item
+            item.attempts += 1
+            try:
+                stamped = self._process(sensor, item.batch)
+            except SensoctoError as exc:
+                # The peer's bad batch, or storage refusing it: that caller's problem only.
+                sensor.inflight = None
+                if not item.future.done():
+                    item.future.set_exception(exc)
+                continue
+            except Exception as exc:
+                if item.attempts > self.config.inflight_retries:
+                    sensor.inflight = None
+                    if not item.future.done():
+                        item.future.set_exception(
+                            LocalError(
+                                f"processing {item.batch} crashed {item.attempts} times: {exc!r}",
+                                reason="sensor_crashed",
+                            )
+                        )
+                raise
+            sensor.inflight = None
+            if not item.future.done():
+                item.future.set_result(stamped)
+
+    def _process(self, sensor: _Sensor, batch: Batch) -> Batch:
+        """Validate, stamp, store and publish one batch (no awaits: one step on the loop)."""
+        attribute = sensor.info.attributes.get(batch.attribute_id)
+        if attribute is None:
+            raise UnknownSensorError(
+                f"sensor {sensor.info.sensor_id!r} has no attribute {batch.attribute_id!r}",
+                reason="unknown_attribute",
+            )
+        batch = batch.validated(attribute.kind)
+        if self.config.fault is not None:
+            self.config.fault(batch)
+        key = (batch.sensor_id, batch.attribute_id)
+        first = self._seq.get(key, 0)
+        stamped = batch.stamped(self.clock.time_ns(), first)
+        self.store.append(stamped, room=sensor.info.room, kind=attribute.kind)
+        self._seq[key] = first + len(stamped)
+        sensor.samples += len(stamped)
+        sensor.batches += 1
+        self._publish_batch(sensor, stamped)
+        return stamped
+
+    def _publish_batch(self, sensor: _Sensor, stamped: Batch) -> None:
+        bus = self.bus
+        bus.publish(sensor.topic_data, stamped)
+        if sensor.level is not AttentionLevel.NONE:
+            bus.publish(f"data:attention:{sensor.level.label}", stamped)
+        bus.publish(sensor.topic_room, stamped)
+
+    async def _remove_sensor(self, sensor_id: str) -> None:
+        sensor = self._sensors.get(sensor_id)
+        if sensor is None:
+            return
+        assert self._supervisor is not None
+        if sensor_id in self._supervisor:
+            await sensor.queue.put(None)
+            await self._supervisor.wait(sensor_id)
+        self._fail_pending(sensor, UnknownSensorError(f"sensor {sensor_id!r} was removed"))
+        del self._sensors[sensor_id]
+        self._set_state(sensor, SensorState.REMOVED)
+
+    # -------------------------------------------------------------------- ingest
+
+    @_on_engine_loop
+    async def ingest(self, batch: Batch) -> Batch:
+        """Record one batch; returns it stamped (``recv_ts``, ``seq``) once it is stored.
+
+        Waits while the sensor's inbound queue is full.
+
+        Raises
+        ------
+        UnknownSensorError
+            The sensor or attribute is not registered (reasons ``unknown_sensor``,
+            ``unknown_attribute``).
+        ValidationError
+            The batch breaks its kind's rules; nothing of it is stored.
+        SensorFailedError
+            The sensor's task kept crashing and was stopped.
+        LocalError
+            The sensor's task crashed on this very batch (reason ``sensor_crashed``).
+        StorageError, ClosedResourceError
+            The store could not take it, or the engine is closing.
+        """
+        self._check_open()
+        check_id(batch.sensor_id, "sensor_id")
+        sensor = self._sensor(batch.sensor_id)
+        if batch.attribute_id not in sensor.info.attributes:
+            raise UnknownSensorError(
+                f"sensor {batch.sensor_id!r} has no attribute {batch.attribute_id!r}; "
+                "register it first",
+                reason="unknown_attribute",
+            )
+        if sensor.state is SensorState.FAILED:
+            raise SensorFailedError(f"sensor {batch.sensor_id!r} has failed; register it again")
+        future: asyncio.Future[Batch] = asyncio.get_running_loop().create_future()
+        await sensor.queue.put(_Item(batch, future))
+        return await future
+
+    # -------------------------------------------------------------------- health
+
+    def health(self) -> dict[str, Any]:
+        """A JSON-able snapshot: sensors, storage counters and lag, bus counters."""
+        sensors = [
+            {
+                "id": sid,
+                "room": s.info.room,
+                "state": s.state.value,
+                "attention": s.level.label,
+                "samples": s.samples,
+                "batches": s.batches,
+                "queued": s.queue.qsize(),
+                "attributes": sorted(s.info.attributes),
+            }
+            for sid, s in list(self._sensors.items())
+        ]
+        storage: dict[str, Any] = {}
+        if self._store is not None and not (self._closing and self._owns_store):
+            storage = dict(self._store.stats())
+        return {
+            "state": "closed" if self._closing else ("running" if self._loop else "new"),
+            "threaded": self._host is not None,
+            "sensors": sensors,
+            "storage": storage,
+            "bus": self.bus.statistics(),
+        }
