@@ -1,0 +1,302 @@
+"""Participants' signals on one regular time grid: the input every analysis starts from.
+
+Recordings arrive as an :class:`xarray.Dataset` from ``store.history`` (one data
+variable per attribute, dims ``("sensor", "time")``, ``time`` the union of all
+sensors' timestamps, NaN where a sensor has no sample), as a DataArray, or as a
+plain ``(participants, samples)`` array with a sampling rate. Sensors may run at
+different rates and drop out. :func:`as_signals` puts them on one grid at ``fs``
+and marks every gap as NaN; it never fills a gap silently. Gaps up to
+``max_gap_s`` are bridged by linear interpolation only when asked, and the
+bridged samples are marked in :attr:`Signals.bridged`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import xarray as xr
+
+from sensocto_lab.errors import ValidationError
+
+__all__ = ["Signals", "as_signals", "bridge_gaps"]
+
+FloatArray = npt.NDArray[np.float64]
+BoolArray = npt.NDArray[np.bool_]
+
+#: A spacing larger than this many nominal sample intervals is a gap, not jitter.
+GAP_FACTOR = 2.5
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Signals:
+    """Signals of several participants sampled on one regular grid.
+
+    Attributes
+    ----------
+    values
+        ``float64`` array of shape ``(participants, samples)``; NaN where there is no data.
+    fs
+        Sampling rate of the grid, in Hz.
+    sensors
+        One label per row (sensor ids, or ``0..n-1`` for plain arrays), shape ``(participants,)``.
+    start_ns
+        Time of column 0 in ns since the epoch, or ``None`` when the input had no
+        absolute time (plain arrays, or a numeric time axis in seconds).
+    bridged
+        ``bool`` array like ``values``: True where a short gap was filled by linear
+        interpolation (only with ``max_gap_s > 0``).
+    attrs
+        Metadata carried over from the input (``units``, ``attribute``, ...).
+    """
+
+    values: FloatArray
+    fs: float
+    sensors: npt.NDArray[Any]
+    start_ns: int | None = None
+    bridged: BoolArray | None = None
+    attrs: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def n_participants(self) -> int:
+        """Number of rows."""
+        return int(self.values.shape[0])
+
+    @property
+    def n_samples(self) -> int:
+        """Number of grid columns."""
+        return int(self.values.shape[1])
+
+    def time(self) -> npt.NDArray[Any]:
+        """The grid's time coordinate: ``datetime64[ns]`` if absolute, else seconds from 0."""
+        offsets = np.arange(self.n_samples, dtype=np.float64) / self.fs
+        if self.start_ns is None:
+            return offsets
+        ns = self.start_ns + np.round(offsets * 1e9).astype(np.int64)
+        return ns.astype("datetime64[ns]")
+
+    def coords(self, sensor_dim: str = "sensor") -> dict[str, Any]:
+        """xarray coordinates ``{sensor_dim: sensors, "time": time()}``."""
+        return {sensor_dim: self.sensors, "time": self.time()}
+
+
+def _bad(detail: str, reason: str = "invalid_signal") -> ValidationError:
+    return ValidationError(detail, reason=reason)
+
+
+def _check_fs(fs: float | None, *, required: bool) -> float | None:
+    if fs is None:
+        if required:
+            raise _bad("a plain array needs its sampling rate: pass fs= in Hz", "missing_fs")
+        return None
+    if not np.isfinite(fs) or fs <= 0:
+        raise _bad(f"fs must be a positive number of Hz, got {fs!r}", "invalid_fs")
+    return float(fs)
+
+
+def as_signals(
+    data: xr.Dataset | xr.DataArray | npt.ArrayLike | Signals,
+    fs: float | None = None,
+    *,
+    attribute: str | None = None,
+    max_gap_s: float = 0.0,
+) -> Signals:
+    """Put a recording on one regular grid.
+
+    Parameters
+    ----------
+    data
+        ``store.history`` output (an :class:`xarray.Dataset`), a DataArray with a
+        ``"time"`` dim (and optionally ``"sensor"``), a ``(participants, samples)``
+        or ``(samples,)`` array, or :class:`Signals` (returned as is, re-bridged if asked).
+    fs
+        Grid rate in Hz. Required for plain arrays. For time-stamped input the default
+        is the median of the sensors' own rates, so no sensor is thinned much and none
+        is upsampled much.
+    attribute
+        Which data variable of a Dataset to use; default ``"respiration"`` if present,
+        else the only variable.
+    max_gap_s
+        Gaps up to this long (seconds) are bridged by linear interpolation and marked
+        in :attr:`Signals.bridged`; longer gaps stay NaN. Default 0: nothing is filled.
+
+    Returns
+    -------
+    Signals
+        ``float64`` values of shape ``(participants, samples)`` on the grid.
+
+    Raises
+    ------
+    ValidationError
+        Missing or invalid ``fs``, a Dataset without the attribute, wrong dims or
+        shapes, non-numeric values, or infinite values.
+    """
+    if max_gap_s < 0 or not np.isfinite(max_gap_s):
+        raise _bad(f"max_gap_s must be >= 0 seconds, got {max_gap_s!r}", "invalid_parameter")
+    if isinstance(data, Signals):
+        signals = data
+    elif isinstance(data, xr.Dataset):
+        signals = _from_dataarray(_pick_variable(data, attribute), fs)
+    elif isinstance(data, xr.DataArray):
+        signals = _from_dataarray(data, fs)
+    else:
+        signals = _from_array(data, _check_fs(fs, required=True))
+    if max_gap_s > 0:
+        values, bridged = bridge_gaps(signals.values, signals.fs, max_gap_s)
+        return Signals(
+            values, signals.fs, signals.sensors, signals.start_ns, bridged, signals.attrs
+        )
+    return signals
+
+
+def _pick_variable(ds: xr.Dataset, attribute: str | None) -> xr.DataArray:
+    names = [str(n) for n in ds.data_vars]
+    if attribute is None:
+        if "respiration" in names:
+            attribute = "respiration"
+        elif len(names) == 1:
+            attribute = names[0]
+        else:
+            raise _bad(
+                f"the Dataset holds {names}; pass attribute= to choose one", "missing_attribute"
+            )
+    if attribute not in names:
+        raise _bad(
+            f"the Dataset has no attribute {attribute!r}; it holds {names}", "unknown_attribute"
+        )
+    da = ds[attribute]
+    da.attrs.setdefault("attribute", attribute)
+    return da
+
+
+def _numeric(values: npt.ArrayLike) -> FloatArray:
+    try:
+        arr = np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise _bad(f"signal values must be numbers: {exc}") from None
+    if np.isinf(arr).any():
+        raise _bad("signal values must be finite or NaN (NaN marks a gap), not infinite")
+    return arr
+
+
+def _from_array(values: npt.ArrayLike, fs: float | None) -> Signals:
+    assert fs is not None
+    arr = _numeric(values)
+    if arr.ndim == 1:
+        arr = arr[np.newaxis, :]
+    if arr.ndim != 2 or arr.shape[1] == 0:
+        raise _bad(f"expected a (participants, samples) array, got shape {arr.shape}")
+    return Signals(arr, fs, np.arange(arr.shape[0]))
+
+
+def _from_dataarray(da: xr.DataArray, fs: float | None) -> Signals:
+    fs = _check_fs(fs, required=False)
+    if "time" not in da.dims:
+        raise _bad(f"the DataArray needs a 'time' dim, it has {da.dims}")
+    if da.ndim == 1:
+        da = da.expand_dims(sensor=[str(da.name or "0")])
+    extra = [d for d in da.dims if d not in ("sensor", "time")]
+    if da.ndim != 2 or extra:
+        raise _bad(
+            f"expected dims ('sensor', 'time'), got {da.dims}; select one component of a "
+            "vector attribute first (e.g. da.sel(component='x'))"
+        )
+    da = da.transpose("sensor", "time")
+    values = _numeric(da.values)
+    sensors = np.asarray(da["sensor"].values) if "sensor" in da.coords else np.arange(da.shape[0])
+    attrs = dict(da.attrs)
+    time = np.asarray(da["time"].values)
+    if np.issubdtype(time.dtype, np.datetime64):
+        t_ns = time.astype("datetime64[ns]").astype(np.int64)
+        absolute = True
+    elif np.issubdtype(time.dtype, np.number):
+        t_ns = np.round(time.astype(np.float64) * 1e9).astype(np.int64)
+        absolute = False
+    else:
+        raise _bad(f"time must be datetime64 or seconds, got dtype {time.dtype}")
+    if t_ns.size and (np.diff(t_ns) <= 0).any():
+        raise _bad("time must be strictly increasing")
+    grid_fs, start_ns, out = _resample(values, t_ns, fs)
+    return Signals(out, grid_fs, sensors, start_ns if absolute else None, None, attrs)
+
+
+def _sensor_rate(t_ns: npt.NDArray[np.int64]) -> float | None:
+    if t_ns.size < 2:
+        return None
+    return 1e9 / float(np.median(np.diff(t_ns)))
+
+
+def _resample(
+    values: FloatArray, t_ns: npt.NDArray[np.int64], fs: float | None
+) -> tuple[float, int, FloatArray]:
+    """Interpolate each row's own samples onto one grid; NaN outside and inside gaps."""
+    valid = ~np.isnan(values)
+    rows = [t_ns[v] for v in valid]
+    rates = [r for r in (_sensor_rate(t) for t in rows) if r is not None]
+    if fs is None:
+        if not rates:
+            raise _bad("no sensor has two samples; cannot infer a sampling rate (pass fs=)")
+        fs = float(np.median(rates))
+    present = [t for t in rows if t.size]
+    if not present:
+        raise _bad("the recording holds no samples")
+    start = min(int(t[0]) for t in present)
+    stop = max(int(t[-1]) for t in present)
+    n = int(np.floor((stop - start) * fs / 1e9 + 1e-9)) + 1
+    grid = start + np.round(np.arange(n) * (1e9 / fs)).astype(np.int64)
+    out = np.full((values.shape[0], n), np.nan)
+    for i, (t, row_valid) in enumerate(zip(rows, valid, strict=True)):
+        if t.size < 2:
+            continue
+        x = values[i, row_valid]
+        interval = float(np.median(np.diff(t)))
+        ratio = round(1e9 / interval / fs)
+        if ratio >= 2:
+            # Anti-alias before thinning: a boxcar over one grid step.
+            x = np.convolve(x, np.full(ratio, 1.0 / ratio), mode="same")
+        inside = (grid >= t[0]) & (grid <= t[-1])
+        g = grid[inside]
+        est = np.interp(g, t, x)
+        idx = np.searchsorted(t, g, side="left")
+        on_sample = t[np.minimum(idx, t.size - 1)] == g
+        right = np.clip(idx, 1, t.size - 1)
+        est[(t[right] - t[right - 1] > GAP_FACTOR * interval) & ~on_sample] = np.nan
+        out[i, inside] = est
+    return fs, start, out
+
+
+def bridge_gaps(values: FloatArray, fs: float, max_gap_s: float) -> tuple[FloatArray, BoolArray]:
+    """Fill interior NaN runs up to ``max_gap_s`` by linear interpolation, and mark them.
+
+    Parameters
+    ----------
+    values
+        ``(participants, samples)``; NaN marks a gap.
+    fs
+        Sampling rate in Hz.
+    max_gap_s
+        Longest gap (seconds) to fill. Runs at the start or end of a row are never
+        filled: there is nothing on one side to interpolate from.
+
+    Returns
+    -------
+    values, bridged
+        A filled copy, and a ``bool`` mask of the samples that were filled.
+    """
+    out = values.copy()
+    bridged = np.zeros(values.shape, dtype=bool)
+    max_len = int(np.floor(max_gap_s * fs + 1e-9))
+    if max_len < 1:
+        return out, bridged
+    for i in np.flatnonzero(np.isnan(values).any(axis=1)):
+        row = out[i]
+        nan = np.isnan(row)
+        edges = np.diff(np.concatenate(([0], nan.view(np.int8), [0])))
+        for a, b in zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1), strict=True):
+            if a == 0 or b == row.size or b - a > max_len:
+                continue
+            row[a:b] = np.interp(np.arange(a, b), [a - 1, b], [row[a - 1], row[b]])
+            bridged[i, a:b] = True
+    return out, bridged
