@@ -281,6 +281,11 @@ class ServerConnection:
         )
         return True
 
+    def refuse(self, data: str | bytes, error: PeerError) -> None:
+        """Refuse a frame without processing it (e.g. over a rate limit), by its ref."""
+        header = peek_header(data) if isinstance(data, str) else _peek_binary(data)
+        self._reject(error, header)
+
     # -- internals ----------------------------------------------------------------------
 
     def _dispatch(self, msg: Message) -> None:

@@ -248,3 +248,17 @@ def test_client_ignores_pushes_of_an_old_join() -> None:
     client.receive_text(json.dumps(["old", "old", "sensor:a", "phx_close", {}]))
     assert [type(e) for e in client.events_received()] == [Replied]
     assert client.state("sensor:a") is ChannelState.JOINED
+
+
+def test_refuse_answers_text_and_binary_frames_by_ref() -> None:
+    from sensocto_lab.errors import LimitExceeded
+
+    conn = joined()
+    err = LimitExceeded("slow down", reason="rate_limited")
+    conn.refuse('["1","5","sensor:a","measurement",{}]', err)
+    conn.refuse(encode_binary(Message("1", "6", "sensor:a", "measurements_binary", b"")), err)
+    conn.refuse(b"\x09", err)
+    assert [e.ref for e in conn.events_received()] == ["5", "6", None]  # type: ignore[union-attr]
+    replies = frames(conn)
+    assert [r[1] for r in replies] == ["5", "6"]
+    assert all(r[4]["response"]["reason"] == "rate_limited" for r in replies)  # type: ignore[index]
