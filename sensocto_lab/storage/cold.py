@@ -1,0 +1,308 @@
+"""The cold tier: Parquet files under hive partitions, written atomically.
+
+Layout: ``{cold}/room={room}/sensor={sensor}/attribute={attr}/date={YYYY-MM-DD}/``
+``part-{first:012d}-{last:012d}.parquet`` where ``first..last`` are the WAL generations
+the file was compacted from. Naming files by generation makes compaction idempotent: a
+crash between writing a part and deleting its WAL segment only means the same file is
+written again, byte for byte, under the same name.
+
+Columns: ``ts`` and ``recv_ts`` (``timestamp[ns, UTC]``), ``value`` (float32/float64,
+or ``fixed_size_list<float>`` for vectors) and ``seq`` (int64). Encodings are chosen
+for time series: timestamps and counters are delta-encoded (a regular 512 Hz clock
+costs bits per thousand samples), values ADC-quantised to few distinct numbers use a
+dictionary, other values byte-stream-split; all zstd-compressed. The kind, unit and
+nominal rate travel in the file's key-value metadata.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as ds
+import pyarrow.parquet as pq
+
+from sensocto_lab.errors import StorageError
+from sensocto_lab.model import KINDS, KindSpec
+from sensocto_lab.storage.wal import fsync_dir
+
+__all__ = [
+    "DAY_NS",
+    "ColdPart",
+    "delete_before",
+    "kind_of_part",
+    "list_parts",
+    "part_name",
+    "read_series",
+    "write_part",
+]
+
+DAY_NS = 86_400 * 10**9
+_TS_TYPE = pa.timestamp("ns", tz="UTC")
+_PART_RE = re.compile(r"^part-(\d{12})-(\d{12})\.parquet$")
+#: Above this share of distinct values, a dictionary costs more than it saves.
+_DICTIONARY_MAX_DISTINCT = 0.25
+
+
+@dataclass(frozen=True, slots=True)
+class ColdPart:
+    """One Parquet file of one series and UTC date, from WAL generations first..last."""
+
+    room: str
+    sensor_id: str
+    attribute_id: str
+    day: str
+    first: int
+    last: int
+    path: Path
+
+
+def part_name(first: int, last: int) -> str:
+    """File name of the part compacted from generations ``first..last``."""
+    return f"part-{first:012d}-{last:012d}.parquet"
+
+
+def _day_str(day_index: int) -> str:
+    return str(np.datetime64(day_index, "D"))
+
+
+def _day_index(day: str) -> int:
+    return int(np.datetime64(day, "D").astype(np.int64))
+
+
+def _value_array(values: npt.NDArray[Any]) -> pa.Array:
+    if values.ndim == 1:
+        return pa.array(values)
+    return pa.FixedSizeListArray.from_arrays(
+        pa.array(np.ascontiguousarray(values).ravel()), values.shape[1]
+    )
+
+
+def _value_encoding(values: npt.NDArray[Any]) -> tuple[bool, dict[str, str]]:
+    """Dictionary for ADC-quantised values (few distinct), byte-stream-split otherwise."""
+    n = values.size
+    if n and np.unique(values).size <= _DICTIONARY_MAX_DISTINCT * n:
+        return True, {}
+    column = "value" if values.ndim == 1 else "value.list.element"
+    return False, {column: "BYTE_STREAM_SPLIT"}
+
+
+def write_part(
+    cold_dir: Path,
+    room: str,
+    sensor_id: str,
+    attribute_id: str,
+    kind: KindSpec,
+    generations: tuple[int, int],
+    ts: npt.NDArray[np.int64],
+    recv_ts: npt.NDArray[np.int64],
+    seq: npt.NDArray[np.int64],
+    values: npt.NDArray[Any],
+    *,
+    compression: str = "zstd",
+    compression_level: int | None = None,
+    row_group_samples: int = 1_048_576,
+) -> list[Path]:
+    """Write one series' samples from WAL ``generations`` as one part per UTC date.
+
+    Each file is written to a temporary name, fsynced, renamed into place and its
+    directory fsynced, so a reader (or a crash) sees either no file or the whole file.
+
+    Returns
+    -------
+    list of Path
+        The files written, in date order.
+
+    Raises
+    ------
+    StorageError
+        A file could not be written.
+    """
+    days = ts // DAY_NS
+    written: list[Path] = []
+    bounds = np.flatnonzero(np.diff(days)) + 1
+    if not (np.diff(days) >= 0).all():
+        # Device clock went back across midnight: group by day without reordering.
+        order = np.argsort(days, kind="stable")
+        ts, recv_ts, seq, values, days = (
+            ts[order],
+            recv_ts[order],
+            seq[order],
+            values[order],
+            days[order],
+        )
+        bounds = np.flatnonzero(np.diff(days)) + 1
+    meta = {
+        b"sensocto": json.dumps(
+            {
+                "room": room,
+                "sensor": sensor_id,
+                "attribute": attribute_id,
+                "kind": kind.name,
+                "unit": kind.unit,
+                "rate_hz": kind.rate_hz,
+            }
+        ).encode()
+    }
+    for lo, hi in zip(np.r_[0, bounds], np.r_[bounds, ts.shape[0]], strict=True):
+        day = _day_str(int(days[lo]))
+        directory = (
+            cold_dir
+            / f"room={room}"
+            / f"sensor={sensor_id}"
+            / f"attribute={attribute_id}"
+            / f"date={day}"
+        )
+        path = directory / part_name(*generations)
+        vals = values[lo:hi]
+        use_dictionary, encodings = _value_encoding(vals)
+        table = pa.table(
+            {
+                "ts": pa.array(ts[lo:hi].view("datetime64[ns]")).cast(_TS_TYPE),
+                "recv_ts": pa.array(recv_ts[lo:hi].view("datetime64[ns]")).cast(_TS_TYPE),
+                "value": _value_array(vals),
+                "seq": pa.array(seq[lo:hi]),
+            }
+        ).replace_schema_metadata(meta)
+        tmp = path.with_name(path.name + ".tmp")
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+            with open(tmp, "wb") as f:
+                pq.write_table(
+                    table,
+                    f,
+                    row_group_size=row_group_samples,
+                    compression=compression,
+                    compression_level=compression_level,
+                    use_dictionary=["value"] if use_dictionary else False,
+                    column_encoding={
+                        "ts": "DELTA_BINARY_PACKED",
+                        "recv_ts": "DELTA_BINARY_PACKED",
+                        "seq": "DELTA_BINARY_PACKED",
+                        **encodings,
+                    },
+                )
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+            fsync_dir(directory)
+        except (OSError, pa.ArrowException) as exc:
+            raise StorageError(f"cannot write the Parquet part {path}: {exc}") from exc
+        written.append(path)
+    return written
+
+
+def _subdirs(path: Path, prefix: str, names: Sequence[str] | None) -> Iterable[tuple[str, Path]]:
+    if names is not None:
+        for name in names:
+            p = path / f"{prefix}={name}"
+            if p.is_dir():
+                yield name, p
+        return
+    try:
+        entries = list(os.scandir(path))
+    except FileNotFoundError:
+        return
+    for entry in entries:
+        if entry.is_dir() and entry.name.startswith(prefix + "="):
+            yield entry.name[len(prefix) + 1 :], Path(entry.path)
+
+
+def list_parts(
+    cold_dir: Path,
+    sensors: Sequence[str] | None = None,
+    attributes: Sequence[str] | None = None,
+    start: int | None = None,
+    end: int | None = None,
+    committed: int | None = None,
+) -> list[ColdPart]:
+    """The parts of the given series (``None``: all) whose date overlaps ``[start, end)``.
+
+    Parts from generations above ``committed`` are left out: they are being written by
+    the compactor (or were, when the process died) and their samples are still read
+    from the WAL.
+    """
+    first_day = None if start is None else start // DAY_NS
+    last_day = None if end is None else (end - 1) // DAY_NS
+    parts: list[ColdPart] = []
+    for room, room_dir in _subdirs(cold_dir, "room", None):
+        for sensor, sensor_dir in _subdirs(room_dir, "sensor", sensors):
+            for attr, attr_dir in _subdirs(sensor_dir, "attribute", attributes):
+                for day, day_dir in _subdirs(attr_dir, "date", None):
+                    d = _day_index(day)
+                    if (first_day is not None and d < first_day) or (
+                        last_day is not None and d > last_day
+                    ):
+                        continue
+                    for entry in os.scandir(day_dir):
+                        m = _PART_RE.match(entry.name)
+                        if not m:
+                            continue
+                        first, last = int(m.group(1)), int(m.group(2))
+                        if committed is not None and last > committed:
+                            continue
+                        parts.append(
+                            ColdPart(room, sensor, attr, day, first, last, Path(entry.path))
+                        )
+    parts.sort(key=lambda p: (p.sensor_id, p.attribute_id, p.first, p.day))
+    return parts
+
+
+def read_series(
+    parts: Sequence[ColdPart],
+    start: int | None = None,
+    end: int | None = None,
+    *,
+    with_values: bool = True,
+) -> pa.Table:
+    """The rows of ``parts`` (one series) with ``start <= ts < end``, in part order.
+
+    Columns ``ts``, ``recv_ts``, ``value`` (when ``with_values``) and ``seq``.
+    """
+    columns = ["ts", "recv_ts", "value", "seq"] if with_values else ["ts", "recv_ts", "seq"]
+    if not parts:
+        raise ValueError("read_series needs at least one part")
+    dataset = ds.dataset([str(p.path) for p in parts], format="parquet")
+    cond = None
+    if start is not None:
+        cond = pc.field("ts") >= pa.scalar(start, _TS_TYPE)
+    if end is not None:
+        upper = pc.field("ts") < pa.scalar(end, _TS_TYPE)
+        cond = upper if cond is None else cond & upper
+    try:
+        return dataset.to_table(columns=columns, filter=cond)
+    except (OSError, pa.ArrowException) as exc:
+        raise StorageError(f"cannot read Parquet parts of {parts[0].sensor_id}: {exc}") from exc
+
+
+def kind_of_part(part: ColdPart) -> KindSpec:
+    """The kind recorded in a part's metadata (``numeric`` if unknown)."""
+    meta = pq.read_schema(part.path).metadata or {}
+    info = json.loads(meta.get(b"sensocto", b"{}"))
+    return KINDS.get(info.get("kind", "numeric"), KINDS["numeric"])
+
+
+def delete_before(cold_dir: Path, day_index: int) -> int:
+    """Delete the date partitions older than ``day_index`` (days since the epoch).
+
+    Returns the number of partitions deleted.
+    """
+    deleted = 0
+    for _, room_dir in _subdirs(cold_dir, "room", None):
+        for _, sensor_dir in _subdirs(room_dir, "sensor", None):
+            for _, attr_dir in _subdirs(sensor_dir, "attribute", None):
+                for day, day_dir in _subdirs(attr_dir, "date", None):
+                    if _day_index(day) < day_index:
+                        shutil.rmtree(day_dir, ignore_errors=True)
+                        deleted += 1
+    return deleted

@@ -1,0 +1,324 @@
+"""The write-ahead log: Arrow IPC stream segments, written before ``append`` returns.
+
+Layout: ``{data_dir}/wal/seg-{generation:012d}-{layout}.arrows``. A *generation* is
+what is sealed and compacted as one unit; it has one IPC stream file per value layout
+(``f4x1`` = float32 scalars, ``f4x3`` = float32 3-vectors, ...) because an IPC stream
+has one schema. Each appended batch is one record batch with columns ``ts``,
+``recv_ts``, ``seq`` (int64 ns / counters) and ``value`` (the kind's dtype, a
+fixed-size list for vectors); room, sensor, attribute and kind ride along as the record
+batch's custom metadata.
+
+Durability: every record is handed to the OS with one unbuffered ``write`` before
+:meth:`WalWriter.write` returns, so a killed process loses nothing; :meth:`WalWriter.sync`
+(the store's fsync thread) makes it survive power loss. Readers stop at the first
+record they cannot read: after a crash only the torn last record of a file is lost.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+import re
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pyarrow as pa
+
+from sensocto_lab.errors import StorageError
+
+__all__ = [
+    "Chunk",
+    "SegmentFile",
+    "WalWriter",
+    "fsync_dir",
+    "layout_of",
+    "list_segments",
+    "read_segment",
+]
+
+log = logging.getLogger(__name__)
+
+_SEG_RE = re.compile(r"^seg-(\d{12})-(f[48]x\d+)\.arrows$")
+_META_KEYS = (b"room", b"sensor", b"attribute", b"kind")
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Chunk:
+    """Consecutive samples of one series as numpy arrays (one WAL record, or more).
+
+    ``ts``, ``recv_ts`` and ``seq`` are ``int64`` of shape ``(n,)`` (ns since the
+    epoch, ns since the epoch, counter); ``values`` is ``(n,)`` or ``(n, width)``.
+    """
+
+    room: str
+    sensor_id: str
+    attribute_id: str
+    kind: str
+    ts: npt.NDArray[np.int64]
+    recv_ts: npt.NDArray[np.int64]
+    seq: npt.NDArray[np.int64]
+    values: npt.NDArray[Any]
+
+    def __len__(self) -> int:
+        return int(self.ts.shape[0])
+
+
+@dataclass(frozen=True, slots=True)
+class SegmentFile:
+    """One WAL file: its generation, value layout and path."""
+
+    generation: int
+    layout: str
+    path: Path
+
+
+def layout_of(dtype: npt.DTypeLike, width: int) -> str:
+    """The layout tag of values of ``dtype`` and ``width``, e.g. ``"f4x1"``."""
+    dt = np.dtype(dtype)
+    if dt not in (np.dtype(np.float32), np.dtype(np.float64)):
+        raise StorageError(f"WAL stores float32 or float64 values, not {dt}", reason="bad_dtype")
+    return f"f{dt.itemsize}x{width}"
+
+
+def _value_type(layout: str) -> pa.DataType:
+    itemsize, width = layout[1:].split("x")
+    scalar = pa.float32() if itemsize == "4" else pa.float64()
+    return scalar if width == "1" else pa.list_(scalar, int(width))
+
+
+def _schema(layout: str) -> pa.Schema:
+    return pa.schema(
+        [
+            ("ts", pa.int64()),
+            ("recv_ts", pa.int64()),
+            ("seq", pa.int64()),
+            ("value", _value_type(layout)),
+        ]
+    )
+
+
+def _value_array(values: npt.NDArray[Any]) -> pa.Array:
+    if values.ndim == 1:
+        return pa.array(values)
+    width = values.shape[1]
+    return pa.FixedSizeListArray.from_arrays(pa.array(np.ascontiguousarray(values).ravel()), width)
+
+
+def _values_of(column: pa.Array) -> npt.NDArray[Any]:
+    if isinstance(column.type, pa.FixedSizeListType):
+        width = column.type.list_size
+        flat = column.flatten().to_numpy(zero_copy_only=False)
+        return flat.reshape(-1, width)
+    return column.to_numpy(zero_copy_only=False)
+
+
+def list_segments(wal_dir: Path) -> list[SegmentFile]:
+    """Every WAL file in ``wal_dir``, oldest generation first."""
+    found = []
+    for entry in os.scandir(wal_dir):
+        m = _SEG_RE.match(entry.name)
+        if m:
+            found.append(SegmentFile(int(m.group(1)), m.group(2), Path(entry.path)))
+    found.sort(key=lambda s: (s.generation, s.layout))
+    return found
+
+
+def read_segment(source: Path | pa.Buffer) -> tuple[list[Chunk], bool]:
+    """Read every complete record of one WAL file.
+
+    Parameters
+    ----------
+    source
+        The file, or a buffer holding a prefix of it.
+
+    Returns
+    -------
+    chunks, torn
+        The records in write order; ``torn`` is True when the file ends in a record
+        that cannot be read (a crash mid-write) or is empty, in which case that
+        record, and only that one, is missing.
+    """
+    buf = pa.memory_map(str(source)) if isinstance(source, Path) else pa.BufferReader(source)
+    chunks: list[Chunk] = []
+    with buf:
+        try:
+            reader = pa.ipc.open_stream(buf)
+        except (pa.ArrowInvalid, OSError):
+            return chunks, True  # crashed before the schema was fully written
+        while True:
+            try:
+                batch, meta = reader.read_next_batch_with_custom_metadata()
+            except StopIteration:
+                return chunks, False
+            except (pa.ArrowInvalid, OSError):
+                return chunks, True
+            if batch.num_rows == 0:
+                continue
+            room, sensor, attribute, kind = (meta[k].decode() for k in _META_KEYS)
+            chunks.append(
+                Chunk(
+                    room,
+                    sensor,
+                    attribute,
+                    kind,
+                    batch.column(0).to_numpy(),
+                    batch.column(1).to_numpy(),
+                    batch.column(2).to_numpy(),
+                    _values_of(batch.column(3)),
+                )
+            )
+
+
+class _Stream:
+    """One open IPC stream file of the current generation."""
+
+    __slots__ = ("file", "path", "schema", "writer")
+
+    def __init__(self, path: Path, layout: str) -> None:
+        self.path = path
+        # Unbuffered: each record reaches the OS in the write calls of write_batch.
+        self.file: io.FileIO = open(path, "xb", buffering=0)  # noqa: SIM115 - closed by sync()
+        self.schema = _schema(layout)
+        self.writer = pa.ipc.new_stream(self.file, self.schema)
+
+
+class WalWriter:
+    """Appends records to the current generation's files; seals generations.
+
+    Not thread-safe for writers: the store calls :meth:`write`, :meth:`seal` and
+    :meth:`close` under its own lock. :meth:`sync` may run concurrently from the fsync
+    thread: it only fsyncs file descriptors, and closes the files of sealed
+    generations once they are on disk.
+
+    Parameters
+    ----------
+    wal_dir
+        Directory of the segment files (created if missing).
+    generation
+        Number of the first generation to write; must be above every existing one.
+    """
+
+    def __init__(self, wal_dir: Path, generation: int) -> None:
+        self.wal_dir = wal_dir
+        wal_dir.mkdir(parents=True, exist_ok=True)
+        self.generation = generation
+        self.bytes = 0  # bytes written to the current generation
+        self._streams: dict[str, _Stream] = {}
+        self._unsynced: list[io.FileIO] = []  # sealed files awaiting their last fsync
+        self._dir_dirty = False
+        self._sync_lock = threading.Lock()
+        self._meta: dict[tuple[str, str, str, str], pa.KeyValueMetadata] = {}
+
+    @property
+    def files(self) -> dict[Path, int]:
+        """Path and committed size (bytes of complete records) of each open file."""
+        return {s.path: s.file.tell() for s in self._streams.values()}
+
+    def write(self, chunk: Chunk) -> int:
+        """Write one record to the OS; return the bytes it took.
+
+        Raises
+        ------
+        StorageError
+            The file could not be created or written (disk full, permissions).
+        """
+        layout = layout_of(
+            chunk.values.dtype, 1 if chunk.values.ndim == 1 else chunk.values.shape[1]
+        )
+        key = (chunk.room, chunk.sensor_id, chunk.attribute_id, chunk.kind)
+        meta = self._meta.get(key)
+        if meta is None:
+            meta = pa.KeyValueMetadata(
+                dict(zip(_META_KEYS, (k.encode() for k in key), strict=True))
+            )
+            self._meta[key] = meta
+        try:
+            stream = self._streams.get(layout)
+            if stream is None:
+                path = self.wal_dir / f"seg-{self.generation:012d}-{layout}.arrows"
+                stream = _Stream(path, layout)
+                with self._sync_lock:
+                    self._streams[layout] = stream
+                    self._dir_dirty = True
+            before = stream.file.tell()
+            batch = pa.RecordBatch.from_arrays(
+                [
+                    pa.array(chunk.ts),
+                    pa.array(chunk.recv_ts),
+                    pa.array(chunk.seq),
+                    _value_array(chunk.values),
+                ],
+                schema=stream.schema,
+            )
+            stream.writer.write_batch(batch, custom_metadata=meta)
+            written = stream.file.tell() - before
+        except (OSError, pa.ArrowException) as exc:
+            raise StorageError(f"cannot write the WAL in {self.wal_dir}: {exc}") from exc
+        self.bytes += written
+        return written
+
+    def seal(self) -> int | None:
+        """End the current generation (its files get an end-of-stream marker).
+
+        Returns the sealed generation's number, or ``None`` if it holds nothing; the
+        next :meth:`write` starts generation + 1.
+        """
+        if not self._streams:
+            return None
+        sealed = self.generation
+        with self._sync_lock:
+            streams, self._streams = self._streams, {}
+            for s in streams.values():
+                try:
+                    s.writer.close()
+                except (OSError, pa.ArrowException) as exc:
+                    log.warning("could not end WAL file %s cleanly: %s", s.path.name, exc)
+                self._unsynced.append(s.file)
+        self.generation += 1
+        self.bytes = 0
+        return sealed
+
+    def sync(self) -> None:
+        """fsync every open and newly sealed file (and the directory after new files).
+
+        Raises
+        ------
+        StorageError
+            An fsync failed; the data may not be durable.
+        """
+        with self._sync_lock:
+            files = [s.file for s in self._streams.values()] + self._unsynced
+            sealed, self._unsynced = self._unsynced, []
+            dir_dirty, self._dir_dirty = self._dir_dirty, False
+            # Sync under the lock so seal() cannot close a descriptor we are using.
+            try:
+                for f in files:
+                    os.fsync(f.fileno())
+                if dir_dirty:
+                    fsync_dir(self.wal_dir)
+            except OSError as exc:
+                self._unsynced = sealed + self._unsynced
+                self._dir_dirty = self._dir_dirty or dir_dirty
+                raise StorageError(f"cannot fsync the WAL in {self.wal_dir}: {exc}") from exc
+            for f in sealed:
+                f.close()
+
+    def close(self) -> int | None:
+        """Seal the current generation and fsync everything; return the sealed number."""
+        sealed = self.seal()
+        self.sync()
+        return sealed
+
+
+def fsync_dir(path: Path) -> None:
+    """fsync a directory so that files created or renamed in it survive a power loss."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
