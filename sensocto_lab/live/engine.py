@@ -45,11 +45,20 @@ from sensocto_lab.errors import (
     SensorFailedError,
     UnknownSensorError,
 )
+from sensocto_lab.live.attention import AttentionChange, AttentionConfig, AttentionTracker
 from sensocto_lab.live.bus import Bus
 from sensocto_lab.live.host import EngineHost, running_loop
+from sensocto_lab.live.load import LoadConfig, LoadMonitor, LoadSample, SystemProbe
 from sensocto_lab.live.status import SensorState, SensorStatus, check_transition
 from sensocto_lab.live.supervisor import RestartPolicy, Supervisor
-from sensocto_lab.model import AttentionLevel, AttributeInfo, Batch, SensorInfo, check_id
+from sensocto_lab.model import (
+    AttentionLevel,
+    AttributeInfo,
+    Batch,
+    LoadLevel,
+    SensorInfo,
+    check_id,
+)
 from sensocto_lab.storage.base import Store
 
 __all__ = ["Engine", "EngineConfig"]
@@ -61,6 +70,11 @@ T = TypeVar("T")
 
 #: Topic of sensor lifecycle messages.
 STATUS_TOPIC = "sensors:status"
+#: Topic of load level changes.
+LOAD_TOPIC = "system:load"
+
+#: ``probe(loop_lag_s, queue_fill) -> LoadSample``: how the engine measures load.
+LoadProbe = Callable[[float, float], LoadSample]
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +91,17 @@ class EngineConfig:
     inflight_retries
         How many times the batch a sensor task held when it crashed is processed again
         after the restart before it is failed back to its caller with ``LocalError``.
+    attention
+        Attention tiers, decay and battery caps (:class:`AttentionConfig`).
+    attention_tick_s
+        How often focus decay and vanished-viewer cleanup are applied, seconds (clock).
+    load
+        Load thresholds and hysteresis (:class:`LoadConfig`).
+    load_interval_s
+        How often load is sampled, seconds (clock).
+    load_probe
+        ``probe(loop_lag_s, queue_fill) -> LoadSample``; by default
+        :class:`SystemProbe` adds system CPU and memory from psutil. Tests inject one.
     fault
         Test hook: called with each validated batch inside the sensor task, just before
         it is stamped and stored. An exception it raises is a crash of that task
@@ -86,6 +111,11 @@ class EngineConfig:
     inbound_maxsize: int = 256
     restart: RestartPolicy = field(default_factory=RestartPolicy)
     inflight_retries: int = 1
+    attention: AttentionConfig = field(default_factory=AttentionConfig)
+    attention_tick_s: float = 1.0
+    load: LoadConfig = field(default_factory=LoadConfig)
+    load_interval_s: float = 1.0
+    load_probe: LoadProbe | None = None
     fault: Callable[[Batch], None] | None = None
 
     def __post_init__(self) -> None:
@@ -93,6 +123,8 @@ class EngineConfig:
             raise ValueError("inbound_maxsize must be at least 1")
         if self.inflight_retries < 0:
             raise ValueError("inflight_retries must be >= 0")
+        if not (self.attention_tick_s > 0 and self.load_interval_s > 0):
+            raise ValueError("attention_tick_s and load_interval_s must be > 0")
 
 
 @dataclass(slots=True, eq=False)
@@ -192,6 +224,10 @@ class Engine:
         self._owns_store = store is None
         self._thread_mode = thread
         self.bus = Bus()
+        self.attention = AttentionTracker(
+            self.clock, self.config.attention, on_change=self._on_attention_change
+        )
+        self.load = LoadMonitor(self.clock, self.config.load)
         self._host: EngineHost | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._sensors: dict[str, _Sensor] = {}
@@ -254,6 +290,10 @@ class Engine:
             assert self.data_dir is not None
             self._store = tiered.open(self.data_dir, clock=self.clock)
         self._supervisor = Supervisor(self.clock, self.config.restart, self._on_worker_state)
+        # Periodic work runs supervised too; its names cannot clash with sensor ids.
+        self._supervisor.start("@attention", self._attention_loop)
+        probe = self.config.load_probe or SystemProbe().sample
+        self._supervisor.start("@load", functools.partial(self._load_loop, probe))
 
     async def __aenter__(self) -> Engine:
         await self.open()
@@ -388,8 +428,9 @@ class Engine:
                 self._start_worker(sensor)
             return info
         queue: asyncio.Queue[_Item | None] = asyncio.Queue(self.config.inbound_maxsize)
-        sensor = _Sensor(info, queue)
+        sensor = _Sensor(info, queue, level=self.attention.level(info.sensor_id))
         self._sensors[info.sensor_id] = sensor
+        self.attention.add_sensor(info.sensor_id)
         self.bus.publish(STATUS_TOPIC, SensorStatus(info.sensor_id, SensorState.REGISTERED))
         self._start_worker(sensor)
         return info
@@ -515,7 +556,14 @@ class Engine:
         sensor.samples += len(stamped)
         sensor.batches += 1
         self._publish_batch(sensor, stamped)
+        if attribute.kind.name == "battery":
+            self._note_battery(sensor, float(stamped.values[-1]))
         return stamped
+
+    def _note_battery(self, sensor: _Sensor, pct: float) -> None:
+        """Let a low battery cap the sensor's attention level (DESIGN §5)."""
+        if 0.0 <= pct <= 100.0:
+            self.attention.set_battery(sensor.info.sensor_id, pct)
 
     def _publish_batch(self, sensor: _Sensor, stamped: Batch) -> None:
         bus = self.bus
@@ -534,6 +582,7 @@ class Engine:
             await self._supervisor.wait(sensor_id)
         self._fail_pending(sensor, UnknownSensorError(f"sensor {sensor_id!r} was removed"))
         del self._sensors[sensor_id]
+        self.attention.remove_sensor(sensor_id)
         self._set_state(sensor, SensorState.REMOVED)
 
     # -------------------------------------------------------------------- ingest
@@ -573,6 +622,67 @@ class Engine:
         await sensor.queue.put(_Item(batch, future))
         return await future
 
+    # ----------------------------------------------------------- attention, load
+
+    @_on_engine_loop
+    async def set_views(
+        self, viewer_id: str, views: Mapping[str, object], *, replace: bool = False
+    ) -> list[AttentionChange]:
+        """Set many of one viewer's views at once (sensor id → level) and renew the viewer.
+
+        Levels are :class:`AttentionLevel`, their wire names or 0–3; ``replace`` drops the
+        viewer's other views. Every resulting change is published on ``signal:{sensor}``.
+        Raises :class:`ValidationError` (and changes nothing) on a bad id or level.
+        """
+        self._check_open()
+        return self.attention.set_views(viewer_id, views, replace=replace)
+
+    @_on_engine_loop
+    async def remove_viewer(self, viewer_id: str) -> list[AttentionChange]:
+        """Forget a viewer and its views (a closed dashboard, a dropped lens)."""
+        self._check_open()
+        return self.attention.remove_viewer(viewer_id)
+
+    @_on_engine_loop
+    async def renew_viewer(self, viewer_id: str) -> None:
+        """Keep a viewer alive (its heartbeat); viewers not renewed are cleaned up."""
+        self._check_open()
+        self.attention.renew(viewer_id)
+
+    def _on_attention_change(self, changes: list[AttentionChange]) -> None:
+        for change in changes:
+            sensor = self._sensors.get(change.sensor_id)
+            if sensor is not None:
+                sensor.level = change.new
+            self.bus.publish(f"signal:{change.sensor_id}", change.config)
+
+    async def _attention_loop(self) -> None:
+        while True:
+            await self.clock.sleep(self.config.attention_tick_s)
+            self.attention.tick()
+
+    async def _load_loop(self, probe: LoadProbe) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await self.clock.sleep(self.config.load_interval_s)
+            # Lag: how long the loop takes to come back to us through its ready queue.
+            before = loop.time()
+            await asyncio.sleep(0)
+            lag = loop.time() - before
+            fill = max(
+                (s.queue.qsize() / self.config.inbound_maxsize for s in self._sensors.values()),
+                default=0.0,
+            )
+            level = self.load.update(probe(lag, min(fill, 1.0)))
+            if level is not None:
+                self._apply_load(level)
+
+    def _apply_load(self, level: LoadLevel) -> None:
+        log.info("system load is now %s", level.label)
+        self.store.set_load_scale(self.load.memory_scale)
+        self.attention.set_load(level)
+        self.bus.publish(LOAD_TOPIC, level)
+
     # -------------------------------------------------------------------- health
 
     def health(self) -> dict[str, Any]:
@@ -597,6 +707,8 @@ class Engine:
             "state": "closed" if self._closing else ("running" if self._loop else "new"),
             "threaded": self._host is not None,
             "sensors": sensors,
+            "load": self.load.level.label,
+            "attention": self.attention.stats(),
             "storage": storage,
             "bus": self.bus.statistics(),
         }

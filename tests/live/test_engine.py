@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections import defaultdict
-from typing import Any
 
 import numpy as np
 import pytest
+from engine_support import WAIT, MemoryStore, hr_batch, hr_sensor
 
 from sensocto_lab.clock import FakeClock
 from sensocto_lab.errors import (
@@ -27,73 +26,8 @@ from sensocto_lab.live.bus import Overflow, Subscription
 from sensocto_lab.live.engine import Engine, EngineConfig
 from sensocto_lab.live.status import SensorState, SensorStatus
 from sensocto_lab.live.supervisor import RestartPolicy
-from sensocto_lab.model import AttributeInfo, Batch, KindSpec, SensorInfo
+from sensocto_lab.model import AttributeInfo, Batch, SensorInfo
 from sensocto_lab.storage.base import Store
-
-T0 = 1_767_225_600 * 10**9
-WAIT = 10.0  # generous ceiling for events that normally take microseconds
-
-
-class MemoryStore:
-    """The ``Store`` protocol over Python lists: enough to check what the engine stored."""
-
-    def __init__(self) -> None:
-        self.batches: dict[tuple[str, str], list[Batch]] = defaultdict(list)
-        self.rooms: dict[str, str] = {}
-        self.scale = 1.0
-        self.closed = False
-        self.fail_next: Exception | None = None
-
-    def append(self, batch: Batch, *, room: str, kind: KindSpec) -> None:
-        if self.closed:
-            raise ClosedResourceError("store closed")
-        if self.fail_next is not None:
-            exc, self.fail_next = self.fail_next, None
-            raise exc
-        assert batch.recv_ts is not None and batch.seq is not None
-        self.batches[(batch.sensor_id, batch.attribute_id)].append(batch)
-        self.rooms[batch.sensor_id] = room
-
-    def latest(self, sensor_id: str, attribute_id: str, n: int | None = None) -> Any:
-        got = self.batches[(sensor_id, attribute_id)]
-        ts = np.concatenate([b.ts for b in got]) if got else np.empty(0, np.int64)
-        values = np.concatenate([b.values for b in got]) if got else np.empty(0)
-        return (ts, values) if n is None else (ts[-n:], values[-n:])
-
-    def set_load_scale(self, scale: float) -> None:
-        self.scale = scale
-
-    def history(
-        self, sensors: Any = None, attributes: Any = None, start: Any = None, end: Any = None
-    ) -> Any:
-        raise NotImplementedError("history is the tiered store's; not used by these tests")
-
-    def stats(self) -> dict[str, Any]:
-        return {"samples": self.samples(), "storage_lag_s": 0.0}
-
-    def flush(self) -> None:
-        pass
-
-    def close(self) -> None:
-        self.closed = True
-
-    def samples(self, sensor_id: str | None = None) -> int:
-        return sum(
-            len(b) for (sid, _), bs in self.batches.items() for b in bs if sensor_id in (None, sid)
-        )
-
-    def values(self, sensor_id: str, attribute_id: str) -> np.ndarray:
-        return self.latest(sensor_id, attribute_id)[1]
-
-
-def hr_sensor(sensor_id: str, room: str = "lab") -> SensorInfo:
-    return SensorInfo(sensor_id, {"hr": AttributeInfo.of("hr")}, room=room)
-
-
-def hr_batch(sensor_id: str, start: int, n: int = 5, attribute: str = "hr") -> Batch:
-    """``n`` samples 10 ms apart, values start, start+1, ... (so order and loss show)."""
-    ts = T0 + np.arange(start, start + n, dtype=np.int64) * 10_000_000
-    return Batch(sensor_id, attribute, ts, np.arange(start, start + n, dtype=np.float64))
 
 
 async def next_status(sub: Subscription, sensor_id: str, state: SensorState) -> SensorStatus:
