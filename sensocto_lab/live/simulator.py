@@ -6,22 +6,22 @@ returned batches in as ordinary sensors ``sim-{room}-{i}``.
 
 Model
 -----
-Participant ``i``'s breathing phase ``θ_i`` (radians, unwrapped; 0 = start of an inhale)
-follows the noisy Kuramoto model::
+Participant ``i``'s breathing phase ``θ_i`` (radians, unwrapped) follows the noisy Kuramoto model::
 
     dθ_i = (ω_i + (K/N) Σ_j sin(θ_j − θ_i)) dt + σ dW_i
 
 integrated by Euler–Maruyama on sub-steps of at most ``max_substep_s``; natural rates
-``ω_i = 2π f_i`` with ``f_i`` around 0.25 Hz. Because the coupling and the phases are
-known, :attr:`~GroupSimulator.true_phases` and
-:meth:`~GroupSimulator.true_order_parameter` are the ground truth the synchrony analysis is
-validated against (DESIGN §7).
+``ω_i = 2π f_i`` with ``f_i`` around 0.25 Hz. Phase 0 (mod 2π) is the peak of a breath,
+the end of an inhale: the convention of :mod:`sensocto_lab.sync.phase`. Because the
+coupling and the phases are known, :attr:`~GroupSimulator.true_phases` and
+:meth:`~GroupSimulator.true_order_parameter` are the ground truth the synchrony analysis
+is validated against (DESIGN §7).
 
 From the phase:
 
 - ``respiration``: an asymmetric breath (inhale shorter than exhale) plus noise, a.u.;
 - ``hr``: heart rate in bpm with respiratory sinus arrhythmia,
-  ``HR_i(t) = HR0_i + A_i sin θ_i(t)`` (faster while inhaling);
+  ``HR_i(t) = HR0_i + A_i cos θ_i(t)`` (rising through the inhale, fastest at its end);
 - ``rr``: one event per heartbeat, timestamped at the beat, value the interval since the
   previous beat in ms; beats are where the heart phase ``ψ_i = ∫ HR_i/60 dt`` crosses an
   integer;
@@ -140,11 +140,12 @@ class SimConfig:
 def breath_shape(theta: npt.ArrayLike, inhale_fraction: float = 0.4) -> FloatArray:
     """Lung volume over a breath, 0 (empty) to 1 (full), from the phase ``theta`` (rad).
 
-    The inhale (phase 0 to ``2π·inhale_fraction``) rises as half a cosine and the longer
-    exhale falls as the other half, so the wave is periodic, smooth and asymmetric.
+    Full at phase 0 (the peak). The inhale (phase ``-2π·inhale_fraction`` to 0) rises as
+    half a cosine and the longer exhale falls as the other half, so the wave is periodic,
+    smooth and asymmetric.
     """
-    phi = np.mod(np.asarray(theta, dtype=np.float64), 2 * math.pi)
     split = 2 * math.pi * inhale_fraction
+    phi = np.mod(np.asarray(theta, dtype=np.float64) + split, 2 * math.pi)
     warped = np.where(
         phi < split,
         phi / (2 * inhale_fraction),
@@ -417,9 +418,9 @@ class GroupSimulator:
         return nodes
 
     def _heart_rate(self, theta: FloatArray) -> FloatArray:
-        """Heart rate in bpm with RSA: faster while inhaling (0 < θ mod 2π < π)."""
+        """Heart rate in bpm with RSA: fastest at the end of an inhale (θ ≡ 0)."""
         # The floor keeps the heart phase strictly increasing whatever rsa_bpm is set to.
-        return np.maximum(self._hr0 + self._rsa * np.sin(theta), 20.0)
+        return np.maximum(self._hr0 + self._rsa * np.cos(theta), 20.0)
 
     def _integrate_heart(self, hr_nodes: FloatArray, h: float) -> FloatArray:
         """Heart phase in beats at the nodes (trapezoidal integral of HR/60)."""

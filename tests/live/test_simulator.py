@@ -4,6 +4,7 @@ import math
 
 import numpy as np
 import pytest
+from scipy.signal import find_peaks
 
 from sensocto_lab.errors import ValidationError
 from sensocto_lab.live.simulator import GroupSimulator, SimConfig, SimStep, breath_shape
@@ -115,10 +116,10 @@ def test_rsa_heart_rate_follows_breathing_phase() -> None:
         inst_hr = 60_000.0 / rr_ms[1:]
         mid = (beat_ts[1:] + beat_ts[:-1]) / 2
         theta = np.interp(mid, phase_ts, phase[:, i])
-        assert np.corrcoef(inst_hr, np.sin(theta))[0, 1] > 0.7
+        assert np.corrcoef(inst_hr, np.cos(theta))[0, 1] > 0.7
         # The 1 Hz HR carries the same modulation.
         hr_ts, hr = _collect(steps, "hr", i)
-        assert np.corrcoef(hr, np.sin(np.interp(hr_ts, phase_ts, phase[:, i])))[0, 1] > 0.9
+        assert np.corrcoef(hr, np.cos(np.interp(hr_ts, phase_ts, phase[:, i])))[0, 1] > 0.9
         assert 40 < hr.mean() < 130
         assert np.ptp(hr) > 3  # a few bpm of arrhythmia
         # RR intervals match the beat spacing.
@@ -136,9 +137,14 @@ def test_ecg_r_peaks_sit_on_the_rr_beats(noise_mv: float, tolerance_samples: flo
     for i in range(3):
         ts, ecg = _collect(steps, "ecg", i)
         beat_ts, _ = _collect(steps, "rr", i)
-        is_peak = (ecg[1:-1] > 0.6) & (ecg[1:-1] >= ecg[:-2]) & (ecg[1:-1] > ecg[2:])
-        peaks = ts[1:-1][is_peak]
-        inner = beat_ts[(beat_ts > ts[1]) & (beat_ts < ts[-2])]
+        # R peaks: tall maxima at least 250 ms apart (a refractory period, so noise on
+        # the R wave's top cannot split one peak into two).
+        peaks = ts[find_peaks(ecg, height=0.6, distance=round(0.25 * 250))[0]]
+        # Away from the record's edges, where a peak may fall just outside.
+        margin = 5 * 10**9 // 250
+        lo, hi = ts[0] + margin, ts[-1] - margin
+        peaks = peaks[(peaks > lo) & (peaks < hi)]
+        inner = beat_ts[(beat_ts > lo) & (beat_ts < hi)]
         assert len(peaks) == len(inner) > 50
         assert np.abs(peaks - inner).max() <= tolerance_samples * 1e9 / 250.0 + 1
 
@@ -210,3 +216,33 @@ def test_bad_setup_is_refused(make: object) -> None:
 def test_batch_type_is_the_model_batch() -> None:
     sim = GroupSimulator(1, seed=0, start_ns=T0)
     assert all(isinstance(b, Batch) for b in sim.step(1.0).batches)
+
+
+def test_breath_peaks_at_phase_zero_and_is_asymmetric() -> None:
+    p = 0.4
+    theta = np.linspace(-np.pi, np.pi, 2001)
+    shape = breath_shape(theta, p)
+    assert theta[np.argmax(shape)] == pytest.approx(0.0, abs=1e-2)
+    assert breath_shape([0.0, -2 * np.pi * p, 2 * np.pi * (1 - p)], p) == pytest.approx([1, 0, 0])
+    # Inhale (rise) takes 40 % of the cycle, exhale 60 %.
+    assert np.all(np.diff(breath_shape(np.linspace(-2 * np.pi * p, 0, 50), p)) > 0)
+    assert np.all(np.diff(breath_shape(np.linspace(0, 2 * np.pi * (1 - p), 50), p)) < 0)
+
+
+@pytest.mark.parametrize(("coupling", "expect_sync"), [(0.0, False), (2.0, True)])
+def test_sync_analysis_recovers_the_true_phases(coupling: float, expect_sync: bool) -> None:
+    from sensocto_lab.sync.kuramoto import order_parameter
+    from sensocto_lab.sync.phase import phases
+
+    sim = GroupSimulator(16, coupling=coupling, seed=11, start_ns=T0)
+    steps = _run(sim, 180, dt=1.0)
+    _, true_phase = _phase_record(steps)
+    resp = np.stack([_collect(steps, "respiration", i)[1] for i in range(16)])
+    estimated = phases(resp, fs=sim.config.respiration_hz).values
+    keep = slice(400, -400)  # away from the filter's edges (20 s each side)
+    error = np.angle(np.exp(1j * (estimated[:, keep] - true_phase.T[:, keep])))
+    assert np.median(np.abs(error)) < 0.35
+    r_est = order_parameter(estimated[:, keep]).values
+    r_true = np.abs(np.exp(1j * true_phase[keep]).mean(axis=1))
+    assert np.abs(r_est - r_true).mean() < 0.1
+    assert (r_true.mean() > 0.9) == expect_sync
