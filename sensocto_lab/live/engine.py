@@ -59,7 +59,7 @@ from sensocto_lab.model import (
     SensorInfo,
     check_id,
 )
-from sensocto_lab.storage.base import Store
+from sensocto_lab.storage import StorageConfig, Store, TieredStore
 
 __all__ = ["Engine", "EngineConfig"]
 
@@ -102,6 +102,8 @@ class EngineConfig:
     load_probe
         ``probe(loop_lag_s, queue_fill) -> LoadSample``; by default
         :class:`SystemProbe` adds system CPU and memory from psutil. Tests inject one.
+    storage
+        Settings of the default :class:`TieredStore` (ignored when a store is passed in).
     fault
         Test hook: called with each validated batch inside the sensor task, just before
         it is stamped and stored. An exception it raises is a crash of that task
@@ -116,6 +118,7 @@ class EngineConfig:
     load: LoadConfig = field(default_factory=LoadConfig)
     load_interval_s: float = 1.0
     load_probe: LoadProbe | None = None
+    storage: StorageConfig | None = None
     fault: Callable[[Batch], None] | None = None
 
     def __post_init__(self) -> None:
@@ -279,16 +282,8 @@ class Engine:
         self._loop = asyncio.get_running_loop()
         self._closed = asyncio.Event()
         if self._store is None:
-            from sensocto_lab import storage
-
-            # The tiered store lands separately; until it does, callers pass store=.
-            tiered = getattr(storage, "TieredStore", None)
-            if tiered is None:
-                raise LocalError(
-                    "the default TieredStore is not available; pass store=", reason="no_store"
-                )
             assert self.data_dir is not None
-            self._store = tiered.open(self.data_dir, clock=self.clock)
+            self._store = TieredStore.open(self.data_dir, self.config.storage, clock=self.clock)
         self._supervisor = Supervisor(self.clock, self.config.restart, self._on_worker_state)
         # Periodic work runs supervised too; its names cannot clash with sensor ids.
         self._supervisor.start("@attention", self._attention_loop)
@@ -354,7 +349,8 @@ class Engine:
             if self._supervisor is not None:
                 await self._supervisor.close()
             if self._owns_store and self._store is not None:
-                self._store.close()
+                # Closing seals and compacts the WAL: disk work kept off the loop.
+                await asyncio.to_thread(self._store.close)
             self.bus.close()
         finally:
             assert self._closed is not None

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -27,7 +28,7 @@ from sensocto_lab.live.engine import Engine, EngineConfig
 from sensocto_lab.live.status import SensorState, SensorStatus
 from sensocto_lab.live.supervisor import RestartPolicy
 from sensocto_lab.model import AttributeInfo, Batch, SensorInfo
-from sensocto_lab.storage.base import Store
+from sensocto_lab.storage import Store, TieredStore
 
 
 async def next_status(sub: Subscription, sensor_id: str, state: SensorState) -> SensorStatus:
@@ -411,3 +412,23 @@ async def test_jupyter_kernel_is_detected_only_in_its_main_thread(
     finally:
         await engine.close()
     assert _engine_threads() == []
+
+
+async def test_the_default_store_records_to_disk_and_survives_a_restart(tmp_path: Path) -> None:
+    engine = await Engine.start(tmp_path, thread=True)
+    try:
+        await engine.register_sensor(hr_sensor("s1"))
+        for i in range(4):
+            await engine.ingest(hr_batch("s1", 5 * i))
+        ts, values = engine.store.latest("s1", "hr")
+        assert values.tolist() == list(range(20))
+        assert ts.tolist() == hr_batch("s1", 0, 20).ts.tolist()
+        assert engine.health()["storage"]["samples_appended"] == 20
+    finally:
+        await engine.close()
+        await engine.wait_closed()
+    assert _engine_threads() == []
+
+    with TieredStore.open(tmp_path) as store:
+        recorded = store.history(sensors=["s1"])["hr"]
+        assert recorded.sel(sensor="s1").values.tolist() == list(range(20))
