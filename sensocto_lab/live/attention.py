@@ -505,13 +505,12 @@ class AttentionTracker:
 
     def _commit(self, sensors: Iterable[str]) -> list[AttentionChange]:
         changes: list[AttentionChange] = []
-        known = self.sensor_ids
         for sensor in sorted(set(sensors)):
             config = self.backpressure(sensor)
             key = (config.attention_level, config.batch_window_ms, config.batch_size, self._load)
             # A sensor never reported before was told the defaults (no viewer) on join.
             previous = self._reported.get(sensor, self._initial_key())
-            if sensor in known:
+            if self._is_known(sensor):
                 self._reported[sensor] = key
             else:
                 self._reported.pop(sensor, None)
@@ -520,6 +519,13 @@ class AttentionTracker:
         if changes and self.on_change is not None:
             self.on_change(changes)
         return changes
+
+    def _is_known(self, sensor_id: str) -> bool:
+        return (
+            sensor_id in self._registered
+            or sensor_id in self._viewers_of
+            or sensor_id in self._battery
+        )
 
     def _initial_key(self) -> tuple[AttentionLevel, int, int, LoadLevel]:
         tier = self.config.tiers[AttentionLevel.NONE]

@@ -216,7 +216,7 @@ class GroupSimulator:
         room: str = "sim",
         config: SimConfig | None = None,
     ) -> None:
-        if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= 1000:
+        if not isinstance(n, int | np.integer) or isinstance(n, bool) or not 1 <= n <= 1000:
             raise ValidationError(
                 f"participants must be an int 1-1000, got {n!r:.20}", reason="invalid_config"
             )
@@ -226,7 +226,7 @@ class GroupSimulator:
             )
         self.config = cfg = config or SimConfig()
         self.room = check_id(room, "room")
-        self.sensor_ids = tuple(check_id(f"sim-{room}-{i}", "sensor_id") for i in range(n))
+        self.sensor_ids = tuple(check_id(f"sim-{room}-{i}", "sensor_id") for i in range(int(n)))
         self.start_ns = int(start_ns)
         self._coupling = 0.0
         self.set_coupling(coupling)
