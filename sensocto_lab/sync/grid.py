@@ -21,7 +21,7 @@ import xarray as xr
 
 from sensocto_lab.errors import ValidationError
 
-__all__ = ["Signals", "as_signals", "bridge_gaps"]
+__all__ = ["GAP_FACTOR", "Signals", "as_signals", "bridge_gaps", "grid_step_ns", "resample_row"]
 
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
@@ -43,8 +43,9 @@ class Signals:
     sensors
         One label per row (sensor ids, or ``0..n-1`` for plain arrays), shape ``(participants,)``.
     start_ns
-        Time of column 0 in ns since the epoch, or ``None`` when the input had no
-        absolute time (plain arrays, or a numeric time axis in seconds).
+        Time of column 0 in ns since the epoch (a multiple of the grid step, so grids
+        of the same rate line up), or ``None`` when the input had no absolute time
+        (plain arrays, or a numeric time axis in seconds).
     bridged
         ``bool`` array like ``values``: True where a short gap was filled by linear
         interpolation (only with ``max_gap_s > 0``).
@@ -71,10 +72,9 @@ class Signals:
 
     def time(self) -> npt.NDArray[Any]:
         """The grid's time coordinate: ``datetime64[ns]`` if absolute, else seconds from 0."""
-        offsets = np.arange(self.n_samples, dtype=np.float64) / self.fs
         if self.start_ns is None:
-            return offsets
-        ns = self.start_ns + np.round(offsets * 1e9).astype(np.int64)
+            return np.arange(self.n_samples, dtype=np.float64) / self.fs
+        ns = self.start_ns + np.arange(self.n_samples, dtype=np.int64) * grid_step_ns(self.fs)
         return ns.astype("datetime64[ns]")
 
     def coords(self, sensor_dim: str = "sensor") -> dict[str, Any]:
@@ -228,10 +228,54 @@ def _sensor_rate(t_ns: npt.NDArray[np.int64]) -> float | None:
     return 1e9 / float(np.median(np.diff(t_ns)))
 
 
+def grid_step_ns(fs: float) -> int:
+    """The grid step in whole ns for a rate of ``fs`` Hz (grid times are its multiples)."""
+    return max(1, round(1e9 / fs))
+
+
+def resample_row(
+    t: npt.NDArray[np.int64], x: FloatArray, grid: npt.NDArray[np.int64], interval_ns: float
+) -> FloatArray:
+    """One sensor's samples linearly interpolated at ``grid`` times, gaps left NaN.
+
+    Parameters
+    ----------
+    t
+        The sensor's sample times, ns, strictly increasing, shape ``(m,)``, ``m >= 1``.
+    x
+        Its values, shape ``(m,)``.
+    grid
+        Times to estimate at, ns, shape ``(g,)``.
+    interval_ns
+        The sensor's nominal sample interval: a grid time inside a spacing longer than
+        :data:`GAP_FACTOR` intervals is in a gap.
+
+    Returns
+    -------
+    numpy.ndarray
+        Shape ``(g,)``; NaN before the first sample, after the last and inside gaps.
+    """
+    out = np.full(grid.shape, np.nan)
+    inside = (grid >= t[0]) & (grid <= t[-1])
+    g = grid[inside]
+    est = np.interp(g, t, x)
+    if t.size > 1:
+        idx = np.searchsorted(t, g, side="left")
+        on_sample = t[np.minimum(idx, t.size - 1)] == g
+        right = np.clip(idx, 1, t.size - 1)
+        est[(t[right] - t[right - 1] > GAP_FACTOR * interval_ns) & ~on_sample] = np.nan
+    out[inside] = est
+    return out
+
+
 def _resample(
     values: FloatArray, t_ns: npt.NDArray[np.int64], fs: float | None
 ) -> tuple[float, int, FloatArray]:
-    """Interpolate each row's own samples onto one grid; NaN outside and inside gaps."""
+    """Interpolate each row's own samples onto one grid of multiples of the step.
+
+    Linear interpolation, no anti-alias filter: choose a grid that is not much
+    coarser than the sensors (the default, their median rate, is not).
+    """
     valid = ~np.isnan(values)
     rows = [t_ns[v] for v in valid]
     rates = [r for r in (_sensor_rate(t) for t in rows) if r is not None]
@@ -242,29 +286,15 @@ def _resample(
     present = [t for t in rows if t.size]
     if not present:
         raise _bad("the recording holds no samples")
-    start = min(int(t[0]) for t in present)
-    stop = max(int(t[-1]) for t in present)
-    n = int(np.floor((stop - start) * fs / 1e9 + 1e-9)) + 1
-    grid = start + np.round(np.arange(n) * (1e9 / fs)).astype(np.int64)
-    out = np.full((values.shape[0], n), np.nan)
+    step = grid_step_ns(fs)
+    first = -(-min(int(t[0]) for t in present) // step)
+    last = max(int(t[-1]) for t in present) // step
+    grid = np.arange(first, max(first, last) + 1, dtype=np.int64) * step
+    out = np.full((values.shape[0], grid.size), np.nan)
     for i, (t, row_valid) in enumerate(zip(rows, valid, strict=True)):
-        if t.size < 2:
-            continue
-        x = values[i, row_valid]
-        interval = float(np.median(np.diff(t)))
-        ratio = round(1e9 / interval / fs)
-        if ratio >= 2:
-            # Anti-alias before thinning: a boxcar over one grid step.
-            x = np.convolve(x, np.full(ratio, 1.0 / ratio), mode="same")
-        inside = (grid >= t[0]) & (grid <= t[-1])
-        g = grid[inside]
-        est = np.interp(g, t, x)
-        idx = np.searchsorted(t, g, side="left")
-        on_sample = t[np.minimum(idx, t.size - 1)] == g
-        right = np.clip(idx, 1, t.size - 1)
-        est[(t[right] - t[right - 1] > GAP_FACTOR * interval) & ~on_sample] = np.nan
-        out[i, inside] = est
-    return fs, start, out
+        if t.size >= 2:
+            out[i] = resample_row(t, values[i, row_valid], grid, float(np.median(np.diff(t))))
+    return 1e9 / step, int(grid[0]), out
 
 
 def bridge_gaps(values: FloatArray, fs: float, max_gap_s: float) -> tuple[FloatArray, BoolArray]:
