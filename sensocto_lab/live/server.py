@@ -1,0 +1,746 @@
+"""The WebSocket endpoint: Phoenix Channels v2 for sensors and viewers, over ``websockets``.
+
+Thin glue over the sans-I/O :class:`~sensocto_lab.protocol.connection.ServerConnection`:
+each socket gets one reader (frames in), one writer (frames out, in order) and one
+idle watchdog; each joined channel is a small handler object. Wire details are in
+:mod:`sensocto_lab.protocol` and ``docs/protocol.md``.
+
+- ``GET /health`` answers ``engine.health()`` as JSON; the socket lives at
+  ``/socket/websocket?vsn=2.0.0&token=...``.
+- Sensor channels (``sensor:{id}``, ``sensocto:sensor:{id}``): the join registers the
+  sensor with the engine and the server pushes ``backpressure_config`` at once and on
+  every change (bus topic ``signal:{id}``). Pushes are validated as they arrive, then
+  ingested in order by the channel's worker; the ``ok`` reply is sent only after
+  ``engine.ingest`` returned (the samples are stored). A channel whose join params
+  contain ``"exactly_once": true`` drops samples at or before the newest stored
+  timestamp of their attribute, so a client that resends unacknowledged pushes after
+  a reconnect stores every sample once (it must send strictly increasing timestamps).
+- Viewer channels (``room:{id}``, ``lens:{viewer_id}``): visibility events become
+  ``engine.set_views``; the server pushes ``batch`` events (every batch of the room,
+  or the lens's tier-flushed batches). When the socket closes its viewers are removed.
+- Limits (:class:`ServerConfig`): ingest tokens, allowed origins, frame size, a
+  per-socket token bucket, an idle timeout, a bound on errors per channel. Bad input
+  gets an ``error`` reply; a channel past its error bound is closed with ``phx_error``;
+  the socket and its other channels stay, and what was stored stays stored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import itertools
+import json
+import logging
+from collections.abc import Generator, Mapping
+from dataclasses import dataclass
+from http import HTTPStatus
+from typing import Any, Protocol
+from urllib.parse import parse_qs, urlsplit
+
+import numpy as np
+from websockets.asyncio.server import Server, ServerConnection
+from websockets.asyncio.server import serve as ws_serve
+from websockets.datastructures import Headers
+from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request, Response
+
+from sensocto_lab.clock import Clock, SystemClock
+from sensocto_lab.errors import (
+    AuthError,
+    LimitExceeded,
+    LocalError,
+    PeerError,
+    SensorFailedError,
+    ValidationError,
+)
+from sensocto_lab.live.bus import Overflow
+from sensocto_lab.live.lens import Lens, LensFlush
+from sensocto_lab.model import AttentionLevel, AttributeInfo, Batch, SensorInfo
+from sensocto_lab.protocol import connection as phx
+from sensocto_lab.protocol.binary import BINARY_EVENT, decode_batch
+from sensocto_lab.protocol.sensor import (
+    BatchError,
+    attribute_from_update,
+    batch_from_measurement,
+    batches_from_measurements,
+    parse_topic,
+    sensor_info_from_join,
+)
+from sensocto_lab.protocol.viewer import ViewerState, batch_payload
+
+__all__ = ["SOCKET_PATH", "IngestServer", "ServerConfig", "TokenBucket", "serve"]
+
+log = logging.getLogger(__name__)
+
+#: Where the Phoenix socket lives (the JavaScript client appends ``/websocket``).
+SOCKET_PATH = "/socket/websocket"
+
+
+@dataclass(frozen=True, slots=True)
+class ServerConfig:
+    """Security and limits of the endpoint.
+
+    Attributes
+    ----------
+    tokens
+        Ingest tokens accepted as the socket's ``token`` query parameter or a join's
+        ``bearer_token``/``token`` param.
+    require_token
+        Refuse joins without a valid token (on by default; :meth:`open` turns it off
+        for demos on one machine).
+    allowed_origins
+        Acceptable ``Origin`` headers (``None`` in the tuple admits clients that send
+        none, such as devices and Node); ``None`` admits any origin.
+    max_frame_bytes
+        Largest frame we decode; larger ones get a ``frame_too_large`` error reply.
+        Frames beyond twice this are cut off by ``websockets`` (close code 1009).
+    rate_per_s, burst
+        Token bucket per socket, in frames: refills ``rate_per_s`` a second, holds
+        ``burst``. Frames over it get ``rate_limited`` and are not processed.
+    idle_timeout_s
+        A socket that sends no frame for this long is closed (Phoenix clients send a
+        heartbeat every 30 s).
+    max_channel_errors
+        Consecutive error replies after which a channel is closed with ``phx_error``.
+    channel_queue
+        Validated pushes a sensor channel holds before the socket stops reading.
+    viewer_queue
+        Batches a viewer channel holds for a slow viewer (drop-oldest beyond).
+    default_room
+        Room of sensors whose join names none.
+    """
+
+    tokens: frozenset[str] = frozenset()
+    require_token: bool = True
+    allowed_origins: tuple[str | None, ...] | None = None
+    max_frame_bytes: int = 1 << 20
+    rate_per_s: float = 1000.0
+    burst: int = 2000
+    idle_timeout_s: float = 60.0
+    max_channel_errors: int = 100
+    channel_queue: int = 256
+    viewer_queue: int = 256
+    default_room: str = "default"
+
+    @classmethod
+    def open(cls, **changes: Any) -> ServerConfig:
+        """A config without token checks (the demo, tests on 127.0.0.1)."""
+        return cls(require_token=False, **changes)
+
+
+class TokenBucket:
+    """A token bucket on an injected clock: ``rate`` tokens a second, at most ``burst``."""
+
+    def __init__(self, rate: float, burst: int, clock: Clock) -> None:
+        self.rate = rate
+        self.burst = burst
+        self._clock = clock
+        self._tokens = float(burst)
+        self._at = clock.monotonic()
+
+    def take(self, n: float = 1.0) -> bool:
+        """Take ``n`` tokens if there are that many; False (nothing taken) otherwise."""
+        now = self._clock.monotonic()
+        self._tokens = min(self.burst, self._tokens + (now - self._at) * self.rate)
+        self._at = now
+        if self._tokens >= n:
+            self._tokens -= n
+            return True
+        return False
+
+
+class _Engine(Protocol):
+    """What the endpoint needs of the engine (docs/architecture.md)."""
+
+    @property
+    def bus(self) -> Any: ...
+
+    @property
+    def attention(self) -> Any: ...
+
+    @property
+    def store(self) -> Any: ...
+
+    @property
+    def sensors(self) -> Mapping[str, SensorInfo]: ...
+
+    async def register_sensor(self, info: SensorInfo) -> Any: ...
+
+    async def register_attribute(self, sensor_id: str, attribute: AttributeInfo) -> Any: ...
+
+    async def unregister_attribute(self, sensor_id: str, attribute_id: str) -> Any: ...
+
+    async def ingest(self, batch: Batch) -> Batch: ...
+
+    async def set_views(self, viewer_id: str, views: Mapping[str, AttentionLevel]) -> Any: ...
+
+    async def renew_viewer(self, viewer_id: str) -> Any: ...
+
+    async def remove_viewer(self, viewer_id: str) -> Any: ...
+
+    def health(self) -> dict[str, Any]: ...
+
+
+# --- channels ----------------------------------------------------------------------------
+
+
+class _Channel:
+    """One joined channel on a socket; subclasses handle its pushes."""
+
+    def __init__(self, socket: _Socket, topic: str) -> None:
+        self.socket = socket
+        self.topic = topic
+        self.errors = 0
+        self.tasks: list[asyncio.Task[None]] = []
+
+    def handle(self, push: phx.Pushed) -> None:
+        """Answer a push (synchronously, or by queueing work for the channel's tasks)."""
+        raise NotImplementedError
+
+    def fail(self, push: phx.Pushed, error: PeerError, **extra: Any) -> None:
+        """Error reply; closes the channel once it has erred too often in a row."""
+        self.socket.proto.reply_error(push, error, **extra)
+        self.errors += 1
+        if self.errors >= self.socket.server.config.max_channel_errors:
+            self.socket.close_channel(
+                self.topic,
+                LimitExceeded(f"{self.errors} errors in a row; rejoin", reason="too_many_errors"),
+            )
+        self.socket.wake()
+
+    def ok(self, push: phx.Pushed, response: dict[str, Any] | None = None) -> None:
+        self.errors = 0
+        self.socket.proto.reply(push, "ok", response)
+        self.socket.wake()
+
+    def spawn(self, coro: Any, name: str) -> None:
+        self.tasks.append(asyncio.get_running_loop().create_task(coro, name=name))
+
+    async def close(self) -> None:
+        """Stop this channel's tasks; called once when it closes or the socket goes."""
+        for task in self.tasks:
+            task.cancel()
+        for task in self.tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+
+class _SensorChannel(_Channel):
+    """``sensor:{id}``: validate pushes, ingest them in order, reply once stored."""
+
+    def __init__(self, socket: _Socket, topic: str, info: SensorInfo, exactly_once: bool) -> None:
+        super().__init__(socket, topic)
+        self.info = info
+        self.exactly_once = exactly_once
+        self.newest: dict[str, int] = {}
+        self.queue: asyncio.Queue[tuple[phx.Pushed, Any]] = asyncio.Queue(
+            socket.server.config.channel_queue
+        )
+        self.closing = False
+
+    def handle(self, push: phx.Pushed) -> None:
+        if push.event == "ping":
+            self.ok(push, push.payload if isinstance(push.payload, dict) else {})
+            return
+        try:
+            work: Any
+            if push.event == "measurement":
+                work = [batch_from_measurement(self.info, push.payload)]
+            elif push.event == "measurements_batch":
+                work = batches_from_measurements(self.info, push.payload)
+            elif push.event == BINARY_EVENT:
+                work = [self._binary(push.payload)]
+            elif push.event == "update_attributes":
+                work = attribute_from_update(push.payload)
+            else:
+                raise ValidationError(
+                    f"sensor channels take measurement, measurements_batch, {BINARY_EVENT}, "
+                    f"update_attributes and ping; got {push.event!r:.40}",
+                    reason="invalid_event",
+                )
+        except BatchError as exc:
+            self.fail(push, exc, failed_count=exc.failed_count)
+            return
+        except PeerError as exc:
+            self.fail(push, exc)
+            return
+        self.socket.pending.append(self.queue.put((push, work)))
+
+    def _binary(self, payload: Any) -> Batch:
+        if not isinstance(payload, bytes):
+            raise ValidationError(
+                f"{BINARY_EVENT} must be a binary frame", reason="invalid_payload"
+            )
+        block = decode_batch(payload)
+        attr = self.info.attributes.get(block.attribute_id)
+        if attr is None:
+            raise ValidationError(
+                f"attribute {block.attribute_id!r:.40} is not registered on {self.info.sensor_id}",
+                reason="invalid_attribute_id",
+            )
+        batch = Batch(self.info.sensor_id, block.attribute_id, block.ts, block.values)
+        return batch.validated(attr.kind)
+
+    async def run(self) -> None:
+        """Ingest queued work in arrival order; reply to each push once it is done."""
+        engine = self.socket.server.engine
+        while True:
+            push, work = await self.queue.get()
+            try:
+                if isinstance(work, tuple):
+                    await self._update(*work)
+                    self.ok(push, {"attributes": sorted(self.info.attributes)})
+                else:
+                    stored = duplicates = 0
+                    for batch in work:
+                        fresh = self._fresh(batch)
+                        duplicates += len(batch) - (0 if fresh is None else len(fresh))
+                        if fresh is not None:
+                            stamped = await engine.ingest(fresh)
+                            stored += len(stamped)
+                            self.newest[batch.attribute_id] = int(stamped.ts[-1])
+                    self.ok(push, {"stored": stored, "duplicates": duplicates})
+            except PeerError as exc:
+                self.fail(push, exc)
+            except SensorFailedError as exc:
+                self.socket.proto.reply(push, "error", {"reason": exc.reason, "detail": exc.detail})
+                self.socket.close_channel(
+                    self.topic, ValidationError(exc.detail, reason=exc.reason)
+                )
+            except LocalError as exc:
+                self.socket.proto.reply(push, "error", {"reason": exc.reason, "detail": exc.detail})
+                self.socket.wake()
+            finally:
+                self.queue.task_done()
+
+    async def _update(self, action: str, what: Any) -> None:
+        engine = self.socket.server.engine
+        if action == "register":
+            await engine.register_attribute(self.info.sensor_id, what)
+            self.info = self.info.with_attribute(what)
+        else:
+            await engine.unregister_attribute(self.info.sensor_id, what)
+            self.info = self.info.without_attribute(what)
+
+    def _fresh(self, batch: Batch) -> Batch | None:
+        """``batch`` without samples already stored (exactly-once channels only)."""
+        if not self.exactly_once:
+            return batch
+        newest = self.newest.get(batch.attribute_id)
+        if newest is None:
+            newest = self._stored_newest(batch.attribute_id)
+            self.newest[batch.attribute_id] = newest
+        keep = batch.ts > newest
+        if keep.all():
+            return batch
+        if not keep.any():
+            return None
+        return dataclasses.replace(batch, ts=batch.ts[keep], values=batch.values[keep])
+
+    def _stored_newest(self, attribute_id: str) -> int:
+        try:
+            ts, _ = self.socket.server.engine.store.latest(self.info.sensor_id, attribute_id, 1)
+        except (KeyError, LocalError):
+            return np.iinfo(np.int64).min
+        return int(ts[-1]) if len(ts) else np.iinfo(np.int64).min
+
+    async def forward_backpressure(self) -> None:
+        engine = self.socket.server.engine
+        sub = engine.bus.subscribe(
+            f"signal:{self.info.sensor_id}", maxsize=8, policy=Overflow.DROP_OLDEST
+        )
+        try:
+            self.socket.push(self.topic, "backpressure_config", self._backpressure())
+            async for config in sub:
+                self.socket.push(self.topic, "backpressure_config", config.to_payload())
+        finally:
+            sub.close()
+
+    def _backpressure(self) -> dict[str, Any]:
+        payload: dict[str, Any] = self.socket.server.engine.attention.backpressure(
+            self.info.sensor_id
+        ).to_payload()
+        return payload
+
+    async def close(self) -> None:
+        # What was validated is still ingested (a connector that does not wait for
+        # replies must not lose it); an exactly-once client's resend is then deduped.
+        with contextlib.suppress(asyncio.CancelledError, LocalError):
+            await asyncio.wait_for(self.queue.join(), timeout=10.0)
+        await super().close()
+
+
+class _ConnectorChannel(_Channel):
+    """``sensocto:connector:{id}``: a connector announcing itself; answers ``ping``."""
+
+    def handle(self, push: phx.Pushed) -> None:
+        if push.event == "ping":
+            self.ok(push, push.payload if isinstance(push.payload, dict) else {})
+        else:
+            self.fail(
+                push,
+                ValidationError(
+                    f"connector channels take ping; join sensocto:sensor:{{id}} to send data, "
+                    f"got {push.event!r:.40}",
+                    reason="invalid_event",
+                ),
+            )
+
+
+class _ViewerChannel(_Channel):
+    """``room:{id}`` / ``lens:{viewer_id}``: visibility in, batches out."""
+
+    def __init__(self, socket: _Socket, topic: str, viewer_id: str) -> None:
+        super().__init__(socket, topic)
+        self.viewer_id = viewer_id
+        self.state = ViewerState()
+        self.lens: Lens | None = None
+
+    def handle(self, push: phx.Pushed) -> None:
+        try:
+            self.state.apply(push.event, push.payload)
+        except PeerError as exc:
+            self.fail(push, exc)
+            return
+        self.socket.pending.append(self._apply(push, self.state.levels()))
+
+    async def _apply(self, push: phx.Pushed, levels: dict[str, AttentionLevel]) -> None:
+        try:
+            if self.lens is not None:
+                await self.lens.set_views(levels)
+            else:
+                await self.socket.server.engine.set_views(self.viewer_id, levels)
+        except PeerError as exc:
+            self.fail(push, exc)
+            return
+        self.ok(push, {"levels": {s: lv.label for s, lv in levels.items()}})
+
+    def send_batches(self, flush: LensFlush) -> None:
+        for batch in flush.values():
+            self.socket.push(self.topic, "batch", batch_payload(batch))
+
+    async def forward_room(self, room: str) -> None:
+        sub = self.socket.server.engine.bus.subscribe(
+            f"room:{room}",
+            maxsize=self.socket.server.config.viewer_queue,
+            policy=Overflow.DROP_OLDEST,
+        )
+        try:
+            async for batch in sub:
+                self.socket.push(self.topic, "batch", batch_payload(batch))
+        finally:
+            sub.close()
+
+    async def close(self) -> None:
+        await super().close()
+        if self.lens is not None:
+            await self.lens.close()
+        with contextlib.suppress(PeerError, LocalError):
+            await self.socket.server.engine.remove_viewer(self.viewer_id)
+
+
+# --- one socket ---------------------------------------------------------------------------
+
+
+class _Socket:
+    """One WebSocket connection: reader, writer, watchdog, and its channels."""
+
+    _ids = itertools.count(1)
+
+    def __init__(self, server: IngestServer, ws: ServerConnection, token_ok: bool) -> None:
+        self.server = server
+        self.ws = ws
+        self.token_ok = token_ok
+        self.id = next(self._ids)
+        cfg = server.config
+        self.proto = phx.ServerConnection(max_frame=cfg.max_frame_bytes)
+        self.bucket = TokenBucket(cfg.rate_per_s, cfg.burst, server.clock)
+        self.channels: dict[str, _Channel] = {}
+        self.pending: list[Any] = []  # awaitables the reader runs before the next frame
+        self.last_frame = server.clock.monotonic()
+        self._wake = asyncio.Event()
+
+    def wake(self) -> None:
+        """Tell the writer there are frames to send."""
+        self._wake.set()
+
+    def push(self, topic: str, event: str, payload: dict[str, Any]) -> None:
+        if self.proto.push(topic, event, payload):
+            self.wake()
+
+    def close_channel(self, topic: str, error: PeerError | None = None) -> None:
+        self.proto.close_channel(topic, error=error)
+        channel = self.channels.pop(topic, None)
+        if channel is not None:
+            self.server.spawn(channel.close())
+        self.wake()
+
+    async def run(self) -> None:
+        writer = asyncio.create_task(self._write(), name=f"ws{self.id}:writer")
+        watchdog = asyncio.create_task(self._watch(), name=f"ws{self.id}:idle")
+        try:
+            async for frame in self.ws:
+                self.last_frame = self.server.clock.monotonic()
+                if not self.bucket.take():
+                    self.proto.refuse(
+                        frame,
+                        LimitExceeded(
+                            f"more than {self.server.config.rate_per_s:g} frames a second; "
+                            "batch samples (measurements_batch) or slow down",
+                            reason="rate_limited",
+                        ),
+                    )
+                elif isinstance(frame, str):
+                    self.proto.receive_text(frame)
+                else:
+                    self.proto.receive_bytes(frame)
+                await self._handle_events()
+                self.wake()
+        except ConnectionClosed:
+            pass
+        finally:
+            watchdog.cancel()
+            for topic in list(self.channels):
+                await self.channels.pop(topic).close()
+            with contextlib.suppress(ConnectionClosed):
+                await self._flush()
+            writer.cancel()
+            await asyncio.gather(writer, watchdog, return_exceptions=True)
+
+    async def _handle_events(self) -> None:
+        for event in self.proto.events_received():
+            if isinstance(event, phx.Pushed):
+                channel = self.channels.get(event.topic)
+                if channel is not None:
+                    channel.handle(event)
+            elif isinstance(event, phx.JoinRequested):
+                await self._join(event)
+            elif isinstance(event, phx.LeaveRequested | phx.ChannelReplaced):
+                channel = self.channels.pop(event.topic, None)
+                if channel is not None:
+                    await channel.close()
+            elif isinstance(event, phx.FrameRejected):
+                log.debug("socket %d refused a frame: %s", self.id, event.error)
+        for awaitable in self.pending:
+            await awaitable
+        self.pending.clear()
+
+    def _authorized(self, params: Mapping[str, Any]) -> bool:
+        cfg = self.server.config
+        if not cfg.require_token or self.token_ok:
+            return True
+        token = params.get("bearer_token", params.get("token"))
+        return isinstance(token, str) and token in cfg.tokens
+
+    async def _join(self, join: phx.JoinRequested) -> None:
+        try:
+            if not self._authorized(join.params):
+                raise AuthError(
+                    "a valid ingest token is needed (socket ?token= or join param bearer_token)",
+                    reason="unauthorized",
+                )
+            topic = parse_topic(join.topic)
+            if topic.kind == "sensor":
+                channel: _Channel = await self._join_sensor(join, topic.id)
+            elif topic.kind == "connector":
+                channel = _ConnectorChannel(self, join.topic)
+            else:
+                channel = await self._join_viewer(join, topic.kind, topic.id)
+        except PeerError as exc:
+            self.proto.reject_join(join, exc)
+            return
+        self.channels[join.topic] = channel
+        response: dict[str, Any] = {}
+        if isinstance(channel, _SensorChannel):
+            response = {
+                "sensor_id": channel.info.sensor_id,
+                "attributes": sorted(channel.info.attributes),
+            }
+        elif isinstance(channel, _ViewerChannel):
+            response = {"viewer_id": channel.viewer_id}
+        self.proto.accept_join(join, response)
+        if isinstance(channel, _SensorChannel):
+            channel.spawn(channel.run(), f"{join.topic}:ingest")
+            channel.spawn(channel.forward_backpressure(), f"{join.topic}:backpressure")
+        elif isinstance(channel, _ViewerChannel) and topic.kind == "room":
+            channel.spawn(channel.forward_room(topic.id), f"{join.topic}:batches")
+
+    async def _join_sensor(self, join: phx.JoinRequested, sensor_id: str) -> _SensorChannel:
+        engine, params = self.server.engine, join.params
+        info = sensor_info_from_join(sensor_id, params, room=self.server.config.default_room)
+        known = engine.sensors.get(sensor_id)
+        if known is not None:  # a rejoin keeps attributes declared before
+            info = dataclasses.replace(info, attributes={**known.attributes, **info.attributes})
+        await engine.register_sensor(info)
+        exactly_once = params.get("exactly_once") is True
+        return _SensorChannel(self, join.topic, info, exactly_once)
+
+    async def _join_viewer(self, join: phx.JoinRequested, kind: str, ident: str) -> _ViewerChannel:
+        if kind == "lens":
+            channel = _ViewerChannel(self, join.topic, ident)
+            channel.lens = Lens(
+                ident, self.server.engine, channel.send_batches, clock=self.server.clock
+            )
+            await channel.lens.start()
+            return channel
+        viewer = join.params.get("viewer_id", f"ws-{self.id}-{ident}")
+        if not isinstance(viewer, str):
+            raise ValidationError("viewer_id must be a string", reason="invalid_params")
+        return _ViewerChannel(self, join.topic, viewer)
+
+    async def _flush(self) -> None:
+        for frame in self.proto.data_to_send():
+            await self.ws.send(frame)
+
+    async def _write(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            await self._flush()
+
+    async def _watch(self) -> None:
+        clock, idle = self.server.clock, self.server.config.idle_timeout_s
+        while True:
+            remaining = self.last_frame + idle - clock.monotonic()
+            if remaining <= 0:
+                await self.ws.close(1000, "idle timeout")
+                return
+            await clock.sleep(remaining)
+
+
+# --- the server -----------------------------------------------------------------------------
+
+
+class IngestServer:
+    """A running endpoint. Make one with :func:`serve`.
+
+    Attributes
+    ----------
+    port
+        The TCP port it listens on (the OS picks one for ``port=0``).
+    """
+
+    def __init__(self, engine: _Engine, config: ServerConfig, clock: Clock) -> None:
+        self.engine = engine
+        self.config = config
+        self.clock = clock
+        self._ws_server: Server | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.port = 0
+        self.host = ""
+
+    @property
+    def url(self) -> str:
+        """The socket URL (without token)."""
+        return f"ws://{self.host}:{self.port}{SOCKET_PATH}?vsn=2.0.0"
+
+    async def start(self, host: str, port: int) -> IngestServer:
+        self._ws_server = await ws_serve(
+            self._handler,
+            host,
+            port,
+            process_request=self._process_request,
+            origins=_origins(self.config.allowed_origins),
+            max_size=2 * self.config.max_frame_bytes,
+            compression=None,
+            ping_interval=None,
+        )
+        sockname = next(iter(self._ws_server.sockets)).getsockname()
+        self.host, self.port = sockname[0], sockname[1]
+        return self
+
+    def spawn(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
+        parts = urlsplit(request.path)
+        if parts.path == "/health":
+            body = json.dumps(self.engine.health(), default=str).encode()
+            headers = Headers(
+                [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
+            )
+            return Response(200, "OK", headers, body)
+        if parts.path != SOCKET_PATH:
+            return connection.respond(
+                HTTPStatus.NOT_FOUND, f"no such path; the socket is {SOCKET_PATH}\n"
+            )
+        query = parse_qs(parts.query)
+        vsn = query.get("vsn", ["2.0.0"])[0]
+        if vsn != "2.0.0":
+            return connection.respond(
+                HTTPStatus.BAD_REQUEST, f"only vsn=2.0.0 is spoken, got {vsn}\n"
+            )
+        token = query.get("token", [None])[0]
+        if token is not None and self.config.require_token and token not in self.config.tokens:
+            return connection.respond(HTTPStatus.FORBIDDEN, "invalid token\n")
+        return None
+
+    async def _handler(self, ws: ServerConnection) -> None:
+        token = parse_qs(urlsplit(ws.request.path if ws.request else "").query).get(
+            "token", [None]
+        )[0]
+        await _Socket(self, ws, token is not None and token in self.config.tokens).run()
+
+    async def close(self) -> None:
+        """Stop accepting, close every socket (code 1001) and wait for their handlers."""
+        if self._ws_server is not None:
+            self._ws_server.close()
+            await self._ws_server.wait_closed()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def wait_closed(self) -> None:
+        """Wait until the server has been closed."""
+        if self._ws_server is not None:
+            await self._ws_server.wait_closed()
+
+    async def __aenter__(self) -> IngestServer:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+
+class serve:
+    """Start the endpoint: ``server = await serve(engine)`` or ``async with serve(engine) as s``.
+
+    Parameters
+    ----------
+    engine
+        The engine to register sensors with and ingest into.
+    host, port
+        Where to listen; ``port=0`` lets the OS pick (see ``server.port``).
+    config
+        :class:`ServerConfig` (tokens on by default).
+    clock
+        Time source for the rate limit and the idle timeout.
+    """
+
+    def __init__(
+        self,
+        engine: _Engine,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        config: ServerConfig | None = None,
+        *,
+        clock: Clock | None = None,
+    ) -> None:
+        self._server = IngestServer(engine, config or ServerConfig(), clock or SystemClock())
+        self._where = (host, port)
+
+    def __await__(self) -> Generator[Any, None, IngestServer]:
+        return self._server.start(*self._where).__await__()
+
+    async def __aenter__(self) -> IngestServer:
+        return await self._server.start(*self._where)
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self._server.close()
+
+
+def _origins(allowed: tuple[str | None, ...] | None) -> list[Any] | None:
+    """``websockets`` wants ``Origin`` values (a str subtype) or ``None``."""
+    return None if allowed is None else list(allowed)
