@@ -27,6 +27,7 @@ from another loop hops onto it, so calling code is the same either way.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import logging
 import sys
@@ -37,6 +38,9 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
+import numpy as np
+import numpy.typing as npt
+
 from sensocto_lab.clock import Clock, SystemClock
 from sensocto_lab.errors import (
     ClosedResourceError,
@@ -44,11 +48,13 @@ from sensocto_lab.errors import (
     SensoctoError,
     SensorFailedError,
     UnknownSensorError,
+    ValidationError,
 )
 from sensocto_lab.live.attention import AttentionChange, AttentionConfig, AttentionTracker
 from sensocto_lab.live.bus import Bus
 from sensocto_lab.live.host import EngineHost, running_loop
 from sensocto_lab.live.load import LoadConfig, LoadMonitor, LoadSample, SystemProbe
+from sensocto_lab.live.simulator import MAX_STEP_S, GroupSimulator, SimConfig
 from sensocto_lab.live.status import SensorState, SensorStatus, check_transition
 from sensocto_lab.live.supervisor import RestartPolicy, Supervisor
 from sensocto_lab.model import (
@@ -61,7 +67,7 @@ from sensocto_lab.model import (
 )
 from sensocto_lab.storage import StorageConfig, Store, TieredStore
 
-__all__ = ["Engine", "EngineConfig"]
+__all__ = ["Engine", "EngineConfig", "SimulatedGroup"]
 
 log = logging.getLogger(__name__)
 
@@ -279,11 +285,11 @@ class Engine:
             raise
 
     async def _open_here(self) -> None:
-        self._loop = asyncio.get_running_loop()
-        self._closed = asyncio.Event()
         if self._store is None:
             assert self.data_dir is not None
             self._store = TieredStore.open(self.data_dir, self.config.storage, clock=self.clock)
+        self._loop = asyncio.get_running_loop()
+        self._closed = asyncio.Event()
         self._supervisor = Supervisor(self.clock, self.config.restart, self._on_worker_state)
         # Periodic work runs supervised too; its names cannot clash with sensor ids.
         self._supervisor.start("@attention", self._attention_loop)
@@ -344,10 +350,14 @@ class Engine:
             return
         self._closing = True
         try:
+            assert self._supervisor is not None
+            # Producers and periodic work stop first, then every sensor drains its queue.
+            for name in self._supervisor.names():
+                if name.startswith("@"):
+                    await self._supervisor.stop(name)
             for sensor_id in list(self._sensors):
                 await self._remove_sensor(sensor_id)
-            if self._supervisor is not None:
-                await self._supervisor.close()
+            await self._supervisor.close()
             if self._owns_store and self._store is not None:
                 # Closing seals and compacts the WAL: disk work kept off the loop.
                 await asyncio.to_thread(self._store.close)
@@ -603,6 +613,10 @@ class Engine:
         StorageError, ClosedResourceError
             The store could not take it, or the engine is closing.
         """
+        return await (await self._enqueue(batch))
+
+    async def _enqueue(self, batch: Batch) -> asyncio.Future[Batch]:
+        """Queue ``batch`` for its sensor's task; the future resolves once it is stored."""
         self._check_open()
         check_id(batch.sensor_id, "sensor_id")
         sensor = self._sensor(batch.sensor_id)
@@ -615,8 +629,104 @@ class Engine:
         if sensor.state is SensorState.FAILED:
             raise SensorFailedError(f"sensor {batch.sensor_id!r} has failed; register it again")
         future: asyncio.Future[Batch] = asyncio.get_running_loop().create_future()
-        await sensor.queue.put(_Item(batch, future))
-        return await future
+        item = _Item(batch, future)
+        try:
+            sensor.queue.put_nowait(item)
+        except asyncio.QueueFull:
+            await sensor.queue.put(item)
+        return future
+
+    # ---------------------------------------------------------------- simulation
+
+    @_on_engine_loop
+    async def add_simulated_group(
+        self,
+        n: int,
+        room: str = "sim",
+        coupling: float = 1.0,
+        seed: int = 0,
+        ecg_rate_hz: float | None = None,
+        *,
+        tick_s: float = 0.1,
+        config: SimConfig | None = None,
+    ) -> SimulatedGroup:
+        """Add ``n`` simulated participants as ordinary sensors ``sim-{room}-{i}``.
+
+        A producer task advances a :class:`GroupSimulator` every ``tick_s`` seconds of the
+        engine's clock and ingests what it produced (respiration, hr, rr, ecg,
+        accelerometer, battery), so the data goes the same way as a device's.
+
+        Parameters
+        ----------
+        n
+            Participants (1–1000).
+        room
+            Their room; one simulated group per room.
+        coupling
+            Kuramoto coupling of their breathing, rad/s (change it live on the handle).
+        seed
+            Seed of every random draw.
+        ecg_rate_hz
+            ECG sampling rate, Hz (default: ``config``'s, 130 Hz like a Polar H10).
+        tick_s
+            Seconds of simulated time per produced batch.
+        config
+            Rates and physiology of the simulation.
+        """
+        self._check_open()
+        if not tick_s > 0:
+            raise ValidationError("tick_s must be > 0 seconds", reason="invalid_config")
+        cfg = config or SimConfig()
+        if ecg_rate_hz is not None:
+            cfg = dataclasses.replace(cfg, ecg_hz=ecg_rate_hz)
+        simulator = GroupSimulator(
+            n, coupling, seed, start_ns=self.clock.time_ns(), room=room, config=cfg
+        )
+        name = f"@sim:{room}"
+        assert self._supervisor is not None
+        if name in self._supervisor:
+            raise ValidationError(
+                f"room {room!r} already has a simulated group", reason="duplicate_group"
+            )
+        for info in simulator.sensor_infos():
+            await self.register_sensor(info)
+        group = SimulatedGroup(self, simulator, tick_s)
+        self._supervisor.start(name, functools.partial(self._produce, group))
+        return group
+
+    async def _produce(self, group: SimulatedGroup) -> None:
+        simulator = group.simulator
+        while True:
+            await self.clock.sleep(group.tick_s)
+            # A fake clock may jump further than the simulator steps at once.
+            target = min(self.clock.time_ns(), simulator.now_ns + int(MAX_STEP_S * 1e9))
+            step = simulator.advance_to(target)
+            futures: list[asyncio.Future[Batch]] = []
+            errors: list[BaseException] = []
+            for batch in step.batches:
+                try:
+                    futures.append(await self._enqueue(batch))
+                except SensoctoError as exc:  # e.g. a sensor the user unregistered
+                    errors.append(exc)
+            results = await asyncio.gather(*futures, return_exceptions=True)
+            errors.extend(r for r in results if isinstance(r, BaseException))
+            if errors:
+                log.warning(
+                    "simulated room %s: %d of %d batches refused, e.g. %s",
+                    simulator.room,
+                    len(errors),
+                    len(step.batches),
+                    errors[0],
+                )
+
+    @_on_engine_loop
+    async def _stop_group(self, group: SimulatedGroup, unregister: bool) -> None:
+        assert self._supervisor is not None
+        await self._supervisor.stop(f"@sim:{group.room}")
+        if unregister and not self._closing:
+            for sensor_id in group.sensor_ids:
+                if sensor_id in self._sensors:
+                    await self._remove_sensor(sensor_id)
 
     # ----------------------------------------------------------- attention, load
 
@@ -708,3 +818,50 @@ class Engine:
             "storage": storage,
             "bus": self.bus.statistics(),
         }
+
+
+class SimulatedGroup:
+    """A running simulated group; returned by :meth:`Engine.add_simulated_group`.
+
+    Attributes
+    ----------
+    simulator
+        The :class:`GroupSimulator` (its ground truth: phases, coupling, order parameter).
+    sensor_ids
+        The group's sensors, ``sim-{room}-{i}``.
+    room
+        The group's room.
+    tick_s
+        Simulated seconds per produced batch.
+    """
+
+    def __init__(self, engine: Engine, simulator: GroupSimulator, tick_s: float) -> None:
+        self._engine = engine
+        self.simulator = simulator
+        self.sensor_ids: tuple[str, ...] = simulator.sensor_ids
+        self.room = simulator.room
+        self.tick_s = tick_s
+
+    def __repr__(self) -> str:
+        return f"<SimulatedGroup {self.room!r} n={len(self.sensor_ids)} K={self.coupling:g}>"
+
+    @property
+    def coupling(self) -> float:
+        """The breathing coupling ``K``, rad/s."""
+        return self.simulator.coupling
+
+    def set_coupling(self, coupling: float) -> None:
+        """Change ``K`` (rad/s) from the next tick on (safe from any thread)."""
+        self.simulator.set_coupling(coupling)
+
+    def true_phases(self) -> npt.NDArray[np.float64]:
+        """Each participant's true breathing phase now, rad in ``[0, 2π)``, shape ``(n,)``."""
+        return self.simulator.true_phases
+
+    def true_order_parameter(self) -> float:
+        """The true Kuramoto order parameter ``R`` now (0 incoherent … 1 in lock-step)."""
+        return self.simulator.true_order_parameter()
+
+    async def stop(self, *, unregister: bool = True) -> None:
+        """Stop producing and, by default, unregister the group's sensors (data stays stored)."""
+        await self._engine._stop_group(self, unregister)

@@ -86,6 +86,10 @@ class Supervisor:
     def __contains__(self, name: str) -> bool:
         return name in self._tasks
 
+    def names(self) -> list[str]:
+        """Names of the workers running (or backing off) now."""
+        return list(self._tasks)
+
     def start(self, name: str, work: Callable[[], Awaitable[None]]) -> None:
         """Run ``work()`` under supervision until it returns, is stopped, or fails.
 
