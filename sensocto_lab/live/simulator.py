@@ -64,8 +64,14 @@ _ECG_AMPS_MV = np.array([0.15, -0.15, 1.2, -0.3, 0.35])
 
 _GRAVITY = 9.81
 
-#: The periodic kinds, by the config field holding their rate.
-_RATE_FIELDS = ("respiration_hz", "hr_hz", "ecg_hz", "accelerometer_hz", "battery_hz")
+#: The periodic attributes and the config field holding each one's rate (rr is per beat).
+_RATE_FIELDS = {
+    "respiration": "respiration_hz",
+    "hr": "hr_hz",
+    "ecg": "ecg_hz",
+    "accelerometer": "accelerometer_hz",
+    "battery": "battery_hz",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -365,40 +371,39 @@ class GroupSimulator:
         hr = self._heart_rate(theta)
         psi = self._integrate_heart(hr, h)
 
-        ks = {kind: self._due(kind, end) for kind in _RATE_FIELDS}
-        times = {kind: k * (1e9 / getattr(self.config, kind)) for kind, k in ks.items()}
-        stamps = {kind: self.start_ns + np.round(t).astype(np.int64) for kind, t in times.items()}
+        ks = {attr: self._due(attr, end) for attr in _RATE_FIELDS}
+        offsets = {a: np.round(k * self._period_ns(a)).astype(np.int64) for a, k in ks.items()}
+        times = {attr: ns / 1e9 for attr, ns in offsets.items()}  # s since start
 
-        def at(nodes: FloatArray, kind: str) -> FloatArray:
-            return _interp_uniform(nodes, t0, h, np.round(times[kind]) / 1e9)
+        def at(nodes: FloatArray, attr: str) -> FloatArray:
+            return _interp_uniform(nodes, t0, h, times[attr])
 
-        resp_theta = at(theta, "respiration_hz")
-        columns: dict[str, tuple[npt.NDArray[np.int64], npt.NDArray[Any]]] = {
-            "respiration": (stamps["respiration_hz"], self._respiration(resp_theta)),
-            "hr": (stamps["hr_hz"], self._heart_rate(at(theta, "hr_hz"))),
-            "ecg": (stamps["ecg_hz"], self._ecg(at(psi, "ecg_hz"), at(theta, "ecg_hz"))),
-            "accelerometer": (
-                stamps["accelerometer_hz"],
-                self._accelerometer(at(theta, "accelerometer_hz")),
-            ),
-            "battery": (stamps["battery_hz"], self._battery_at(times["battery_hz"] / 1e9)),
+        resp_theta = at(theta, "respiration")
+        values: dict[str, npt.NDArray[Any]] = {
+            "respiration": self._respiration(resp_theta),
+            "hr": self._heart_rate(at(theta, "hr")),
+            "ecg": self._ecg(at(psi, "ecg"), at(theta, "ecg")),
+            "accelerometer": self._accelerometer(at(theta, "accelerometer")),
+            "battery": self._battery_at(times["battery"]),
         }
+        stamps = {attr: self.start_ns + ns for attr, ns in offsets.items()}
         beats = self._beats(psi, t0, h)
 
         batches: list[Batch] = []
         for i, sensor_id in enumerate(self.sensor_ids):
-            for attribute, (ts, values) in columns.items():
+            for attr, ts in stamps.items():
                 if len(ts):
-                    batches.append(Batch(sensor_id, attribute, ts, values[:, i]))
+                    column = np.ascontiguousarray(values[attr][:, i])
+                    batches.append(Batch(sensor_id, attr, ts, column))
             beat_ts, rr = beats[i]
             if len(beat_ts):
                 batches.append(Batch(sensor_id, "rr", beat_ts, rr))
 
         self._theta, self._psi, self._t_ns = theta[-1].copy(), psi[-1].copy(), end
-        for kind, k in ks.items():
+        for attr, k in ks.items():
             if len(k):
-                self._next_k[kind] = int(k[-1]) + 1
-        return SimStep(tuple(batches), self.now_ns, stamps["respiration_hz"], resp_theta)
+                self._next_k[attr] = int(k[-1]) + 1
+        return SimStep(tuple(batches), self.now_ns, stamps["respiration"], resp_theta)
 
     # -- the model ----------------------------------------------------------------------------
 
@@ -473,13 +478,16 @@ class GroupSimulator:
         level = self._battery0 - self.config.battery_drain_pct_per_hour * t[..., None] / 3600
         return np.asarray(np.floor(np.clip(level, 0, 100)), dtype=np.float64)
 
-    def _due(self, kind: str, end_ns: int) -> npt.NDArray[np.int64]:
-        """Sample indices of ``kind`` at or before ``end_ns`` (since start) not yet emitted."""
-        period = 1e9 / getattr(self.config, kind)
+    def _period_ns(self, attr: str) -> float:
+        return 1e9 / float(getattr(self.config, _RATE_FIELDS[attr]))
+
+    def _due(self, attr: str, end_ns: int) -> npt.NDArray[np.int64]:
+        """Sample indices of ``attr`` at or before ``end_ns`` (since start) not yet emitted."""
+        period = self._period_ns(attr)
         last = math.floor(end_ns / period) + 1
         while last >= 0 and round(last * period) > end_ns:
             last -= 1
-        return np.arange(self._next_k[kind], last + 1, dtype=np.int64)
+        return np.arange(self._next_k[attr], last + 1, dtype=np.int64)
 
 
 def _interp_uniform(nodes: FloatArray, t0: float, h: float, t: FloatArray) -> FloatArray:
