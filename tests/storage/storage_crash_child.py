@@ -1,0 +1,48 @@
+"""The process the crash test kills: records ECG at 512 Hz and reports each stored batch.
+
+Runs in a child started by a multiprocessing ``forkserver`` (so it starts in
+milliseconds with numpy and pyarrow already imported). After every ``append``
+returns, it sends ``(ecg_next_seq, acc_next_seq)`` over the pipe: those samples are
+acknowledged, so after a ``SIGKILL`` they must all be found on disk.
+"""
+
+from __future__ import annotations
+
+import time
+from multiprocessing.connection import Connection
+from pathlib import Path
+
+from storage_helpers import ACC, ECG, make_batch
+
+from sensocto_lab.storage import StorageConfig, TieredStore
+
+#: Samples per ECG batch; 64 batches a second make 512 Hz.
+ECG_BATCH = 8
+#: Accelerometer samples per batch (50 Hz, rounded up: it is a second series, not a clock).
+ACC_BATCH = 1
+
+CHILD_CONFIG = StorageConfig(
+    fsync_interval_s=0.05,
+    segment_max_age_s=0.1,
+    compaction_poll_s=0.02,
+)
+
+
+def record(conn: Connection, data_dir: str, ecg_seq: int, acc_seq: int) -> None:
+    """Open the store (recovering the last crash), then record until killed."""
+    store = TieredStore.open(Path(data_dir), CHILD_CONFIG)
+    conn.send(("ready", ecg_seq, acc_seq))
+    period = ECG_BATCH / 512.0
+    next_tick = time.monotonic()
+    while True:
+        store.append(make_batch("p1", "ecg", ECG, ecg_seq, ECG_BATCH), room="lab", kind=ECG)
+        ecg_seq += ECG_BATCH
+        store.append(
+            make_batch("p1", "acc", ACC, acc_seq, ACC_BATCH, rate_hz=64.0), room="lab", kind=ACC
+        )
+        acc_seq += ACC_BATCH
+        conn.send(("ack", ecg_seq, acc_seq))
+        next_tick += period
+        delay = next_tick - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)  # pacing the recording at 512 Hz, not waiting for a result
