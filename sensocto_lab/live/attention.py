@@ -39,6 +39,7 @@ from sensocto_lab.model import AttentionLevel, BackpressureConfig, LoadLevel, ch
 
 __all__ = [
     "DEFAULT_TIERS",
+    "SET_EVENT",
     "TRANSITIONS",
     "AttentionChange",
     "AttentionConfig",

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from sensocto_lab.clock import FakeClock
 from sensocto_lab.errors import LocalError, ValidationError
@@ -264,3 +266,75 @@ def test_custom_tiers_and_bad_config() -> None:
         AttentionConfig(focus_ttl_s=0)
     with pytest.raises(ValidationError):
         TierConfig(0, 100, 32)
+
+
+# -- the reported changes always add up to the current state ----------------------------------
+
+SENSORS = [f"s{i}" for i in range(4)]
+VIEWERS = ["a", "b", "c"]
+levels = st.sampled_from(list(AttentionLevel))
+operations = st.one_of(
+    st.tuples(
+        st.just("set"),
+        st.sampled_from(VIEWERS),
+        st.dictionaries(st.sampled_from(SENSORS), levels, max_size=4),
+        st.booleans(),
+    ),
+    st.tuples(st.just("remove"), st.sampled_from(VIEWERS), st.lists(st.sampled_from(SENSORS))),
+    st.tuples(st.just("remove_viewer"), st.sampled_from(VIEWERS)),
+    st.tuples(st.just("renew"), st.sampled_from(VIEWERS)),
+    st.tuples(st.just("wait"), st.floats(0, 70)),
+    st.tuples(st.just("battery"), st.sampled_from(SENSORS), st.none() | st.floats(0, 100)),
+    st.tuples(st.just("load"), st.sampled_from(list(LoadLevel))),
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(operations, max_size=40))
+def test_changes_replay_to_the_current_state(ops: list[tuple]) -> None:
+    clock = FakeClock()
+    tracker = AttentionTracker(clock)
+    for sensor in SENSORS:
+        tracker.add_sensor(sensor)
+
+    def key(config: object) -> tuple:
+        return (
+            config.attention_level,  # type: ignore[attr-defined]
+            config.batch_window_ms,  # type: ignore[attr-defined]
+            config.batch_size,  # type: ignore[attr-defined]
+            config.load_level,  # type: ignore[attr-defined]
+        )
+
+    # What each device was told: on join, then every change.
+    told = {s: key(tracker.backpressure(s)) for s in SENSORS}
+    battery: dict[str, float | None] = {}
+    for op in ops:
+        match op:
+            case ("set", viewer, views, replace):
+                changes = tracker.set_views(viewer, views, replace=replace)
+            case ("remove", viewer, sensors):
+                changes = tracker.remove_views(viewer, sensors)
+            case ("remove_viewer", viewer):
+                changes = tracker.remove_viewer(viewer)
+            case ("renew", viewer):
+                changes = tracker.renew(viewer)
+            case ("wait", seconds):
+                clock.advance(seconds)
+                changes = tracker.tick()
+            case ("battery", sensor, pct):
+                battery[sensor] = pct
+                changes = tracker.set_battery(sensor, pct)
+            case ("load", load):
+                changes = tracker.set_load(load)
+        for change in changes:
+            assert told[change.sensor_id] != key(change.config)
+            assert told[change.sensor_id][0] == change.old
+            told[change.sensor_id] = key(change.config)
+        for sensor in SENSORS:
+            assert told[sensor] == key(tracker.backpressure(sensor))
+            viewed = max(
+                (tracker.views(v).get(sensor, AttentionLevel.NONE) for v in VIEWERS),
+                default=AttentionLevel.NONE,
+            )
+            cap = tracker.config.battery_cap(battery.get(sensor))
+            assert tracker.level(sensor) == min(viewed, cap)
