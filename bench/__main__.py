@@ -30,7 +30,9 @@ def _machine() -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    parser.add_argument("areas", nargs="*", metavar="area", help=f"one of {', '.join(AREAS)}; default: all")
+    parser.add_argument(
+        "areas", nargs="*", metavar="area", help=f"one of {', '.join(AREAS)}; default: all"
+    )
     parser.add_argument("--quick", action="store_true", help="short runs (about a minute each)")
     parser.add_argument("--out", type=Path, help="also write the table (Markdown) here")
     args = parser.parse_args(argv)
