@@ -546,7 +546,6 @@ class BleCapture:
         self._supervisor: asyncio.Task[None] | None = None
         self._consumer: asyncio.Task[None] | None = None
         self._link_lost: asyncio.Event | None = None
-        self._control: asyncio.Queue[bytes] | None = None
         self._stopping = False
         # Waiters may sit on another loop (a notebook cell while the engine has its own
         # thread); the list is shared across threads, hence the lock.
@@ -819,6 +818,15 @@ class BleCapture:
             char, data, recv = await self._queue.get()
             try:
                 await self._handle(char, data, recv)
+            except Exception as exc:
+                # A bug on one notification must not end the capture (nor leave stop()
+                # waiting on the queue): report it and go on with the next.
+                log.exception("%s: handling a %s notification failed", self.sensor_id, char.name)
+                self._update(
+                    processed=self._stats.processed + 1,
+                    rejected=self._stats.rejected + 1,
+                    last_error=f"handling a {char.name} notification failed: {exc!r}",
+                )
             finally:
                 self._queue.task_done()
 

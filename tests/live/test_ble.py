@@ -351,6 +351,26 @@ async def test_callbacks_from_a_foreign_thread(engine: Engine) -> None:
     assert np.all(np.diff(got["ecg"][0]) > 0)
 
 
+async def test_capture_with_an_engine_on_its_own_thread(tmp_path: Path) -> None:
+    # the notebook setup: the engine (and so the capture) on a loop thread, the
+    # caller on another loop
+    engine = await Engine.start(tmp_path / "data", thread=True)
+    try:
+        clock = FakeClock()
+        radio = FakeRadio(polar_h10_session(20.0), clock=clock, autoplay=False)
+        sub = _record(engine)
+        capture = await BleCapture(engine, FAKE_ADDRESS, backend=radio, clock=clock).start()
+        await capture.wait_streaming(WAIT)
+        arrivals = await _play(radio, clock, capture, 5.0)
+        await capture.stop()
+    finally:
+        await engine.close()
+        await engine.wait_closed()
+    bpm = [gatt.decode_heart_rate(n.data).bpm for n, _ in arrivals if n.uuid == HR_UUID]
+    np.testing.assert_array_equal(_collected(sub)["hr"][1], [b for b in bpm if b > 0])
+    assert capture.state is CaptureState.STOPPED
+
+
 async def test_autoplay_replays_on_time(engine: Engine) -> None:
     # the notebook path: the radio's own task delivers in real time
     radio = FakeRadio(polar_h10_session(3.0), loop=False)
