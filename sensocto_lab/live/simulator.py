@@ -39,6 +39,7 @@ and the same sequence of steps give the same data.
 from __future__ import annotations
 
 import math
+from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, fields
 from typing import Any
@@ -96,6 +97,9 @@ class SimConfig:
         Standard deviation of additive white noise on each signal, in its unit.
     battery_drain_pct_per_hour
         How fast batteries run down.
+    truth_history_s
+        Seconds of true phases kept for :meth:`GroupSimulator.phase_at` (0: none); 600 s
+        of 16 participants at 20 Hz is 1.5 MB.
     max_substep_s
         Longest Euler–Maruyama sub-step of the phase integration, s.
     """
@@ -116,6 +120,7 @@ class SimConfig:
     ecg_noise_mv: float = 0.02
     accelerometer_noise: float = 0.02
     battery_drain_pct_per_hour: float = 8.0
+    truth_history_s: float = 600.0
     max_substep_s: float = 0.02
 
     def __post_init__(self) -> None:
@@ -261,6 +266,7 @@ class GroupSimulator:
         self._last_beat_s: FloatArray = -psi0 * 60.0 / self._hr0
         self._t_ns = 0  # ns since start_ns
         self._next_k = dict.fromkeys(_RATE_FIELDS, 0)
+        self._truth: deque[tuple[npt.NDArray[np.int64], FloatArray]] = deque()
 
     # -- ground truth ------------------------------------------------------------------------
 
@@ -302,6 +308,43 @@ class GroupSimulator:
     def true_order_parameter(self) -> float:
         """Kuramoto ``R = |mean_j exp(iθ_j)|`` now: 0 incoherent … 1 in lock-step."""
         return float(np.abs(np.exp(1j * self._theta).mean()))
+
+    def true_phase_history(self) -> tuple[npt.NDArray[np.int64], FloatArray]:
+        """The recorded true phases: ``(ts, phase)`` at respiration sample times.
+
+        ``ts`` is ``int64`` ns, shape ``(m,)``; ``phase`` is unwrapped radians, shape
+        ``(m, n)``; they cover at least the last ``config.truth_history_s`` seconds.
+        """
+        if not self._truth:
+            return np.empty(0, dtype=np.int64), np.empty((0, self.n))
+        return (
+            np.concatenate([ts for ts, _ in self._truth]),
+            np.concatenate([phase for _, phase in self._truth]),
+        )
+
+    def phase_at(self, ts_ns: npt.ArrayLike) -> FloatArray:
+        """True unwrapped breathing phases at ``ts_ns`` (int ns since the epoch), radians.
+
+        Interpolated linearly between respiration samples of the recorded history.
+        Returns shape ``(n,)`` for one time, ``(len(ts_ns), n)`` for an array of times.
+
+        Raises
+        ------
+        ValidationError
+            ``out_of_range``: a time outside the recorded history.
+        """
+        ts, phase = self.true_phase_history()
+        t = np.asarray(ts_ns, dtype=np.int64)
+        if not len(ts) or (t.size and (t.min() < ts[0] or t.max() > ts[-1])):
+            span = f"{ts[0]}-{ts[-1]}" if len(ts) else "nothing yet"
+            raise ValidationError(
+                f"true phases are recorded for ns {span}; asked outside it",
+                reason="out_of_range",
+            )
+        x = (t.reshape(-1) - self.start_ns).astype(np.float64)
+        xp = (ts - self.start_ns).astype(np.float64)
+        out = np.column_stack([np.interp(x, xp, phase[:, i]) for i in range(self.n)])
+        return out.reshape((*t.shape, self.n))
 
     def set_coupling(self, coupling: float) -> None:
         """Change ``K`` (rad/s) from the next step on; negative ``K`` pushes phases apart."""
@@ -403,7 +446,17 @@ class GroupSimulator:
         for attr, k in ks.items():
             if len(k):
                 self._next_k[attr] = int(k[-1]) + 1
+        self._record(stamps["respiration"], resp_theta)
         return SimStep(tuple(batches), self.now_ns, stamps["respiration"], resp_theta)
+
+    def _record(self, ts: npt.NDArray[np.int64], phase: FloatArray) -> None:
+        """Keep the true phases of the last ``truth_history_s`` seconds."""
+        if self.config.truth_history_s <= 0 or not len(ts):
+            return
+        self._truth.append((ts, phase))
+        horizon = int(ts[-1]) - round(self.config.truth_history_s * 1e9)
+        while int(self._truth[0][0][-1]) < horizon:
+            self._truth.popleft()
 
     # -- the model ----------------------------------------------------------------------------
 

@@ -81,10 +81,10 @@ def test_phase_record_is_aligned_with_respiration() -> None:
     assert np.all((sim.true_phases >= 0) & (sim.true_phases < 2 * np.pi))
 
 
-@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("seed", [0, 1])
 def test_uncoupled_group_stays_incoherent(seed: int) -> None:
     sim = GroupSimulator(16, coupling=0.0, seed=seed, start_ns=T0)
-    steps = _run(sim, 300, dt=1.0)
+    steps = _run(sim, 240, dt=2.0)
     _, phase = _phase_record(steps)
     r = np.abs(np.exp(1j * phase).mean(axis=1))
     assert r.mean() < 0.4
@@ -246,3 +246,25 @@ def test_sync_analysis_recovers_the_true_phases(coupling: float, expect_sync: bo
     r_true = np.abs(np.exp(1j * true_phase[keep]).mean(axis=1))
     assert np.abs(r_est - r_true).mean() < 0.1
     assert (r_true.mean() > 0.9) == expect_sync
+
+
+def test_true_phase_history_is_kept_for_its_horizon_and_interpolated() -> None:
+    sim = GroupSimulator(3, seed=8, start_ns=T0, config=SimConfig(truth_history_s=30.0))
+    steps = _run(sim, 100, dt=0.7)
+    ts, phase = sim.true_phase_history()
+    assert ts[-1] == steps[-1].phase_ts[-1]
+    assert 30 <= (ts[-1] - ts[0]) / 1e9 < 31
+    assert phase.shape == (len(ts), 3)
+    # Exactly the step records at sample times, and in between on the line joining them.
+    np.testing.assert_array_equal(sim.phase_at(ts[-5:]), phase[-5:])
+    mid = (ts[-2] + ts[-1]) // 2
+    np.testing.assert_allclose(sim.phase_at(mid), (phase[-2] + phase[-1]) / 2, atol=1e-6)
+    for outside in (ts[0] - 1, ts[-1] + 1, T0):
+        with pytest.raises(ValidationError) as info:
+            sim.phase_at(outside)
+        assert info.value.reason == "out_of_range"
+    off = GroupSimulator(2, seed=0, start_ns=T0, config=SimConfig(truth_history_s=0))
+    off.step(5.0)
+    assert len(off.true_phase_history()[0]) == 0
+    with pytest.raises(ValidationError):
+        off.phase_at(T0)
