@@ -12,7 +12,9 @@ Participant ``i``'s breathing phase ``θ_i`` (radians, unwrapped) follows the no
 
 integrated by Euler–Maruyama on sub-steps of at most ``max_substep_s``; natural rates
 ``ω_i = 2π f_i`` with ``f_i`` around 0.25 Hz. Phase 0 (mod 2π) is the peak of a breath,
-the end of an inhale: the convention of :mod:`sensocto_lab.sync.phase`. Because the
+the end of an inhale: the convention of :mod:`sensocto_lab.sync.phase` (its peak-event
+phases match; its Hilbert phases follow the breath's fundamental, a constant
+``π(0.5 − inhale_fraction)`` later for everyone, so R is unchanged). Because the
 coupling and the phases are known, :attr:`~GroupSimulator.true_phases` and
 :meth:`~GroupSimulator.true_order_parameter` are the ground truth the synchrony analysis
 is validated against (DESIGN §7).

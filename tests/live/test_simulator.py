@@ -241,7 +241,12 @@ def test_sync_analysis_recovers_the_true_phases(coupling: float, expect_sync: bo
     estimated = phases(resp, fs=sim.config.respiration_hz).values
     keep = slice(400, -400)  # away from the filter's edges (20 s each side)
     error = np.angle(np.exp(1j * (estimated[:, keep] - true_phase.T[:, keep])))
-    assert np.median(np.abs(error)) < 0.35
+    # The Hilbert phase follows the breath's fundamental, whose peak sits a constant
+    # π(0.5 − inhale_fraction) after the asymmetric breath's own peak (phase 0)...
+    offset = np.angle(np.exp(1j * error).mean())
+    assert offset == pytest.approx(-np.pi * (0.5 - sim.config.inhale_fraction), abs=0.05)
+    # ...and apart from that shared offset the estimate tracks the truth closely.
+    assert np.median(np.abs(np.angle(np.exp(1j * (error - offset))))) < 0.12
     r_est = order_parameter(estimated[:, keep]).values
     r_true = np.abs(np.exp(1j * true_phase[keep]).mean(axis=1))
     assert np.abs(r_est - r_true).mean() < 0.1
