@@ -297,13 +297,13 @@ def event_phase(
         raise _bad("event times must be strictly increasing")
     k = np.searchsorted(ev, t, side="right") - 1
     inside = (k >= 0) & (k < ev.size - 1)
-    inside |= t == ev[-1]
     k = np.clip(k, 0, ev.size - 2)
     interval = ev[k + 1] - ev[k]
     if max_interval is not None:
         inside &= interval <= max_interval
     frac = (t - ev[k]) / interval
     out[inside] = np.angle(np.exp(1j * TWO_PI * frac[inside]))
+    out[np.isin(t, ev)] = 0.0  # an event is phase 0 even next to an implausible interval
     return out
 
 

@@ -76,7 +76,8 @@ def oscillator_group(
     snr_db
         Signal-to-noise power ratio of the added white noise, in dB; ``None`` for none.
     identical
-        Every participant follows participant 0's phase exactly (``R = 1``).
+        Every participant follows participant 0's phase and amplitude exactly
+        (``R = 1``; with ``snr_db`` each still gets its own noise).
     seed
         Seed or generator, for reproducible groups.
 
@@ -89,16 +90,21 @@ def oscillator_group(
     steps = round(duration_s * fs)
     dt = 1.0 / fs
     omega = 2 * np.pi * rng.uniform(*freq_hz, size=n)
-    theta = np.empty((n, steps))
-    theta[:, 0] = rng.uniform(0, 2 * np.pi, size=n)
-    kicks = phase_noise * np.sqrt(dt) * rng.standard_normal((n, steps))
-    for k in range(1, steps):
-        prev = theta[:, k - 1]
-        drift = omega
-        if coupling:
-            mean_field = np.exp(1j * prev).mean()
-            drift = omega + coupling * np.abs(mean_field) * np.sin(np.angle(mean_field) - prev)
-        theta[:, k] = prev + drift * dt + kicks[:, k]
+    start = rng.uniform(0, 2 * np.pi, size=n)
+    increments = omega[:, np.newaxis] * dt + phase_noise * np.sqrt(dt) * rng.standard_normal(
+        (n, steps)
+    )
+    increments[:, 0] = start
+    if coupling:
+        theta = np.empty((n, steps))
+        theta[:, 0] = start
+        for k in range(1, steps):
+            prev = theta[:, k - 1]
+            z = np.exp(1j * prev).mean()
+            pull = coupling * np.abs(z) * np.sin(np.angle(z) - prev) * dt
+            theta[:, k] = prev + increments[:, k] + pull
+    else:  # independent: a random walk with drift
+        theta = np.cumsum(increments, axis=1)
     if identical:
         theta[:] = theta[0]
     t = np.arange(steps) * dt
@@ -106,6 +112,8 @@ def oscillator_group(
     amplitude = 1.0 + amplitude_jitter * np.sin(
         2 * np.pi * mod_freq * t + rng.uniform(0, 2 * np.pi, (n, 1))
     )
+    if identical:
+        amplitude[:] = amplitude[0]
     signals = amplitude * np.cos(theta)
     if snr_db is not None:
         power = np.mean(signals**2, axis=1, keepdims=True)
