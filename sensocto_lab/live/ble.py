@@ -167,12 +167,16 @@ class BleakBackend:
     ----------
     connect_timeout
         Seconds to wait for a connection and service discovery.
+    client_backend
+        A bleak client backend class (bleak's ``backend=``); ``None`` lets bleak pick
+        the platform's (BlueZ, CoreBluetooth, WinRT).
     """
 
     name = "bleak"
 
-    def __init__(self, connect_timeout: float = 20.0) -> None:
+    def __init__(self, connect_timeout: float = 20.0, client_backend: type | None = None) -> None:
         self._timeout = connect_timeout
+        self._client_backend = client_backend
         self._client: BleakClient | None = None
 
     @staticmethod
@@ -207,7 +211,10 @@ class BleakBackend:
         from bleak import BleakClient
 
         client = BleakClient(
-            address, disconnected_callback=lambda _client: on_disconnect(), timeout=self._timeout
+            address,
+            disconnected_callback=lambda _client: on_disconnect(),
+            timeout=self._timeout,
+            backend=self._client_backend,
         )
         await client.connect()
         self._client = client

@@ -415,6 +415,114 @@ async def test_unreachable_device_backs_off_and_keeps_trying(engine: Engine) -> 
     assert capture.state is CaptureState.STOPPED
 
 
+# --- the bleak backend, over bleak's own client with the radio faked beneath it ------
+
+
+def _bleak_client_over(radio: FakeRadio) -> type:
+    """A bleak client backend (the layer bleak puts over BlueZ/WinRT/CoreBluetooth)
+    whose "radio" is the fake strap, so BleakBackend runs through bleak's BleakClient."""
+    from bleak.backends.characteristic import BleakGATTCharacteristic
+    from bleak.backends.client import BaseBleakClient
+    from bleak.backends.service import BleakGATTService, BleakGATTServiceCollection
+
+    uuids = [
+        HR_UUID,
+        gatt.BATTERY_LEVEL_UUID,
+        gatt.PMD_CONTROL_UUID,
+        gatt.PMD_DATA_UUID,
+    ]
+
+    class RadioClient(BaseBleakClient):
+        def __init__(self, address: Any, **kwargs: Any) -> None:
+            super().__init__(
+                address,
+                disconnected_callback=kwargs["disconnected_callback"],
+                timeout=kwargs["timeout"],
+            )
+            self._up = False
+
+        @property
+        def mtu_size(self) -> int:
+            return 247
+
+        @property
+        def is_connected(self) -> bool:
+            return self._up
+
+        async def connect(self, pair: bool, **kwargs: Any) -> None:
+            await radio.connect(self.address, self._dropped)
+            self._up = True
+            services = BleakGATTServiceCollection()
+            service = BleakGATTService(None, 1, gatt.PMD_SERVICE_UUID)
+            services.add_service(service)
+            for handle, uuid in enumerate(uuids, start=10):
+                props: Any = ["read", "write", "notify", "indicate"]
+                services.add_characteristic(
+                    BleakGATTCharacteristic(None, handle, uuid, props, lambda: 244, service)
+                )
+            self.services = services
+
+        def _dropped(self) -> None:
+            self._up = False
+            if self._disconnected_callback is not None:
+                self._disconnected_callback()
+
+        async def disconnect(self) -> None:
+            self._up = False
+            await radio.disconnect()
+
+        async def pair(self, *args: Any, **kwargs: Any) -> None:
+            raise NotImplementedError
+
+        async def unpair(self) -> None:
+            raise NotImplementedError
+
+        async def read_gatt_char(self, characteristic: Any, **kwargs: Any) -> bytearray:
+            return bytearray(await radio.read_gatt_char(characteristic.uuid))
+
+        async def read_gatt_descriptor(self, descriptor: Any, **kwargs: Any) -> bytearray:
+            raise NotImplementedError
+
+        async def write_gatt_char(self, characteristic: Any, data: Any, response: bool) -> None:
+            assert response, "PMD commands must be written with response"
+            await radio.write_gatt_char(characteristic.uuid, bytes(data))
+
+        async def write_gatt_descriptor(self, descriptor: Any, data: Any) -> None:
+            raise NotImplementedError
+
+        async def start_notify(self, characteristic: Any, callback: Any, **kwargs: Any) -> None:
+            await radio.start_notify(characteristic.uuid, lambda d: callback(bytearray(d)))
+
+        async def stop_notify(self, characteristic: Any) -> None:
+            raise NotImplementedError
+
+    return RadioClient
+
+
+async def test_bleak_backend_through_bleak_client(engine: Engine) -> None:
+    clock = FakeClock()
+    radio = FakeRadio(polar_h10_session(20.0), clock=clock, autoplay=False)
+    backend = ble.BleakBackend(client_backend=_bleak_client_over(radio))
+    sub = _record(engine)
+    capture = await BleCapture(
+        engine, FAKE_ADDRESS, backend=backend, clock=clock, acc_rate_hz=25
+    ).start()
+    await capture.wait_streaming(WAIT)
+    assert backend.has_characteristic(gatt.PMD_DATA_UUID)
+    assert not backend.has_characteristic(gatt.sig_uuid(0x2A38))
+    arrivals = await _play(radio, clock, capture, 4.0)
+    radio.drop()  # bleak's disconnected callback reaches the capture
+    await capture.wait_for(lambda s: s.drops == 1, WAIT)
+    await capture.stop()
+    got = _collected(sub)
+    bpm = [gatt.decode_heart_rate(n.data).bpm for n, _ in arrivals if n.uuid == HR_UUID]
+    np.testing.assert_array_equal(got["hr"][1], [b for b in bpm if b > 0])
+    ecg = [n for n, _ in arrivals if n.uuid == gatt.PMD_DATA_UUID and n.data[0] == 0]
+    assert got["ecg"][1].size == 73 * len(ecg) > 0
+    assert got["accelerometer"][1].shape[1] == 3
+    assert got["battery"][1].tolist() == [87.0]
+
+
 # --- backend choice -------------------------------------------------------------------
 
 
