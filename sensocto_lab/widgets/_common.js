@@ -1,0 +1,97 @@
+// Shared helpers, prepended to each widget's ESM (see _wire.py).
+// The same code runs under anywidget (JupyterLab) and Panel's AnyWidgetComponent.
+
+// A float32 array from what a Bytes traitlet/param arrives as: DataView, ArrayBuffer,
+// a typed array, a base64 string, or a plain array.
+function f32(v) {
+  if (v == null) return new Float32Array(0);
+  if (v instanceof Float32Array) return v;
+  if (typeof v === "string") {
+    const bin = atob(v);
+    const u8 = new Uint8Array(bin.length);
+    for (let i = 0; i < bin.length; i++) u8[i] = bin.charCodeAt(i);
+    return new Float32Array(u8.buffer, 0, u8.length >> 2);
+  }
+  let buffer, offset, length;
+  if (v instanceof ArrayBuffer) {
+    buffer = v; offset = 0; length = v.byteLength;
+  } else if (ArrayBuffer.isView(v)) {
+    buffer = v.buffer; offset = v.byteOffset; length = v.byteLength;
+  } else if (Array.isArray(v)) {
+    return Float32Array.from(v);
+  } else {
+    return new Float32Array(0);
+  }
+  const n = length >> 2;
+  if (offset % 4 === 0) return new Float32Array(buffer, offset, n);
+  return new Float32Array(buffer.slice(offset, offset + n * 4));  // unaligned: copy
+}
+
+const PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
+                 "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"];
+
+function colour(i) { return PALETTE[i % PALETTE.length]; }
+
+// An HiDPI canvas of CSS size w x h and its 2-D context, scaled to CSS pixels.
+function hidpiCanvas(w, h) {
+  const canvas = document.createElement("canvas");
+  const dpr = window.devicePixelRatio || 1;
+  canvas.width = Math.round(w * dpr);
+  canvas.height = Math.round(h * dpr);
+  canvas.style.width = `${w}px`;
+  canvas.style.height = `${h}px`;
+  const ctx = canvas.getContext("2d");
+  ctx.scale(dpr, dpr);
+  return { canvas, ctx };
+}
+
+// Redraw at most once per animation frame, whatever the number of model changes.
+function frameScheduler(draw) {
+  let pending = false;
+  return () => {
+    if (pending) return;
+    pending = true;
+    requestAnimationFrame(() => { pending = false; draw(); });
+  };
+}
+
+// Min/max of finite values; [lo, hi] fallback when there are none or all are equal.
+function extent(arrays, lo, hi) {
+  let mn = Infinity, mx = -Infinity;
+  for (const a of arrays) {
+    for (let i = 0; i < a.length; i++) {
+      const x = a[i];
+      if (x < mn) mn = x;
+      if (x > mx) mx = x;
+    }
+  }
+  if (!(mn <= mx)) return [lo, hi];
+  if (mn === mx) return [mn - 0.5, mx + 0.5];
+  return [mn, mx];
+}
+
+// Frame with y ticks and x label for a time-series plot area.
+function drawAxes(ctx, box, ylo, yhi, xlabel, ylabel) {
+  ctx.save();
+  ctx.strokeStyle = "#999";
+  ctx.lineWidth = 1;
+  ctx.strokeRect(box.x, box.y, box.w, box.h);
+  ctx.fillStyle = "#444";
+  ctx.font = "10px sans-serif";
+  ctx.textAlign = "right";
+  ctx.textBaseline = "middle";
+  for (const f of [0, 0.5, 1]) {
+    const v = ylo + f * (yhi - ylo);
+    const y = box.y + box.h - f * box.h;
+    ctx.fillText(Math.abs(v) >= 100 ? v.toFixed(0) : v.toPrecision(3), box.x - 3, y);
+  }
+  ctx.textAlign = "center";
+  ctx.textBaseline = "top";
+  if (xlabel) ctx.fillText(xlabel, box.x + box.w / 2, box.y + box.h + 3);
+  if (ylabel) {
+    ctx.translate(10, box.y + box.h / 2);
+    ctx.rotate(-Math.PI / 2);
+    ctx.fillText(ylabel, 0, -8);
+  }
+  ctx.restore();
+}

@@ -1,0 +1,43 @@
+// Page-level state for a dashboard session (DESIGN §8).
+//
+// Reports document.visibilityState ("visible" / "hidden") on every change, and the
+// page's render lag: each server flush sets `stamp` (server wall clock, ms); when
+// the next frame is painted we take paintTime - stamp. Clocks of server and browser
+// may differ, so the lag is that difference minus its smallest value seen (the
+// offset plus the fastest delivery): what remains is how far behind the page is.
+// Lag reports go out every `report_ms`, as the largest lag in that period.
+
+export function render({ model, el }) {
+  const send = (msg) => (model.send_msg ? model.send_msg(msg) : model.send(msg));
+  const onVisibility = () => { console.log("vis", document.visibilityState); send({ visibility: document.visibilityState }); };
+  document.addEventListener("visibilitychange", onVisibility);
+  onVisibility();
+
+  let best = Infinity;
+  let worst = 0;
+  let pending = false;
+  const onStamp = () => {
+    if (pending) return;
+    pending = true;
+    requestAnimationFrame(() => {
+      pending = false;
+      const delay = Date.now() - model.stamp;
+      best = Math.min(best, delay);
+      worst = Math.max(worst, delay - best);
+    });
+  };
+  if (model.on) model.on("stamp", onStamp);
+  const report = setInterval(() => {
+    if (best === Infinity) return;
+    send({ lag_ms: worst });
+    worst = 0;
+  }, model.report_ms || 500);
+
+  const cleanup = () => {
+    document.removeEventListener("visibilitychange", onVisibility);
+    clearInterval(report);
+  };
+  if (model.on) model.on("remove", cleanup);
+  el.style.display = "none";
+  return cleanup;
+}
