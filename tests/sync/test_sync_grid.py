@@ -12,7 +12,7 @@ from sensocto_lab.sync.grid import as_signals, bridge_gaps, grid_step_ns, resamp
 T0 = 1_767_225_600 * 10**9
 
 
-def _history_like(rates_hz: dict[str, float], duration_s: float) -> tuple[xr.DataArray, dict]:
+def _history_like(rates_hz: dict[str, float], duration_s: float) -> xr.DataArray:
     """A DataArray shaped like store.history: union time axis, NaN where a sensor has none."""
     per_sensor = {}
     for sensor, rate in rates_hz.items():
@@ -28,7 +28,7 @@ def _history_like(rates_hz: dict[str, float], duration_s: float) -> tuple[xr.Dat
         coords={"sensor": list(rates_hz), "time": union.astype("datetime64[ns]")},
         attrs={"units": "a.u."},
     )
-    return da, per_sensor
+    return da
 
 
 def test_plain_array_keeps_nan_gaps_and_needs_fs() -> None:
@@ -44,7 +44,7 @@ def test_plain_array_keeps_nan_gaps_and_needs_fs() -> None:
 
 
 def test_unequal_rates_land_on_one_grid_aligned_to_the_step() -> None:
-    da, truth = _history_like({"a": 10.0, "b": 25.0, "c": 4.0}, 20.0)
+    da = _history_like({"a": 10.0, "b": 25.0, "c": 4.0}, 20.0)
     sig = as_signals(da, fs=10.0)
     assert sig.fs == 10.0
     assert sig.start_ns is not None and sig.start_ns % grid_step_ns(10.0) == 0
@@ -59,12 +59,12 @@ def test_unequal_rates_land_on_one_grid_aligned_to_the_step() -> None:
 
 
 def test_default_rate_is_the_median_sensor_rate() -> None:
-    da, _ = _history_like({"a": 10.0, "b": 25.0, "c": 4.0}, 10.0)
+    da = _history_like({"a": 10.0, "b": 25.0, "c": 4.0}, 10.0)
     assert as_signals(da).fs == pytest.approx(10.0)
 
 
 def test_a_dropout_is_a_nan_gap_not_interpolated() -> None:
-    da, _ = _history_like({"a": 10.0, "b": 10.0}, 30.0)
+    da = _history_like({"a": 10.0, "b": 10.0}, 30.0)
     t = da["time"].values
     drop = (t >= np.datetime64(T0 + 10 * 10**9, "ns")) & (t < np.datetime64(T0 + 13 * 10**9, "ns"))
     da[0, drop] = np.nan
@@ -99,7 +99,7 @@ def test_edge_gaps_are_never_bridged() -> None:
 
 
 def test_dataset_picks_respiration_or_the_named_attribute() -> None:
-    da, _ = _history_like({"a": 10.0, "b": 10.0}, 5.0)
+    da = _history_like({"a": 10.0, "b": 10.0}, 5.0)
     ds = xr.Dataset({"respiration": da, "hr": da * 60})
     assert as_signals(ds, fs=10.0).values[0, 5] == pytest.approx(
         as_signals(da, fs=10.0).values[0, 5]
