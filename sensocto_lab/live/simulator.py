@@ -23,7 +23,8 @@ From the phase:
 
 - ``respiration``: an asymmetric breath (inhale shorter than exhale) plus noise, a.u.;
 - ``hr``: heart rate in bpm with respiratory sinus arrhythmia,
-  ``HR_i(t) = HR0_i + A_i cos θ_i(t)`` (rising through the inhale, fastest at its end);
+  ``HR_i(t) = HR0_i + D_i(t) + A_i cos θ_i(t)`` (rising through the inhale, fastest at
+  its end), ``D_i`` a slow Ornstein–Uhlenbeck drift (the variability that is not RSA);
 - ``rr``: one event per heartbeat, timestamped at the beat, value the interval since the
   previous beat in ms; beats are where the heart phase ``ψ_i = ∫ HR_i/60 dt`` crosses an
   integer;
@@ -95,6 +96,9 @@ class SimConfig:
         Mean and spread of the resting heart rates.
     rsa_bpm
         Mean respiratory sinus arrhythmia amplitude, bpm (peak deviation from rest).
+    hr_drift_sd_bpm, hr_drift_tau_s
+        The heart rate's slow wandering that is not breathing (an Ornstein–Uhlenbeck
+        process): its standard deviation in bpm and its correlation time in seconds.
     respiration_noise, ecg_noise_mv, accelerometer_noise
         Standard deviation of additive white noise on each signal, in its unit.
     battery_drain_pct_per_hour
@@ -118,6 +122,8 @@ class SimConfig:
     heart_rate_bpm: float = 70.0
     heart_rate_sd_bpm: float = 7.0
     rsa_bpm: float = 5.0
+    hr_drift_sd_bpm: float = 2.0
+    hr_drift_tau_s: float = 20.0
     respiration_noise: float = 0.03
     ecg_noise_mv: float = 0.02
     accelerometer_noise: float = 0.02
@@ -265,6 +271,7 @@ class GroupSimulator:
         # Heart phase in beats; the previous beat was psi0 of a beat ago.
         psi0 = rng.uniform(0, 1, n)
         self._psi: FloatArray = psi0
+        self._drift: FloatArray = rng.normal(0, cfg.hr_drift_sd_bpm, n)
         self._last_beat_s: FloatArray = -psi0 * 60.0 / self._hr0
         self._t_ns = 0  # ns since start_ns
         self._next_k = dict.fromkeys(_RATE_FIELDS, 0)
@@ -413,7 +420,8 @@ class GroupSimulator:
         substeps = max(1, math.ceil(span / self.config.max_substep_s))
         h = span / substeps
         theta = self._integrate_phases(substeps, h)
-        hr = self._heart_rate(theta)
+        drift = self._integrate_drift(substeps, h)
+        hr = self._heart_rate(theta, drift)
         psi = self._integrate_heart(hr, h)
 
         ks = {attr: self._due(attr, end) for attr in _RATE_FIELDS}
@@ -426,7 +434,7 @@ class GroupSimulator:
         resp_theta = at(theta, "respiration")
         values: dict[str, npt.NDArray[Any]] = {
             "respiration": self._respiration(resp_theta),
-            "hr": self._heart_rate(at(theta, "hr")),
+            "hr": self._heart_rate(at(theta, "hr"), at(drift, "hr")),
             "ecg": self._ecg(at(psi, "ecg"), at(theta, "ecg")),
             "accelerometer": self._accelerometer(at(theta, "accelerometer")),
             "battery": self._battery_at(times["battery"]),
@@ -444,7 +452,8 @@ class GroupSimulator:
             if len(beat_ts):
                 batches.append(Batch(sensor_id, "rr", beat_ts, rr))
 
-        self._theta, self._psi, self._t_ns = theta[-1].copy(), psi[-1].copy(), end
+        self._theta, self._psi, self._drift = theta[-1].copy(), psi[-1].copy(), drift[-1].copy()
+        self._t_ns = end
         for attr, k in ks.items():
             if len(k):
                 self._next_k[attr] = int(k[-1]) + 1
@@ -477,10 +486,24 @@ class GroupSimulator:
             nodes[s + 1] = theta
         return nodes
 
-    def _heart_rate(self, theta: FloatArray) -> FloatArray:
-        """Heart rate in bpm with RSA: fastest at the end of an inhale (θ ≡ 0)."""
-        # The floor keeps the heart phase strictly increasing whatever rsa_bpm is set to.
-        return np.maximum(self._hr0 + self._rsa * np.cos(theta), 20.0)
+    def _integrate_drift(self, substeps: int, h: float) -> FloatArray:
+        """The heart rate's non-respiratory drift (bpm) at the nodes, exact OU updates."""
+        cfg = self.config
+        nodes = np.empty((substeps + 1, self.n))
+        nodes[0] = drift = self._drift
+        keep = math.exp(-h / cfg.hr_drift_tau_s) if cfg.hr_drift_tau_s > 0 else 0.0
+        shocks = self._rng.standard_normal((substeps, self.n)) * (
+            cfg.hr_drift_sd_bpm * math.sqrt(1 - keep**2)
+        )
+        for s in range(substeps):
+            drift = keep * drift + shocks[s]
+            nodes[s + 1] = drift
+        return nodes
+
+    def _heart_rate(self, theta: FloatArray, drift: FloatArray) -> FloatArray:
+        """Heart rate in bpm with RSA (fastest at the end of an inhale, θ ≡ 0) and drift."""
+        # The floor keeps the heart phase strictly increasing whatever the settings.
+        return np.maximum(self._hr0 + drift + self._rsa * np.cos(theta), 20.0)
 
     def _integrate_heart(self, hr_nodes: FloatArray, h: float) -> FloatArray:
         """Heart phase in beats at the nodes (trapezoidal integral of HR/60)."""
