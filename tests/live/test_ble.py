@@ -396,6 +396,32 @@ async def test_a_device_without_heart_rate_fails_clearly(engine: Engine) -> None
     assert capture.state is CaptureState.FAILED
 
 
+async def test_a_refused_pmd_stream_is_reported_and_the_rest_streams(engine: Engine) -> None:
+    class NoAccelerometer(FakeRadio):
+        async def write_gatt_char(self, uuid: str, data: bytes) -> None:
+            if data[:2] == bytes([gatt.PmdOp.START, gatt.PmdMeasurement.ACC]):
+                reply = gatt.encode_pmd_control_response(
+                    gatt.PmdOp.START, data[1], gatt.PmdStatus.INVALID_SAMPLE_RATE
+                )
+                self._call(gatt.PMD_CONTROL_UUID, reply)
+            else:
+                await super().write_gatt_char(uuid, data)
+
+    clock = FakeClock()
+    radio = NoAccelerometer(polar_h10_session(20.0), clock=clock, autoplay=False)
+    capture = await BleCapture(
+        engine, FAKE_ADDRESS, backend=radio, clock=clock, acc_rate_hz=200
+    ).start()
+    stats = await capture.wait_streaming(WAIT)
+    assert "refused to start accelerometer: INVALID_SAMPLE_RATE" in stats.last_error
+    await _play(radio, clock, capture, 3.0)
+    await capture.stop()
+    stats = capture.stats()
+    assert stats.samples["ecg"] > 0 and stats.samples["hr"] > 0
+    assert "accelerometer" not in stats.samples
+    assert stats.malformed == 0
+
+
 async def test_unreachable_device_backs_off_and_keeps_trying(engine: Engine) -> None:
     clock = FakeClock()
     radio = FakeRadio(clock=clock, autoplay=False)
