@@ -411,6 +411,11 @@ class AttentionTracker:
 
     def remove_views(self, viewer_id: str, sensor_ids: Iterable[str]) -> list[AttentionChange]:
         """Drop some of a viewer's views (unknown ones are ignored) and renew the viewer."""
+        if isinstance(sensor_ids, str):
+            raise ValidationError(
+                "sensor_ids must be a collection of ids, not one string",
+                reason="invalid_views",
+            )
         viewer = self._viewers.get(viewer_id)
         if viewer is None:
             return []
@@ -485,7 +490,11 @@ class AttentionTracker:
 
     def set_load(self, load: LoadLevel) -> list[AttentionChange]:
         """Stretch every known sensor's window for the system ``load`` level."""
-        self._load = LoadLevel(load)
+        if not isinstance(load, LoadLevel):
+            raise ValidationError(
+                f"load must be a LoadLevel, got {load!r:.40}", reason="invalid_load_level"
+            )
+        self._load = load
         return self._commit(self.sensor_ids)
 
     # -- internals -------------------------------------------------------------------------

@@ -144,6 +144,11 @@ def test_bad_input_raises_and_changes_nothing(tracker: AttentionTracker) -> None
         tracker.set_views("", {"s2": H})
     with pytest.raises(ValidationError):
         tracker.set_views("v", ["s2"])  # type: ignore[arg-type]
+    with pytest.raises(ValidationError):
+        tracker.remove_views("v", "s1")
+    with pytest.raises(ValidationError):
+        tracker.set_load(7)  # type: ignore[arg-type]
+    assert tracker.load == LoadLevel.NORMAL
     assert tracker.views("v") == {"s1": M}
     assert tracker.level("s2") == N
 

@@ -15,7 +15,10 @@ def clock() -> FakeClock:
     return FakeClock()
 
 
-def _feed(monitor: LoadMonitor, clock: FakeClock, sample: LoadSample, n: int, every: float = 1.0):
+def _feed(
+    monitor: LoadMonitor, clock: FakeClock, sample: LoadSample, n: int, every: float = 1.0
+) -> list[LoadLevel]:
+    """Give ``n`` samples ``every`` seconds apart; the level changes they caused."""
     changes = []
     for _ in range(n):
         change = monitor.update(sample)
