@@ -37,6 +37,10 @@ class StorageConfig:
         files hold this many bytes or it is this many seconds old.
     compaction_poll_s
         How often the background compactor looks for sealed or over-age segments.
+    compact_on_close
+        :meth:`close` compacts the WAL so that the whole recording is in Parquet
+        (readable by DuckDB, polars, ...) when it returns; ``False`` leaves that to
+        the next open (a faster close).
     background
         Run the fsync and compaction threads. With ``False`` nothing happens behind
         the caller's back: :meth:`flush` and :meth:`compact` do the work (tests, tools).
@@ -59,6 +63,7 @@ class StorageConfig:
     segment_max_bytes: int = 64 * 1024 * 1024
     segment_max_age_s: float = 60.0
     compaction_poll_s: float = 1.0
+    compact_on_close: bool = True
     background: bool = True
     parquet_compression: str = "zstd"
     parquet_compression_level: int | None = None

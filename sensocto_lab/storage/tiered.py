@@ -137,6 +137,7 @@ class TieredStore:
         self._cold_dir = data_dir / "cold"
         self._lock = threading.Lock()
         self._compact_lock = threading.Lock()
+        self._compacted = threading.Condition(self._lock)
         self._series: dict[SeriesKey, _Series] = {}
         self._scale = 1.0
         self._closed = False
@@ -233,6 +234,8 @@ class TieredStore:
     def close(self) -> None:
         """Stop the background threads, seal and fsync the WAL, compact it, and close.
 
+        With ``config.compact_on_close=False`` the sealed WAL is left for the next open.
+
         Idempotent. Later appends raise :class:`ClosedResourceError`; reads still work.
         """
         with self._lock:
@@ -247,7 +250,8 @@ class TieredStore:
             sealed = self._writer.close()
             if sealed is not None:
                 self._sealed.append(sealed)
-        self._compact_pending()
+        if self.config.compact_on_close:
+            self._compact_pending()
 
     def __enter__(self) -> TieredStore:
         return self
@@ -423,7 +427,7 @@ class TieredStore:
     # -- compaction ------------------------------------------------------------------
 
     def compact(self) -> None:
-        """Seal the current WAL generation and compact every sealed one now.
+        """Seal the current WAL generation, compact every sealed one, apply retention.
 
         Returns once their samples are durable in Parquet and the WAL files deleted.
 
@@ -438,6 +442,19 @@ class TieredStore:
                 self._sealed.append(sealed)
             self._gen_opened = self._clock.monotonic()
         self._compact_pending()
+        self._apply_retention()
+
+    def wait_compacted(self, timeout: float | None = None) -> bool:
+        """Wait until the background compactor has compacted every generation sealed now.
+
+        Returns False if ``timeout`` (seconds) passed first. Without background threads
+        (``config.background=False``) only :meth:`compact` compacts; call that instead.
+        """
+        with self._lock:
+            if not self._sealed:
+                return True
+            target = max(self._sealed)
+            return self._compacted.wait_for(lambda: self._committed >= target, timeout)
 
     def _compact_loop(self) -> None:
         while True:
@@ -499,6 +516,7 @@ class TieredStore:
             counters["generations_compacted"] += 1
             counters["parquet_files_written"] += files
             counters["samples_compacted"] += samples
+            self._compacted.notify_all()
         for p in paths:
             with contextlib.suppress(FileNotFoundError):
                 p.unlink()

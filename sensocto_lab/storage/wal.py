@@ -122,7 +122,7 @@ def list_segments(wal_dir: Path) -> list[SegmentFile]:
     found = []
     for entry in os.scandir(wal_dir):
         m = _SEG_RE.match(entry.name)
-        if m:
+        if m and entry.is_file():
             found.append(SegmentFile(int(m.group(1)), m.group(2), Path(entry.path)))
     found.sort(key=lambda s: (s.generation, s.layout))
     return found

@@ -254,3 +254,15 @@ def test_stats_report_lag_and_wal_bytes(tmp_path: Path) -> None:
     store.flush()
     assert store.stats()["storage_lag_s"] == 0.0
     store.close()
+
+
+def test_background_threads_compact_without_being_asked(tmp_path: Path) -> None:
+    cfg = StorageConfig(segment_max_bytes=1, compaction_poll_s=0.01, fsync_interval_s=0.01)
+    store = TieredStore.open(tmp_path, cfg)
+    batches = _record(store, "s1", "ecg", ECG, 6)  # every append seals the generation before
+    assert store.wait_compacted(timeout=30)
+    assert store.stats()["generations_compacted"] >= 5
+    assert list((tmp_path / "cold").rglob("*.parquet"))
+    _assert_same(store.read_table("s1", "ecg"), batches)
+    store.close()
+    assert store.stats()["segments_pending"] == 0

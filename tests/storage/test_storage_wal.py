@@ -1,0 +1,148 @@
+"""The WAL: torn files lose only their last record; replay is idempotent."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pytest
+from storage_helpers import ACC, ECG, make_batch
+
+from sensocto_lab.errors import StorageError
+from sensocto_lab.storage import StorageConfig, TieredStore
+from sensocto_lab.storage.wal import Chunk, WalWriter, layout_of, list_segments, read_segment
+
+NO_THREADS_NO_COMPACT = StorageConfig(background=False, compact_on_close=False)
+
+
+def _chunk(first_seq: int, n: int = 16) -> Chunk:
+    b = make_batch("s1", "ecg", ECG, first_seq, n)
+    assert b.recv_ts is not None and b.seq is not None
+    return Chunk("lab", "s1", "ecg", "ecg", b.ts, b.recv_ts, b.seq, b.values)
+
+
+def _write_segment(wal_dir: Path, records: int) -> tuple[Path, list[int]]:
+    """A sealed one-file generation; returns its path and each record's end offset."""
+    writer = WalWriter(wal_dir, 1)
+    ends = []
+    for i in range(records):
+        writer.write(_chunk(i * 16))
+        ends.append(writer.files[next(iter(writer.files))])
+    writer.close()
+    [seg] = list_segments(wal_dir)
+    return seg.path, ends
+
+
+def test_layout_tags_and_bad_dtype() -> None:
+    assert layout_of(np.float32, 1) == "f4x1"
+    assert layout_of(np.float64, 3) == "f8x3"
+    with pytest.raises(StorageError):
+        layout_of(np.int16, 1)
+
+
+def test_sealed_segment_reads_every_record(tmp_path: Path) -> None:
+    path, _ = _write_segment(tmp_path, 5)
+    chunks, torn = read_segment(path)
+    assert not torn
+    assert [int(c.seq[0]) for c in chunks] == [0, 16, 32, 48, 64]
+    assert chunks[2].values.tobytes() == _chunk(32).values.tobytes()
+    assert (chunks[0].room, chunks[0].sensor_id, chunks[0].kind) == ("lab", "s1", "ecg")
+
+
+def test_torn_file_loses_only_its_last_record(tmp_path: Path) -> None:
+    path, ends = _write_segment(tmp_path, 4)
+    whole = path.read_bytes()
+    # Every cut inside the last record, and a sample of cuts inside the others.
+    cuts = list(range(ends[2] + 1, ends[3])) + list(range(1, ends[2], 37))
+    for cut in cuts:
+        chunks, torn = read_segment(pa.py_buffer(whole[:cut]))
+        complete = sum(1 for e in ends if e <= cut)
+        assert torn, cut
+        assert len(chunks) == complete, cut
+        for i, c in enumerate(chunks):
+            np.testing.assert_array_equal(c.seq, np.arange(i * 16, i * 16 + 16))
+    for end in ends:  # a cut exactly between records loses nothing
+        chunks, torn = read_segment(pa.py_buffer(whole[:end]))
+        assert len(chunks) == ends.index(end) + 1 and not torn
+
+
+def test_store_recovers_a_torn_segment(tmp_path: Path) -> None:
+    store = TieredStore.open(tmp_path, NO_THREADS_NO_COMPACT)
+    for i in range(5):
+        store.append(make_batch("s1", "ecg", ECG, i * 32, 32), room="lab", kind=ECG)
+    store.close()
+    [seg] = list_segments(tmp_path / "wal")
+    with open(seg.path, "r+b") as f:  # a crash in the middle of the fifth record
+        f.truncate(seg.path.stat().st_size - 60)
+    recovered = TieredStore.open(tmp_path, NO_THREADS_NO_COMPACT)
+    stats = recovered.stats()
+    assert stats["torn_records_dropped"] == 1
+    assert stats["samples_recovered"] == 4 * 32
+    ts, _ = recovered.latest("s1", "ecg")
+    assert ts.shape == (128,)  # the rings are refilled from the WAL
+    np.testing.assert_array_equal(
+        recovered.read_table("s1", "ecg").column("seq").to_numpy(), np.arange(128)
+    )
+    recovered.compact()
+    assert list_segments(tmp_path / "wal") == []
+    recovered.append(make_batch("s1", "ecg", ECG, 128, 32), room="lab", kind=ECG)
+    recovered.close()
+    again = TieredStore.open(tmp_path, NO_THREADS_NO_COMPACT)
+    np.testing.assert_array_equal(
+        again.read_table("s1", "ecg").column("seq").to_numpy(), np.arange(160)
+    )
+    again.close()
+
+
+@pytest.mark.parametrize("committed", [False, True], ids=["before-commit", "after-commit"])
+def test_replay_after_crash_mid_compaction_has_no_duplicates(
+    tmp_path: Path, committed: bool
+) -> None:
+    data = tmp_path / "data"
+    store = TieredStore.open(data, NO_THREADS_NO_COMPACT)
+    for i in range(4):
+        store.append(make_batch("s1", "ecg", ECG, i * 32, 32), room="lab", kind=ECG)
+        store.append(make_batch("s1", "acc", ACC, i * 4, 4), room="lab", kind=ACC)
+    store.close()
+    saved = tmp_path / "wal-before"
+    shutil.copytree(data / "wal", saved)
+    TieredStore.open(data, NO_THREADS_NO_COMPACT).compact()
+    parts = sorted((data / "cold").rglob("*.parquet"))
+    assert len(parts) == 2
+    # Put the crash back: the segments were not deleted (and maybe not committed).
+    for f in saved.glob("seg-*.arrows"):
+        shutil.copy(f, data / "wal" / f.name)
+    if not committed:
+        os.remove(data / "wal" / "COMPACTED")
+    crashed = TieredStore.open(data, NO_THREADS_NO_COMPACT)
+    for attr, n in (("ecg", 128), ("acc", 16)):
+        seq = crashed.read_table("s1", attr).column("seq").to_numpy()
+        np.testing.assert_array_equal(seq, np.arange(n))
+        assert crashed.history(["s1"], [attr])[attr].shape[1] == n
+    crashed.compact()
+    assert sorted((data / "cold").rglob("*.parquet")) == parts  # same names, rewritten
+    assert not list((data / "cold").rglob("*.tmp"))
+    np.testing.assert_array_equal(
+        crashed.read_table("s1", "ecg").column("seq").to_numpy(), np.arange(128)
+    )
+    crashed.close()
+
+
+def test_unwritable_wal_is_a_storage_error_and_loses_nothing_written(tmp_path: Path) -> None:
+    store = TieredStore.open(tmp_path, NO_THREADS_NO_COMPACT)
+    store.append(make_batch("s1", "ecg", ECG, 0, 8), room="lab", kind=ECG)
+    store.compact()
+    # The next generation's file cannot be created (works even as root).
+    (tmp_path / "wal" / "seg-000000000002-f4x1.arrows").mkdir()
+    with pytest.raises(StorageError):
+        store.append(make_batch("s1", "ecg", ECG, 8, 8), room="lab", kind=ECG)
+    np.testing.assert_array_equal(
+        store.read_table("s1", "ecg").column("seq").to_numpy(), np.arange(8)
+    )
+    assert store.stats()["samples_appended"] == 8
+    (tmp_path / "wal" / "seg-000000000002-f4x1.arrows").rmdir()
+    store.append(make_batch("s1", "ecg", ECG, 8, 8), room="lab", kind=ECG)  # recovers
+    store.close()
