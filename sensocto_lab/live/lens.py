@@ -35,6 +35,7 @@ import numpy as np
 
 from sensocto_lab.clock import Clock, SystemClock
 from sensocto_lab.errors import ClosedResourceError
+from sensocto_lab.live.bus import Overflow
 from sensocto_lab.model import AttentionLevel, Batch
 
 _log = logging.getLogger(__name__)
@@ -291,11 +292,13 @@ class _Engine(Protocol):
     @property
     def attention(self) -> Any: ...
 
-    async def set_views(self, viewer_id: str, views: Mapping[str, AttentionLevel]) -> None: ...
+    async def set_views(
+        self, viewer_id: str, views: Mapping[str, object], *, replace: bool = False
+    ) -> Any: ...
 
     async def renew_viewer(self, viewer_id: str) -> None: ...
 
-    async def remove_viewer(self, viewer_id: str) -> None: ...
+    async def remove_viewer(self, viewer_id: str) -> Any: ...
 
 
 class Lens:
@@ -364,12 +367,11 @@ class Lens:
         """Show exactly ``views`` (sensor → this viewer's level), in one engine call.
 
         Subscribes to newly shown sensors, unsubscribes from dropped ones, and
-        registers the views in bulk with :meth:`Engine.set_views`.
+        registers the views in bulk with :meth:`Engine.set_views` (replacing the
+        viewer's earlier views).
         """
         if self._closed:
             raise ClosedResourceError("the lens is closed", reason="closed")
-        from sensocto_lab.live.bus import Overflow
-
         views = {s: AttentionLevel.parse(lv) for s, lv in views.items()}
         self.buffer.set_views(views, attributes)
         for sensor in [s for s in self._subs if s not in views]:
@@ -385,7 +387,7 @@ class Lens:
                     self._read(sub), name=f"lens:{self.viewer_id}:{sensor}"
                 )
                 self._subs[sensor] = (sub, task)
-        await self._engine.set_views(self.viewer_id, views)
+        await self._engine.set_views(self.viewer_id, views, replace=True)
         self._wake.set()
 
     def report_lag(self, lag_ms: float) -> float:

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
+from collections.abc import AsyncIterator
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from sensocto_lab.clock import FakeClock
-from sensocto_lab.live.lens import DEFAULT_FLUSH_MS, RateGovernor, TierBuffer
-from sensocto_lab.model import AttentionLevel, Batch
+from sensocto_lab.errors import ClosedResourceError
+from sensocto_lab.live.engine import Engine
+from sensocto_lab.live.lens import DEFAULT_FLUSH_MS, Lens, RateGovernor, TierBuffer
+from sensocto_lab.model import AttentionLevel, AttributeInfo, Batch, SensorInfo
 
 H, M, L, N = (
     AttentionLevel.HIGH,
@@ -20,10 +25,14 @@ H, M, L, N = (
 T0 = 1_767_225_600 * 10**9
 
 
-def batch(sensor: str, n: int, start: int = 0, attr: str = "respiration") -> Batch:
+def batch(
+    sensor: str, n: int, start: int = 0, attr: str = "respiration", *, stamped: bool = True
+) -> Batch:
+    """Samples ``start .. start+n-1`` (values equal their index), 10 ms apart."""
     ts = T0 + np.arange(start, start + n, dtype=np.int64) * 10**7
     values = np.arange(start, start + n, dtype=np.float64)
-    return Batch(sensor, attr, ts, values).stamped(T0, start)
+    raw = Batch(sensor, attr, ts, values)
+    return raw.stamped(T0, start) if stamped else raw
 
 
 def test_each_tier_flushes_at_its_interval_and_none_only_buffers() -> None:
@@ -112,3 +121,60 @@ def test_lag_stretches_the_buffer_intervals() -> None:
     assert buf.interval_s(N) is None
     with pytest.raises(ValueError):
         TierBuffer(clock, capacity=0)
+
+
+# -- the lens on a real engine -----------------------------------------------------------
+
+
+@pytest.fixture
+async def engine(tmp_path: Path) -> AsyncIterator[Engine]:
+    eng = await Engine.start(tmp_path, thread=False)
+    for sid in ("a", "b", "c"):
+        await eng.register_sensor(
+            SensorInfo(sid, {"respiration": AttributeInfo.of("respiration")}, room="lab")
+        )
+    yield eng
+    await eng.close()
+    await eng.wait_closed()
+
+
+async def test_lens_registers_views_and_flushes_what_arrives(engine: Engine) -> None:
+    flushes: asyncio.Queue[dict[tuple[str, str], Batch]] = asyncio.Queue()
+    lens = await Lens("viewer-1", engine, flushes.put_nowait).start()
+    await lens.set_views({"a": H, "b": L, "c": N})
+    assert engine.attention.views("viewer-1") == {"a": H, "b": L, "c": N}
+    assert [engine.attention.level(s) for s in "abc"] == [H, L, N]
+
+    for i in range(3):
+        for sid in "abc":
+            await engine.ingest(batch(sid, 5, 5 * i, stamped=False))
+    got: dict[str, list[float]] = {}
+    while sum(len(v) for v in got.values()) < 30:
+        flush = await asyncio.wait_for(flushes.get(), timeout=10)
+        for (sid, _attr), b in flush.items():
+            got.setdefault(sid, []).extend(b.values.tolist())
+    assert got == {"a": list(range(15)), "b": list(range(15))}  # "c" is hidden: buffered only
+
+    await lens.set_views({"c": M})  # "a" and "b" dropped, "c" shown: its buffer arrives
+    flush = await asyncio.wait_for(flushes.get(), timeout=10)
+    assert set(flush) == {("c", "respiration")}
+    assert flush["c", "respiration"].values.tolist() == list(range(15))
+    assert engine.attention.views("viewer-1") == {"c": M}
+    assert engine.attention.level("a") == N
+
+    await lens.close()
+    assert "viewer-1" not in engine.attention.viewer_ids
+    with pytest.raises(ClosedResourceError):
+        await lens.set_views({"a": H})
+
+
+async def test_a_stalled_lens_drops_for_display_and_never_blocks_ingest(engine: Engine) -> None:
+    lens = Lens("slow", engine, lambda _flush: None, queue_size=4, capacity=8)
+    await lens.set_views({"a": N})  # never flushed, never read faster than it arrives
+    for i in range(50):
+        await asyncio.wait_for(engine.ingest(batch("a", 2, 2 * i, stamped=False)), timeout=10)
+    ts, _values = engine.store.latest("a", "respiration")
+    assert len(ts) >= 50  # storage kept what the display dropped
+    stats = lens.stats()
+    assert stats.received > 8 and stats.received - stats.dropped <= 8  # newest 8 kept
+    await lens.close()
