@@ -195,6 +195,10 @@ class SimStep:
     phase_ts: npt.NDArray[np.int64]
     phase: FloatArray
 
+    def __str__(self) -> str:
+        samples = sum(len(b) for b in self.batches)
+        return f"SimStep(to={self.end_ns}, batches={len(self.batches)}, samples={samples})"
+
     def order_parameter(self) -> FloatArray:
         """True Kuramoto ``R(t) = |mean_j exp(iθ_j)|`` at ``phase_ts``, shape ``(n,)``."""
         return np.asarray(np.abs(np.exp(1j * self.phase).mean(axis=1)), dtype=np.float64)

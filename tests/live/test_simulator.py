@@ -222,7 +222,11 @@ def test_bad_setup_is_refused(make: object) -> None:
 
 def test_batch_type_is_the_model_batch() -> None:
     sim = GroupSimulator(1, seed=0, start_ns=T0)
-    assert all(isinstance(b, Batch) for b in sim.step(1.0).batches)
+    step = sim.step(1.0)
+    assert all(isinstance(b, Batch) for b in step.batches)
+    # A short line for logs, not the arrays.
+    assert str(step).startswith(f"SimStep(to={T0 + 10**9}, batches={len(step.batches)}, ")
+    assert len(str(step)) < 80
 
 
 def test_breath_peaks_at_phase_zero_and_is_asymmetric() -> None:
