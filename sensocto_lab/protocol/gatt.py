@@ -184,8 +184,7 @@ def decode_heart_rate(data: bytes) -> HeartRateMeasurement:
             raise _fail(
                 what, f"RR intervals take 2 bytes each, {rest} bytes left", "trailing_bytes"
             )
-        raw = np.frombuffer(view[pos:], dtype="<u2")
-        rr_ms = raw.astype(np.float64) * (1000.0 / 1024.0)
+        rr_ms = np.frombuffer(view[pos:], dtype="<u2") * (1000.0 / 1024.0)
     elif rest:
         raise _fail(what, f"{rest} bytes after the last announced field", "trailing_bytes")
     else:
@@ -320,12 +319,14 @@ class AccFrame:
 
 def _signed_le(payload: memoryview, width: int) -> npt.NDArray[np.int32]:
     """Little-endian signed integers of ``width`` bytes (1–3) packed back to back."""
-    raw = np.frombuffer(payload, dtype=np.uint8).reshape(-1, width).astype(np.int32)
-    value = np.zeros(raw.shape[0], dtype=np.int32)
-    for i in range(width):
-        value |= raw[:, i] << (8 * i)
-    sign = 1 << (8 * width - 1)
-    return (value ^ sign) - sign
+    if width == 1:
+        return np.frombuffer(payload, dtype=np.int8).astype(np.int32)
+    if width == 2:
+        return np.frombuffer(payload, dtype="<i2").astype(np.int32)
+    # 3 bytes: place each value in the top of an int32, then shift back (sign-extends)
+    padded = np.zeros((len(payload) // 3, 4), dtype=np.uint8)
+    padded[:, 1:] = np.frombuffer(payload, dtype=np.uint8).reshape(-1, 3)
+    return padded.view("<i4").reshape(-1) >> 8
 
 
 def _pack_signed_le(values: npt.NDArray[Any], width: int) -> bytes:
