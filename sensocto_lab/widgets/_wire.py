@@ -69,27 +69,31 @@ _PARAM_OF_TRAIT: dict[type, str] = {
 
 
 @functools.cache
-def _twin_class(widget_cls: Any, names: tuple[str, ...]) -> type:
+def _twin_class(
+    esm_name: str, traits: tuple[tuple[str, traitlets.TraitType[Any, Any]], ...]
+) -> type:
     import panel as pn
     import param
 
     params: dict[str, Any] = {}
-    for name in names:
-        trait = widget_cls.class_traits()[name]
+    for name, trait in traits:
         kind = next(p for t, p in _PARAM_OF_TRAIT.items() if isinstance(trait, t))
         params[name] = getattr(param, kind)(default=trait.default())
-    params["_esm"] = widget_cls._esm
+    params["_esm"] = esm_source(esm_name)
     params["__module__"] = __name__
-    return type(f"{widget_cls.__name__}Panel", (pn.custom.AnyWidgetComponent,), params)
+    title = "".join(part.title() for part in esm_name.split("_"))
+    return type(f"{title}Panel", (pn.custom.AnyWidgetComponent,), params)
 
 
-def panel_twin(widget: Any, names: Sequence[str], *, width: int, height: int) -> Any:
+def panel_twin(widget: Any, esm_name: str, names: Sequence[str], *, width: int, height: int) -> Any:
     """A Panel component running ``widget``'s ESM, kept in step with its traitlets.
 
     Parameters
     ----------
     widget
-        An anywidget whose class has an ``_esm`` string.
+        An anywidget built from :func:`esm_source` ``(esm_name)``.
+    esm_name
+        Which ESM it runs (``"sync_widget"``, ``"strip"``, ``"history"``).
     names
         The synced traitlets the ESM reads; each becomes a Panel parameter.
     width, height
@@ -101,7 +105,8 @@ def panel_twin(widget: Any, names: Sequence[str], *, width: int, height: int) ->
         Every later change of those traitlets is copied to the component (Panel sends it
         to the browser on the document's own thread). The link holds the component weakly.
     """
-    cls = _twin_class(widget.__class__, tuple(names))
+    traits = widget.traits()
+    cls = _twin_class(esm_name, tuple((n, traits[n]) for n in names))
     twin = cls(**{n: getattr(widget, n) for n in names}, width=width, height=height)
     ref = weakref.ref(twin)
 

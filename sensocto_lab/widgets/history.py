@@ -157,4 +157,6 @@ class HistoryWidget(anywidget.AnyWidget):
 
     def __panel__(self) -> Any:
         """This widget as a Panel component (same JavaScript, kept in step)."""
-        return panel_twin(self, _SYNCED, width=self.px_width + 20, height=self.px_height + 50)
+        return panel_twin(
+            self, "history", _SYNCED, width=self.px_width + 20, height=self.px_height + 50
+        )

@@ -235,7 +235,9 @@ class StripWidget(anywidget.AnyWidget):
 
     def __panel__(self) -> Any:
         """This widget as a Panel component (same JavaScript, kept in step)."""
-        return panel_twin(self, _SYNCED, width=self.px_width + 20, height=self._panel_height())
+        return panel_twin(
+            self, "strip", _SYNCED, width=self.px_width + 20, height=self._panel_height()
+        )
 
     def _panel_height(self) -> int:
         return max(1, len(self.channels)) * self.lane_px + 50

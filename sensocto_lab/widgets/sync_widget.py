@@ -181,4 +181,4 @@ class SyncWidget(anywidget.AnyWidget):
 
     def __panel__(self) -> Any:
         """This widget as a Panel component (same JavaScript, kept in step)."""
-        return panel_twin(self, _SYNCED, width=660, height=190)
+        return panel_twin(self, "sync_widget", _SYNCED, width=660, height=190)
