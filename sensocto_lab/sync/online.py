@@ -247,6 +247,18 @@ class OnlineSynchrony:
             self._written[row] = hi
         self._last_t[row], self._last_x[row], self._has_last[row] = t[-1], x[-1], True
 
+    def ready_ns(self) -> int | None:
+        """The newest grid time every recently active participant has reached, or ``None``.
+
+        A participant more than ``lag_s`` behind the newest one counts as inactive
+        (silent or gone) and does not hold the window back; ``None`` before any data.
+        """
+        written = self._written[: len(self._names)]
+        if written.size == 0 or written.max() == _NEVER:
+            return None
+        active = written >= written.max() - self.config.lag
+        return int(written[active].min()) * self._step
+
     def window(self, now_ns: int) -> Signals:
         """The grid window ending at ``now_ns``: ``(participants, window)``, NaN where unknown."""
         n = len(self._names)
