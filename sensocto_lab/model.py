@@ -66,9 +66,18 @@ def check_id(value: object, what: str) -> str:
 
 
 def ms_to_ns(ms: npt.ArrayLike) -> npt.NDArray[np.int64]:
-    """Convert milliseconds since the epoch (int or float, as connectors send) to int64 ns."""
-    arr = np.asarray(ms, dtype=np.float64)
-    return np.round(arr * 1e6).astype(np.int64)
+    """Convert milliseconds since the epoch (int or float, as connectors send) to int64 ns.
+
+    Exact for integer ms; for float ms the whole milliseconds are converted exactly and
+    only the fraction is rounded (``ms * 1e6`` in float64 would be off by up to 128 ns
+    at today's epoch values, where doubles are 256 ns apart).
+    """
+    arr = np.asarray(ms)
+    if np.issubdtype(arr.dtype, np.integer):
+        return arr.astype(np.int64) * 1_000_000
+    arr = arr.astype(np.float64)
+    whole = np.floor(arr)
+    return whole.astype(np.int64) * 1_000_000 + np.round((arr - whole) * 1e6).astype(np.int64)
 
 
 class AttentionLevel(enum.IntEnum):
