@@ -38,7 +38,6 @@ from http import HTTPStatus
 from typing import Any, Protocol
 from urllib.parse import parse_qs, urlsplit
 
-import numpy as np
 from websockets.asyncio.server import Server, ServerConnection
 from websockets.asyncio.server import serve as ws_serve
 from websockets.datastructures import Headers
@@ -51,6 +50,7 @@ from sensocto_lab.errors import (
     LimitExceeded,
     LocalError,
     PeerError,
+    SensoctoError,
     SensorFailedError,
     ValidationError,
 )
@@ -61,10 +61,12 @@ from sensocto_lab.protocol import connection as phx
 from sensocto_lab.protocol.binary import BINARY_EVENT, decode_batch
 from sensocto_lab.protocol.sensor import (
     BatchError,
+    Sample,
     attribute_from_update,
-    batch_from_measurement,
     batches_from_measurements,
+    merge,
     parse_topic,
+    sample_from_measurement,
     sensor_info_from_join,
 )
 from sensocto_lab.protocol.viewer import ViewerState, batch_payload
@@ -72,6 +74,12 @@ from sensocto_lab.protocol.viewer import ViewerState, batch_payload
 __all__ = ["SOCKET_PATH", "IngestServer", "ServerConfig", "TokenBucket", "serve"]
 
 log = logging.getLogger(__name__)
+
+#: Most queued pushes of one channel merged into one round of ingests.
+_MAX_GROUP = 1024
+
+#: Below every timestamp: "nothing stored yet".
+_NEVER = -(2**63)
 
 #: Where the Phoenix socket lives (the JavaScript client appends ``/websocket``).
 SOCKET_PATH = "/socket/websocket"
@@ -173,7 +181,9 @@ class _Engine(Protocol):
 
     async def ingest(self, batch: Batch) -> Batch: ...
 
-    async def set_views(self, viewer_id: str, views: Mapping[str, AttentionLevel]) -> Any: ...
+    async def set_views(
+        self, viewer_id: str, views: Mapping[str, object], *, replace: bool = False
+    ) -> Any: ...
 
     async def renew_viewer(self, viewer_id: str) -> Any: ...
 
@@ -246,7 +256,7 @@ class _SensorChannel(_Channel):
         try:
             work: Any
             if push.event == "measurement":
-                work = [batch_from_measurement(self.info, push.payload)]
+                work = [sample_from_measurement(self.info, push.payload)]
             elif push.event == "measurements_batch":
                 work = batches_from_measurements(self.info, push.payload)
             elif push.event == BINARY_EVENT:
@@ -283,67 +293,114 @@ class _SensorChannel(_Channel):
         return batch.validated(attr.kind)
 
     async def run(self) -> None:
-        """Ingest queued work in arrival order; reply to each push once it is done."""
-        engine = self.socket.server.engine
+        """Ingest queued pushes in arrival order; reply to each once it is stored.
+
+        Pushes that queued up while the previous ones were stored are merged into as
+        few ``engine.ingest`` calls as possible (see :func:`merge`), so a connector
+        sending one sample per frame does not pay one storage write per sample.
+        """
         while True:
-            push, work = await self.queue.get()
+            group = [await self.queue.get()]
+            while (
+                not isinstance(group[-1][1], tuple)
+                and not self.queue.empty()
+                and len(group) < _MAX_GROUP
+            ):
+                group.append(self.queue.get_nowait())
+            update = group.pop() if isinstance(group[-1][1], tuple) else None
             try:
-                if isinstance(work, tuple):
-                    await self._update(*work)
-                    self.ok(push, {"attributes": sorted(self.info.attributes)})
-                else:
-                    stored = duplicates = 0
-                    for batch in work:
-                        fresh = self._fresh(batch)
-                        duplicates += len(batch) - (0 if fresh is None else len(fresh))
-                        if fresh is not None:
-                            stamped = await engine.ingest(fresh)
-                            stored += len(stamped)
-                            self.newest[batch.attribute_id] = int(stamped.ts[-1])
-                    self.ok(push, {"stored": stored, "duplicates": duplicates})
-            except PeerError as exc:
-                self.fail(push, exc)
-            except SensorFailedError as exc:
-                self.socket.proto.reply(push, "error", {"reason": exc.reason, "detail": exc.detail})
-                self.socket.close_channel(
-                    self.topic, ValidationError(exc.detail, reason=exc.reason)
-                )
-            except LocalError as exc:
-                self.socket.proto.reply(push, "error", {"reason": exc.reason, "detail": exc.detail})
-                self.socket.wake()
+                if group:
+                    await self._ingest(group)
+                if update is not None:
+                    await self._update(*update)
             finally:
-                self.queue.task_done()
+                for _ in range(len(group) + (update is not None)):
+                    self.queue.task_done()
 
-    async def _update(self, action: str, what: Any) -> None:
+    async def _ingest(self, group: list[tuple[phx.Pushed, Any]]) -> None:
+        items: list[Sample | Batch] = []
+        owner: list[int] = []
+        duplicates = [0] * len(group)
+        running = dict(self.newest)
+        for k, (_, work) in enumerate(group):
+            for item in work:
+                fresh = self._fresh(item, running) if self.exactly_once else item
+                duplicates[k] += _size(item) - (0 if fresh is None else _size(fresh))
+                if fresh is not None:
+                    items.append(fresh)
+                    owner.append(k)
+        chunks, errors = merge(self.info, items)
+        failed: dict[int, SensoctoError] = {owner[i]: e for i, e in errors.items()}
+        stored = [0] * len(group)
+        for chunk in chunks:
+            try:
+                stamped = await self.socket.server.engine.ingest(chunk.batch)
+            except (PeerError, LocalError) as exc:
+                for i in chunk.members:
+                    failed.setdefault(owner[i], exc)
+                continue
+            for i, n in chunk.members.items():
+                stored[owner[i]] += n
+            attr = chunk.batch.attribute_id
+            self.newest[attr] = max(self.newest.get(attr, _NEVER), int(stamped.ts[-1]))
+        for k, (push, _) in enumerate(group):
+            error = failed.get(k)
+            if error is None:
+                self.ok(push, {"stored": stored[k], "duplicates": duplicates[k]})
+            elif isinstance(error, PeerError):
+                self.fail(push, error)
+            else:
+                self.socket.proto.reply(
+                    push, "error", {"reason": error.reason, "detail": error.detail}
+                )
+                if isinstance(error, SensorFailedError):
+                    self.socket.close_channel(
+                        self.topic, ValidationError(error.detail, reason=error.reason)
+                    )
+                self.socket.wake()
+
+    async def _update(self, push: phx.Pushed, work: tuple[str, Any]) -> None:
         engine = self.socket.server.engine
-        if action == "register":
-            await engine.register_attribute(self.info.sensor_id, what)
-            self.info = self.info.with_attribute(what)
-        else:
-            await engine.unregister_attribute(self.info.sensor_id, what)
-            self.info = self.info.without_attribute(what)
+        action, what = work
+        try:
+            if action == "register":
+                await engine.register_attribute(self.info.sensor_id, what)
+                self.info = self.info.with_attribute(what)
+            else:
+                await engine.unregister_attribute(self.info.sensor_id, what)
+                self.info = self.info.without_attribute(what)
+        except PeerError as exc:
+            self.fail(push, exc)
+            return
+        self.ok(push, {"attributes": sorted(self.info.attributes)})
 
-    def _fresh(self, batch: Batch) -> Batch | None:
-        """``batch`` without samples already stored (exactly-once channels only)."""
-        if not self.exactly_once:
-            return batch
-        newest = self.newest.get(batch.attribute_id)
+    def _fresh(self, item: Sample | Batch, running: dict[str, int]) -> Sample | Batch | None:
+        """``item`` without samples already stored (exactly-once channels only)."""
+        attr = item.attribute_id
+        newest = running.get(attr)
         if newest is None:
-            newest = self._stored_newest(batch.attribute_id)
-            self.newest[batch.attribute_id] = newest
-        keep = batch.ts > newest
-        if keep.all():
-            return batch
-        if not keep.any():
-            return None
-        return dataclasses.replace(batch, ts=batch.ts[keep], values=batch.values[keep])
+            newest = self._stored_newest(attr)
+        if isinstance(item, Sample):
+            keep: Sample | Batch | None = item if item.ts_ns > newest else None
+        else:
+            mask = item.ts > newest
+            if mask.all():
+                keep = item
+            elif mask.any():
+                keep = dataclasses.replace(item, ts=item.ts[mask], values=item.values[mask])
+            else:
+                keep = None
+        if keep is not None:
+            newest = keep.ts_ns if isinstance(keep, Sample) else int(keep.ts[-1])
+        running[attr] = newest
+        return keep
 
     def _stored_newest(self, attribute_id: str) -> int:
         try:
             ts, _ = self.socket.server.engine.store.latest(self.info.sensor_id, attribute_id, 1)
         except (KeyError, LocalError):
-            return np.iinfo(np.int64).min
-        return int(ts[-1]) if len(ts) else np.iinfo(np.int64).min
+            return _NEVER
+        return int(ts[-1]) if len(ts) else _NEVER
 
     async def forward_backpressure(self) -> None:
         engine = self.socket.server.engine
@@ -744,3 +801,7 @@ class serve:
 def _origins(allowed: tuple[str | None, ...] | None) -> list[Any] | None:
     """``websockets`` wants ``Origin`` values (a str subtype) or ``None``."""
     return None if allowed is None else list(allowed)
+
+
+def _size(item: Sample | Batch) -> int:
+    return 1 if isinstance(item, Sample) else len(item)
