@@ -49,7 +49,7 @@ class MemoryStore:
         raise NotImplementedError("history is the tiered store's; not used by these tests")
 
     def stats(self) -> dict[str, Any]:
-        return {"samples": self.samples(), "storage_lag_s": 0.0}
+        return {"samples_appended": self.samples(), "storage_lag_s": 0.0}
 
     def flush(self) -> None:
         pass

@@ -1,0 +1,391 @@
+"""The live engine under a room-sized load: 1000 sensors at 10 Hz plus 8 ECG straps at 512 Hz.
+
+Measures, through the real engine (validate, stamp, ``TieredStore`` WAL + rings, bus):
+
+- **throughput**: the same pre-built batches pushed as fast as they are taken, next to the
+  baseline, a plain ``asyncio.Queue`` fan-out loop of the same batches (producer → queue →
+  one fan-out task → a subscriber queue), so the ratio is the engine's overhead;
+- a **paced real-time run** in which devices batch as the engine's ``backpressure_config``
+  tells them (the 8 ECG straps and 100 of the slow sensors are watched at ``high``, the
+  rest by nobody): sample→subscriber latency at high attention (p50/p99, from the newest
+  sample's timestamp to a subscriber of ``data:attention:high`` holding it), samples lost
+  (stored vs sent), memory per sensor, and RSS at the end of the warm-up vs the end of
+  the run (memory flatness). The baseline runs the same paced load for its latency.
+
+Latency is measured from the moment a batch is handed to the engine (its arrival) to
+the moment a subscriber holds it; how long a device holds samples before sending is
+its batch window, set by attention, and not counted. One engine (and one store) serves
+both phases, so the store's closing work (sealing the WAL, compacting to Parquet) is
+paid once; it is reported too.
+
+``python -m bench.bench_engine`` prints the table; ``run(quick=True)`` takes under a minute.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import tempfile
+import time
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import psutil
+
+from bench._table import Row, format_table
+from sensocto_lab.live.attention import AttentionConfig
+from sensocto_lab.live.bus import Overflow, Subscription
+from sensocto_lab.live.engine import Engine, EngineConfig
+from sensocto_lab.model import AttentionLevel, AttributeInfo, Batch, SensorInfo
+
+AREA = "engine"
+N_SLOW, SLOW_HZ = 1000, 10.0
+N_ECG, ECG_HZ = 8, 512.0
+N_SLOW_WATCHED = 100  # slow sensors a viewer holds at high attention in the paced run
+TICK_S = 0.02  # how often the paced devices check whether their batch window is due
+BASELINE = "asyncio.Queue fan-out"
+
+
+@dataclass(slots=True)
+class Device:
+    """One simulated device: its sample clock, and how it batches."""
+
+    sensor_id: str
+    attribute_id: str
+    rate_hz: float
+    window_s: float = 1.0
+    offset_s: float = 0.0  # staggers the windows of devices with the same batching
+    next_k: int = 0  # index of the next sample to send
+    next_send_s: float = 0.0
+
+    def info(self) -> SensorInfo:
+        return SensorInfo(
+            self.sensor_id,
+            {self.attribute_id: AttributeInfo.of(self.attribute_id, rate_hz=self.rate_hz)},
+            room="bench",
+        )
+
+    def take(self, t0_ns: int, upto_s: float, rng: np.random.Generator) -> Batch | None:
+        """The samples taken since the last call, up to ``upto_s`` after ``t0_ns``."""
+        last = int(np.floor(upto_s * self.rate_hz))
+        if last < self.next_k:
+            return None
+        k = np.arange(self.next_k, last + 1)
+        self.next_k = last + 1
+        ts = t0_ns + np.round(k * (1e9 / self.rate_hz)).astype(np.int64)
+        return Batch(self.sensor_id, self.attribute_id, ts, rng.normal(0.0, 1.0, len(k)))
+
+
+def devices() -> list[Device]:
+    """The room: the ECG straps first, then the slow sensors."""
+    slow = [Device(f"slow-{i:04d}", "respiration", SLOW_HZ) for i in range(N_SLOW)]
+    ecg = [Device(f"ecg-{i}", "ecg", ECG_HZ) for i in range(N_ECG)]
+    return ecg + slow
+
+
+def workload(seconds: float, window_s: float) -> list[list[Batch]]:
+    """Per device, its batches for ``seconds`` of recording in windows of ``window_s``."""
+    rng = np.random.default_rng(0)
+    t0 = time.time_ns()
+    per_device: list[list[Batch]] = []
+    for dev in devices():
+        batches = []
+        for w in range(1, round(seconds / window_s) + 1):
+            batch = dev.take(t0, w * window_s - 1e-9, rng)
+            if batch is not None:
+                batches.append(batch)
+        per_device.append(batches)
+    return per_device
+
+
+def rss() -> int:
+    gc.collect()
+    return int(psutil.Process().memory_info().rss)
+
+
+# ------------------------------------------------------------------ throughput
+
+
+async def engine_throughput(engine: Engine, work: list[list[Batch]]) -> float:
+    """Samples/s through ``engine.ingest`` (store + publish), one producer per device."""
+    sub = engine.bus.subscribe("data:attention:high", maxsize=4096)
+    reader = asyncio.ensure_future(_drain(sub))
+    before = engine.store.stats()["samples_appended"]
+
+    async def produce(batches: list[Batch]) -> None:
+        for b in batches:
+            await engine.ingest(b)
+
+    start = time.perf_counter()
+    await asyncio.gather(*(produce(bs) for bs in work))
+    elapsed = time.perf_counter() - start
+    stored = engine.store.stats()["samples_appended"] - before
+    sub.close()
+    await reader
+    sent = sum(len(b) for bs in work for b in bs)
+    if stored != sent:
+        raise AssertionError(f"engine stored {stored} of {sent} samples")
+    return sent / elapsed
+
+
+async def _drain(sub: Subscription) -> None:
+    async for _ in sub:
+        pass
+
+
+async def baseline_throughput(work: list[list[Batch]]) -> float:
+    """Samples/s through a producer → asyncio.Queue → fan-out task → subscriber queue loop."""
+    inbound: asyncio.Queue[Batch | None] = asyncio.Queue(256)
+    subscriber: asyncio.Queue[Batch | None] = asyncio.Queue(4096)
+
+    async def fan_out() -> None:
+        while (batch := await inbound.get()) is not None:
+            if subscriber.full():
+                subscriber.get_nowait()
+            subscriber.put_nowait(batch)
+        await subscriber.put(None)
+
+    async def read() -> None:
+        while await subscriber.get() is not None:
+            pass
+
+    async def produce(batches: list[Batch]) -> None:
+        for b in batches:
+            await inbound.put(b)
+
+    tasks = [asyncio.ensure_future(fan_out()), asyncio.ensure_future(read())]
+    start = time.perf_counter()
+    await asyncio.gather(*(produce(bs) for bs in work))
+    await inbound.put(None)
+    await asyncio.gather(*tasks)
+    elapsed = time.perf_counter() - start
+    return sum(len(b) for bs in work for b in bs) / elapsed
+
+
+# ------------------------------------------------------------------ paced run
+
+
+@dataclass(slots=True)
+class Paced:
+    """What a paced run measured."""
+
+    sent: int = 0
+    latencies_ms: list[float] = field(default_factory=list)
+    #: (sensor, newest sample ts) -> when a watched sensor's batch was handed over, ns
+    handed: dict[tuple[str, int], int] = field(default_factory=dict)
+
+    def received(self, batch: Batch) -> None:
+        handed = self.handed.pop((batch.sensor_id, int(batch.ts[-1])))
+        self.latencies_ms.append((time.time_ns() - handed) / 1e6)
+
+
+Ingest = Callable[[Batch], Coroutine[Any, Any, Any]]
+
+
+async def pace(
+    devs: list[Device], watched: set[str], ingest: Ingest, seconds: float, result: Paced
+) -> None:
+    """Play the devices in real time: each sends its batch whenever its window is due."""
+    for dev in devs:  # every run starts its devices' sample clocks afresh
+        dev.next_k, dev.next_send_s = 0, dev.offset_s
+    loop = asyncio.get_running_loop()
+    rng = np.random.default_rng(1)
+    t0_ns, t0 = time.time_ns(), loop.time()
+    pending: set[asyncio.Future[Any]] = set()
+    for tick in range(1, round(seconds / TICK_S) + 1):
+        await asyncio.sleep(max(0.0, t0 + tick * TICK_S - loop.time()))
+        now_s = (time.time_ns() - t0_ns) / 1e9
+        for dev in devs:
+            if now_s < dev.next_send_s:
+                continue
+            windows = np.floor((now_s - dev.offset_s) / dev.window_s) + 1
+            dev.next_send_s = windows * dev.window_s + dev.offset_s
+            batch = dev.take(t0_ns, now_s, rng)
+            if batch is None:
+                continue
+            result.sent += len(batch)
+            if batch.sensor_id in watched:
+                result.handed[(batch.sensor_id, int(batch.ts[-1]))] = time.time_ns()
+            fut = asyncio.ensure_future(ingest(batch))
+            pending.add(fut)
+            fut.add_done_callback(pending.discard)
+    if pending:
+        await asyncio.gather(*pending)
+
+
+def stagger(devs: list[Device], windows_s: list[float]) -> None:
+    """Give each device its batch window, and spread same-window devices over it."""
+    for i, (dev, window) in enumerate(zip(devs, windows_s, strict=True)):
+        dev.window_s = window
+        dev.offset_s = (i % 50) / 50 * window
+
+
+@dataclass(slots=True)
+class Memory:
+    """RSS (bytes) before the sensors exist, after the warm-up, and at the end."""
+
+    before: int = 0
+    warm: int = 0
+    end: int = 0
+
+
+async def engine_paced(
+    engine: Engine, devs: list[Device], seconds: float, warmup_s: float, memory: Memory
+) -> Paced:
+    """The paced load through the engine; devices batch as their backpressure_config says."""
+    watched = {d.sensor_id for d in devs[: N_ECG + N_SLOW_WATCHED]}
+    await engine.set_views("bench", dict.fromkeys(watched, AttentionLevel.HIGH))
+    configs = [engine.attention.backpressure(d.sensor_id) for d in devs]
+    stagger(devs, [c.batch_window_ms / 1000 for c in configs])
+    sub = engine.bus.subscribe("data:attention:high", maxsize=65536, policy=Overflow.DROP_OLDEST)
+
+    async def read(result: Paced) -> None:
+        async for batch in sub:
+            result.received(batch)
+
+    result = Paced()
+    reader = asyncio.ensure_future(read(result))
+    await pace(devs, watched, engine.ingest, warmup_s, result)
+    memory.warm = rss()
+    result.latencies_ms.clear()  # measure the steady state only
+    await pace(devs, watched, engine.ingest, seconds, result)
+    memory.end = rss()
+    sub.close()
+    await reader
+    return result
+
+
+async def baseline_paced(devs: list[Device], seconds: float) -> Paced:
+    """The same paced load through the plain queue fan-out, for its latency."""
+    result = Paced()
+    inbound: asyncio.Queue[Batch] = asyncio.Queue(256)
+    subscriber: asyncio.Queue[Batch] = asyncio.Queue(65536)
+    watched = {d.sensor_id for d in devs[: N_ECG + N_SLOW_WATCHED]}
+    stagger(devs, [0.1 if d.sensor_id in watched else 5.0 for d in devs])
+
+    async def fan_out() -> None:
+        while True:
+            batch = await inbound.get()
+            if batch.sensor_id in watched:
+                subscriber.put_nowait(batch)
+            inbound.task_done()
+
+    async def read() -> None:
+        while True:
+            result.received(await subscriber.get())
+            subscriber.task_done()
+
+    tasks = [asyncio.ensure_future(fan_out()), asyncio.ensure_future(read())]
+    await pace(devs, watched, inbound.put, seconds, result)
+    await inbound.join()
+    await subscriber.join()
+    for t in tasks:
+        t.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    return result
+
+
+# ------------------------------------------------------------------ the table
+
+
+def run(quick: bool = False) -> list[Row]:
+    """Measure the engine and its baseline; quick: under a minute, full: a few minutes."""
+    return asyncio.run(_run(quick))
+
+
+async def _run(quick: bool) -> list[Row]:
+    burst_s = 10.0 if quick else 60.0
+    paced_s = 15.0 if quick else 180.0
+    warmup_s = 3.0 if quick else 30.0
+    devs = devices()
+    need = N_SLOW * SLOW_HZ + N_ECG * ECG_HZ
+    memory = Memory(before=rss())
+    with tempfile.TemporaryDirectory(prefix="bench-engine-") as tmp:
+        # The bench's viewer holds its focus for the whole run (no decay to re-assert).
+        attention = AttentionConfig(focus_ttl_s=None, viewer_ttl_s=None)
+        engine = await Engine.start(
+            Path(tmp), config=EngineConfig(attention=attention), thread=False
+        )
+        try:
+            for dev in devs:
+                await engine.register_sensor(dev.info())
+            paced = await engine_paced(engine, devs, paced_s, warmup_s, memory)
+            stored = engine.store.stats()["samples_appended"]
+            work = workload(burst_s, window_s=1.0)
+            ours_rate = await engine_throughput(engine, work)
+        finally:
+            start = time.perf_counter()
+            await engine.close()
+            close_s = time.perf_counter() - start
+    base_rate = await baseline_throughput(work)
+    base = await baseline_paced(devs, min(paced_s, 5.0))
+
+    p50, p99 = np.percentile(paced.latencies_ms, [50, 99])
+    b50, b99 = np.percentile(base.latencies_ms, [50, 99])
+    lost = paced.sent - stored
+    per_sensor_kib = (memory.warm - memory.before) / len(devs) / 1024
+    growth = (memory.end - memory.warm) / memory.warm * 100
+    return [
+        Row(
+            AREA,
+            f"samples/s, {N_SLOW}x{SLOW_HZ:g} Hz + {N_ECG}x{ECG_HZ:g} Hz ECG, store + publish",
+            ours_rate,
+            base_rate,
+            BASELINE,
+            f">= {need:.0f} (real time)",
+            ours_rate >= need,
+        ),
+        Row(
+            AREA,
+            "arrival->subscriber latency p50 at high attention (ms)",
+            float(p50),
+            float(b50),
+            BASELINE,
+            higher_is_better=False,
+        ),
+        Row(
+            AREA,
+            "arrival->subscriber latency p99 at high attention (ms)",
+            float(p99),
+            float(b99),
+            BASELINE,
+            "<= 100 ms",
+            bool(p99 <= 100),
+            higher_is_better=False,
+        ),
+        Row(
+            AREA,
+            f"samples lost in {warmup_s + paced_s:g} s paced (sent - stored)",
+            float(lost),
+            target="0",
+            met=lost == 0,
+            higher_is_better=False,
+        ),
+        Row(
+            AREA,
+            "memory per sensor (KiB RSS after warm-up)",
+            per_sensor_kib,
+            higher_is_better=False,
+        ),
+        Row(
+            AREA,
+            f"RSS growth, warm-up -> end of {paced_s:g} s paced (%)",
+            growth,
+            target="<= 5 % (flat)",
+            met=growth <= 5.0,
+            higher_is_better=False,
+        ),
+        Row(
+            AREA,
+            "engine close: drain, seal WAL, compact to Parquet (s)",
+            close_s,
+            higher_is_better=False,
+        ),
+    ]
+
+
+if __name__ == "__main__":
+    print(format_table(run()))
