@@ -42,37 +42,54 @@ class SeriesSource:
 
 def _occurrence(ts: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
     """For sorted ``ts``, how many earlier samples share each sample's timestamp."""
-    n = ts.shape[0]
-    idx = np.arange(n, dtype=np.int64)
-    if n == 0:
+    idx = np.arange(ts.shape[0], dtype=np.int64)
+    if ts.shape[0] == 0:
         return idx
-    starts = np.empty(n, dtype=bool)
-    starts[0] = True
-    np.not_equal(ts[1:], ts[:-1], out=starts[1:])
-    return idx - np.maximum.accumulate(np.where(starts, idx, 0))
+    return idx - np.maximum.accumulate(np.where(_distinct(ts), idx, 0))
+
+
+def _distinct(sorted_ts: npt.NDArray[np.int64]) -> npt.NDArray[np.bool_]:
+    """Mask of the first sample of each run of equal timestamps in sorted ``sorted_ts``."""
+    first = np.ones(sorted_ts.shape[0], dtype=bool)
+    np.not_equal(sorted_ts[1:], sorted_ts[:-1], out=first[1:])
+    return first
 
 
 def _time_axis(all_ts: Sequence[npt.NDArray[np.int64]]) -> npt.NDArray[np.int64]:
-    """Sorted union of timestamps, each repeated as often as the series repeating it most."""
+    """Sorted union of timestamps, each repeated as often as the series repeating it most.
+
+    Every input is sorted, so a stable sort of their concatenation is a cheap merge
+    (numpy's hash-based ``unique`` is far slower on a sensor-hour).
+    """
     if not all_ts:
         return np.zeros(0, dtype=np.int64)
-    if all(t.size < 2 or (t[1:] != t[:-1]).all() for t in all_ts):
-        return np.unique(np.concatenate(all_ts))
-    uniq, counts = zip(*(np.unique(t, return_counts=True) for t in all_ts), strict=True)
-    values = np.concatenate(uniq)
-    order = np.argsort(values, kind="stable")
-    values, cnt = values[order], np.concatenate(counts)[order]
-    bounds = np.r_[0, np.flatnonzero(np.diff(values)) + 1]
-    return np.repeat(values[bounds], np.maximum.reduceat(cnt, bounds))
+    if all(_distinct(t).all() for t in all_ts):
+        merged = all_ts[0] if len(all_ts) == 1 else np.sort(np.concatenate(all_ts), kind="stable")
+        return merged[_distinct(merged)]
+    values, counts = [], []
+    for t in all_ts:
+        starts = np.flatnonzero(_distinct(t))
+        values.append(t[starts])
+        counts.append(np.diff(np.r_[starts, t.shape[0]]))
+    order = np.argsort(np.concatenate(values), kind="stable")
+    merged, cnt = np.concatenate(values)[order], np.concatenate(counts)[order]
+    bounds = np.flatnonzero(_distinct(merged))
+    return np.repeat(merged[bounds], np.maximum.reduceat(cnt, bounds))
 
 
 def _positions(axis: npt.NDArray[np.int64], ts: npt.NDArray[np.int64]) -> npt.NDArray[np.intp]:
-    return np.searchsorted(axis, ts, side="left") + _occurrence(ts)
+    pos = np.searchsorted(axis, ts, side="left")
+    if not _distinct(ts).all():
+        pos += _occurrence(ts)
+    return pos
 
 
 def _place(
     axis: npt.NDArray[np.int64], ts: npt.NDArray[np.int64], values: Any, kind: KindSpec
 ) -> npt.NDArray[Any]:
+    """The series' values on ``axis`` (NaN where it has no sample), in the kind's dtype."""
+    if ts.shape == axis.shape and np.array_equal(ts, axis):
+        return np.array(values, dtype=kind.dtype)  # the series is the axis: one copy
     shape = (axis.shape[0],) if kind.width == 1 else (axis.shape[0], kind.width)
     out = np.full(shape, np.nan, dtype=kind.dtype)
     if ts.shape[0]:

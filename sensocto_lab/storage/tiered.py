@@ -206,9 +206,9 @@ class TieredStore:
                 pending.setdefault(seg.generation, []).append(seg.path)
         for gen, paths in sorted(pending.items()):
             for p in paths:
-                chunks, torn = read_segment(p)
-                self._counters["torn_records_dropped"] += int(torn)
-                for c in chunks:
+                read = read_segment(p)
+                self._counters["torn_records_dropped"] += int(read.torn)
+                for c in read.chunks:
                     self._remember(c)
                     self._counters["samples_recovered"] += len(c)
             self._sealed.append(gen)
@@ -484,8 +484,7 @@ class TieredStore:
         paths = [s.path for s in list_segments(self._wal_dir) if s.generation == gen]
         groups: dict[tuple[str, str, str, str], list[Chunk]] = {}
         for p in paths:
-            chunks, _ = read_segment(p)
-            for c in chunks:
+            for c in read_segment(p).chunks:
                 groups.setdefault((c.room, c.sensor_id, c.attribute_id, c.kind), []).append(c)
         files = samples = 0
         for (room, sensor, attr, kind_name), chunks in groups.items():
@@ -574,7 +573,7 @@ class TieredStore:
         groups: dict[SeriesKey, list[Chunk]] = {}
         kinds: dict[SeriesKey, str] = {}
         for buf in buffers:
-            for c in read_segment(buf)[0]:
+            for c in read_segment(buf).chunks:
                 if (sensors is None or c.sensor_id in sensors) and (
                     attributes is None or c.attribute_id in attributes
                 ):

@@ -16,7 +16,6 @@ record they cannot read: after a crash only the torn last record of a file is lo
 
 from __future__ import annotations
 
-import io
 import logging
 import os
 import re
@@ -34,6 +33,7 @@ from sensocto_lab.errors import StorageError
 __all__ = [
     "Chunk",
     "SegmentFile",
+    "SegmentRead",
     "WalWriter",
     "fsync_dir",
     "layout_of",
@@ -128,63 +128,147 @@ def list_segments(wal_dir: Path) -> list[SegmentFile]:
     return found
 
 
-def read_segment(source: Path | pa.Buffer) -> tuple[list[Chunk], bool]:
-    """Read every complete record of one WAL file.
+@dataclass(frozen=True, slots=True)
+class SegmentRead:
+    """What one WAL file holds.
 
-    Parameters
+    Attributes
     ----------
-    source
-        The file, or a buffer holding a prefix of it.
+    chunks
+        One :class:`Chunk` per (room, sensor, attribute, kind), its samples in the
+        order they were written.
+    records
+        Complete records read.
+    torn
+        True when the file ends in a record that cannot be read (a crash mid-write,
+        or a file cut before its schema): that record, and only that one, is lost.
+    """
 
-    Returns
-    -------
-    chunks, torn
-        The records in write order; ``torn`` is True when the file ends in a record
-        that cannot be read (a crash mid-write) or is empty, in which case that
-        record, and only that one, is missing.
+    chunks: list[Chunk]
+    records: int
+    torn: bool
+
+
+def _group(batches: dict[tuple[str, ...], list[pa.RecordBatch]]) -> list[Chunk]:
+    chunks = []
+    for (room, sensor, attribute, kind), group in batches.items():
+        table = pa.Table.from_batches(group).combine_chunks()
+        cols = [table.column(i).chunk(0) if table.num_rows else table.column(i) for i in range(4)]
+        chunks.append(
+            Chunk(
+                room,
+                sensor,
+                attribute,
+                kind,
+                cols[0].to_numpy(),
+                cols[1].to_numpy(),
+                cols[2].to_numpy(),
+                _values_of(cols[3]),
+            )
+        )
+    return chunks
+
+
+def read_segment(source: Path | pa.Buffer) -> SegmentRead:
+    """Read every complete record of one WAL file (or of a buffer holding a prefix of it).
+
+    Never raises for a damaged file: reading stops at the first record that cannot be
+    read, and :attr:`SegmentRead.torn` says so.
     """
     buf = pa.memory_map(str(source)) if isinstance(source, Path) else pa.BufferReader(source)
-    chunks: list[Chunk] = []
+    groups: dict[tuple[str, ...], list[pa.RecordBatch]] = {}
+    records = 0
+    torn = False
     with buf:
         try:
             reader = pa.ipc.open_stream(buf)
         except (pa.ArrowInvalid, OSError):
-            return chunks, True  # crashed before the schema was fully written
+            return SegmentRead([], 0, True)  # cut before the schema was fully written
         while True:
             try:
                 batch, meta = reader.read_next_batch_with_custom_metadata()
             except StopIteration:
-                return chunks, False
+                break
             except (pa.ArrowInvalid, OSError):
-                return chunks, True
-            if batch.num_rows == 0:
-                continue
-            room, sensor, attribute, kind = (meta[k].decode() for k in _META_KEYS)
-            chunks.append(
-                Chunk(
-                    room,
-                    sensor,
-                    attribute,
-                    kind,
-                    batch.column(0).to_numpy(),
-                    batch.column(1).to_numpy(),
-                    batch.column(2).to_numpy(),
-                    _values_of(batch.column(3)),
-                )
-            )
+                torn = True
+                break
+            records += 1
+            if batch.num_rows:
+                key = tuple(meta[k].decode() for k in _META_KEYS)
+                groups.setdefault(key, []).append(batch)
+    return SegmentRead(_group(groups), records, torn)
+
+
+class _RecordSink:
+    """Collects the bytes the IPC writer emits for one message, to write them at once.
+
+    One ``write`` per record (not one per buffer) is faster, and if it fails the file
+    can be cut back to the last complete record, so a failed append leaves no
+    half-record that a later record would follow.
+    """
+
+    closed = False
+
+    def __init__(self) -> None:
+        self._parts: list[bytes] = []
+        self._pos = 0
+
+    def write(self, data: Any) -> int:
+        chunk = bytes(data)
+        self._parts.append(chunk)
+        self._pos += len(chunk)
+        return len(chunk)
+
+    def tell(self) -> int:
+        return self._pos
+
+    def flush(self) -> None:
+        pass
+
+    def writable(self) -> bool:
+        return True
+
+    def take(self) -> bytes:
+        data = b"".join(self._parts)
+        self._parts.clear()
+        return data
 
 
 class _Stream:
-    """One open IPC stream file of the current generation."""
+    """One open IPC stream file of the current generation.
 
-    __slots__ = ("file", "path", "schema", "writer")
+    ``size`` is the length of the complete records on disk; the descriptor is closed
+    by :meth:`WalWriter.sync` once the file is sealed and fsynced.
+    """
+
+    __slots__ = ("fd", "path", "schema", "sink", "size", "writer")
 
     def __init__(self, path: Path, layout: str) -> None:
         self.path = path
-        # Unbuffered: each record reaches the OS in the write calls of write_batch.
-        self.file: io.FileIO = open(path, "xb", buffering=0)  # noqa: SIM115 - closed by sync()
+        self.fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+        self.size = 0
         self.schema = _schema(layout)
-        self.writer = pa.ipc.new_stream(self.file, self.schema)
+        self.sink = _RecordSink()
+        try:
+            self.writer = pa.ipc.new_stream(self.sink, self.schema)
+            self.emit()
+        except BaseException:
+            os.close(self.fd)
+            raise
+
+    def emit(self) -> int:
+        """Write what the IPC writer produced; on failure cut the file back. Returns bytes."""
+        data = memoryview(self.sink.take())
+        done = 0
+        try:
+            while done < len(data):
+                # Positional: after a failed write the next one lands where it belongs.
+                done += os.pwrite(self.fd, data[done:], self.size + done)
+        except OSError:
+            os.ftruncate(self.fd, self.size)
+            raise
+        self.size += done
+        return done
 
 
 class WalWriter:
@@ -209,7 +293,7 @@ class WalWriter:
         self.generation = generation
         self.bytes = 0  # bytes written to the current generation
         self._streams: dict[str, _Stream] = {}
-        self._unsynced: list[io.FileIO] = []  # sealed files awaiting their last fsync
+        self._unsynced: list[int] = []  # descriptors of sealed files awaiting their last fsync
         self._dir_dirty = False
         self._sync_lock = threading.Lock()
         self._meta: dict[tuple[str, str, str, str], pa.KeyValueMetadata] = {}
@@ -217,7 +301,7 @@ class WalWriter:
     @property
     def files(self) -> dict[Path, int]:
         """Path and committed size (bytes of complete records) of each open file."""
-        return {s.path: s.file.tell() for s in self._streams.values()}
+        return {s.path: s.size for s in self._streams.values()}
 
     def write(self, chunk: Chunk) -> int:
         """Write one record to the OS; return the bytes it took.
@@ -245,7 +329,6 @@ class WalWriter:
                 with self._sync_lock:
                     self._streams[layout] = stream
                     self._dir_dirty = True
-            before = stream.file.tell()
             batch = pa.RecordBatch.from_arrays(
                 [
                     pa.array(chunk.ts),
@@ -256,7 +339,7 @@ class WalWriter:
                 schema=stream.schema,
             )
             stream.writer.write_batch(batch, custom_metadata=meta)
-            written = stream.file.tell() - before
+            written = stream.emit()
         except (OSError, pa.ArrowException) as exc:
             raise StorageError(f"cannot write the WAL in {self.wal_dir}: {exc}") from exc
         self.bytes += written
@@ -276,9 +359,11 @@ class WalWriter:
             for s in streams.values():
                 try:
                     s.writer.close()
+                    s.emit()
                 except (OSError, pa.ArrowException) as exc:
+                    # The records are complete; only the end-of-stream marker is missing.
                     log.warning("could not end WAL file %s cleanly: %s", s.path.name, exc)
-                self._unsynced.append(s.file)
+                self._unsynced.append(s.fd)
         self.generation += 1
         self.bytes = 0
         return sealed
@@ -292,21 +377,21 @@ class WalWriter:
             An fsync failed; the data may not be durable.
         """
         with self._sync_lock:
-            files = [s.file for s in self._streams.values()] + self._unsynced
+            fds = [s.fd for s in self._streams.values()] + self._unsynced
             sealed, self._unsynced = self._unsynced, []
             dir_dirty, self._dir_dirty = self._dir_dirty, False
             # Sync under the lock so seal() cannot close a descriptor we are using.
             try:
-                for f in files:
-                    os.fsync(f.fileno())
+                for fd in fds:
+                    os.fsync(fd)
                 if dir_dirty:
                     fsync_dir(self.wal_dir)
             except OSError as exc:
                 self._unsynced = sealed + self._unsynced
                 self._dir_dirty = self._dir_dirty or dir_dirty
                 raise StorageError(f"cannot fsync the WAL in {self.wal_dir}: {exc}") from exc
-            for f in sealed:
-                f.close()
+            for fd in sealed:
+                os.close(fd)
 
     def close(self) -> int | None:
         """Seal the current generation and fsync everything; return the sealed number."""
