@@ -24,6 +24,12 @@ _EXPORTS: dict[str, str] = {
     "SensorInfo": "sensocto_lab.model",
     "FakeClock": "sensocto_lab.clock",
     "SystemClock": "sensocto_lab.clock",
+    "Engine": "sensocto_lab.live.engine",
+    "EngineConfig": "sensocto_lab.live.engine",
+    "SimulatedGroup": "sensocto_lab.live.engine",
+    "Overflow": "sensocto_lab.live.bus",
+    "SensorState": "sensocto_lab.live.status",
+    "SensorStatus": "sensocto_lab.live.status",
 }
 
 __all__ = sorted(_EXPORTS)
