@@ -24,7 +24,10 @@ import traitlets
 
 from sensocto_lab.clock import Clock, SystemClock
 from sensocto_lab.errors import ValidationError
+from sensocto_lab.live.synchrony import SYNC_ATTRIBUTE
+from sensocto_lab.model import Batch
 from sensocto_lab.widgets._coalesce import Coalescer, Schedule
+from sensocto_lab.widgets._feed import BusFeed
 from sensocto_lab.widgets._wire import as_f32_1d, esm_source, f32_bytes, panel_twin
 
 __all__ = ["SyncWidget", "order_parameter"]
@@ -93,7 +96,7 @@ class SyncWidget(anywidget.AnyWidget):
         self._state_phases = np.zeros(0, np.float32)
         self._state_labels: list[str] = []
         self._history: deque[tuple[float, float]] = deque()
-        self._feeds: list[Any] = []
+        self._feeds: list[BusFeed] = []
         self.coalescer = Coalescer(self._flush, max_hz=max_hz, clock=self._clock, schedule=schedule)
 
     def update(
@@ -159,6 +162,39 @@ class SyncWidget(anywidget.AnyWidget):
             while self._history and self._history[0][0] < horizon:
                 self._history.popleft()
         self.coalescer.request()
+
+    def follow(self, live: Any) -> BusFeed:
+        """Show a running :class:`~sensocto_lab.live.synchrony.LiveSynchrony` as it publishes.
+
+        Each ``R`` sample it publishes on ``data:sync:{room}`` becomes an update, with
+        the participants' phases of its latest estimate (those without a phase yet are
+        left out). Returns the running :class:`BusFeed`; :meth:`close` stops it.
+        """
+        if not self.title:
+            self.title = f"synchrony of {live.room}"
+
+        def on_message(batch: Any) -> None:
+            if not isinstance(batch, Batch) or batch.attribute_id != SYNC_ATTRIBUTE:
+                return
+            estimate = live.latest
+            phases = labels = None
+            if estimate is not None:
+                known = np.isfinite(estimate.phases)
+                phases = np.asarray(estimate.phases)[known]
+                labels = [s for s, k in zip(estimate.sensors, known, strict=True) if k]
+            for t_ns, r in zip(batch.ts, np.asarray(batch.values).reshape(-1), strict=True):
+                self.update(r=float(r), phases=phases, labels=labels, t=int(t_ns) / 1e9)
+
+        feed = BusFeed(live.engine.bus, [f"data:{live.sensor_id}"], on_message)
+        self._feeds.append(feed)
+        return feed
+
+    def close(self) -> None:
+        """Stop following the engine and close the widget's comm."""
+        for feed in self._feeds:
+            feed.close()
+        self._feeds.clear()
+        super().close()
 
     def flush(self) -> None:
         """Send any pending state now (ignoring the rate limit)."""
