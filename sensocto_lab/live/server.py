@@ -350,13 +350,9 @@ class _SensorChannel(_Channel):
             elif isinstance(error, PeerError):
                 self.fail(push, error)
             else:
-                self.socket.proto.reply(
-                    push, "error", {"reason": error.reason, "detail": error.detail}
-                )
+                self.socket.proto.reply_error(push, error)
                 if isinstance(error, SensorFailedError):
-                    self.socket.close_channel(
-                        self.topic, ValidationError(error.detail, reason=error.reason)
-                    )
+                    self.socket.close_channel(self.topic, error)
                 self.socket.wake()
 
     async def _update(self, push: phx.Pushed, work: tuple[str, Any]) -> None:
@@ -453,6 +449,7 @@ class _ViewerChannel(_Channel):
         self.viewer_id = viewer_id
         self.state = ViewerState()
         self.lens: Lens | None = None
+        self.dropped = 0  # batches not sent to a viewer too slow to take them
 
     def handle(self, push: phx.Pushed) -> None:
         try:
@@ -473,9 +470,20 @@ class _ViewerChannel(_Channel):
             return
         self.ok(push, {"levels": {s: lv.label for s, lv in levels.items()}})
 
+    def send_batch(self, batch: Batch) -> None:
+        """Push one batch, unless the viewer is too slow to take it.
+
+        Then it is dropped (it is stored anyway): a slow viewer must not make the
+        server hoard frames.
+        """
+        if self.socket.proto.buffered >= self.socket.server.config.viewer_queue:
+            self.dropped += 1
+            return
+        self.socket.push(self.topic, "batch", batch_payload(batch))
+
     def send_batches(self, flush: LensFlush) -> None:
         for batch in flush.values():
-            self.socket.push(self.topic, "batch", batch_payload(batch))
+            self.send_batch(batch)
 
     async def forward_room(self, room: str) -> None:
         sub = self.socket.server.engine.bus.subscribe(
@@ -485,7 +493,7 @@ class _ViewerChannel(_Channel):
         )
         try:
             async for batch in sub:
-                self.socket.push(self.topic, "batch", batch_payload(batch))
+                self.send_batch(batch)
         finally:
             sub.close()
 
@@ -526,7 +534,7 @@ class _Socket:
         if self.proto.push(topic, event, payload):
             self.wake()
 
-    def close_channel(self, topic: str, error: PeerError | None = None) -> None:
+    def close_channel(self, topic: str, error: SensoctoError | None = None) -> None:
         self.proto.close_channel(topic, error=error)
         channel = self.channels.pop(topic, None)
         if channel is not None:
@@ -577,6 +585,10 @@ class _Socket:
                 channel = self.channels.pop(event.topic, None)
                 if channel is not None:
                     await channel.close()
+            elif isinstance(event, phx.Heartbeat):
+                for channel in self.channels.values():
+                    if isinstance(channel, _ViewerChannel) and channel.lens is None:
+                        self.pending.append(self.server.engine.renew_viewer(channel.viewer_id))
             elif isinstance(event, phx.FrameRejected):
                 log.debug("socket %d refused a frame: %s", self.id, event.error)
         for awaitable in self.pending:
@@ -604,7 +616,7 @@ class _Socket:
                 channel = _ConnectorChannel(self, join.topic)
             else:
                 channel = await self._join_viewer(join, topic.kind, topic.id)
-        except PeerError as exc:
+        except (PeerError, LocalError) as exc:
             self.proto.reject_join(join, exc)
             return
         self.channels[join.topic] = channel

@@ -28,7 +28,7 @@ import itertools
 from dataclasses import dataclass
 from typing import Any
 
-from sensocto_lab.errors import LimitExceeded, PeerError, ProtocolError
+from sensocto_lab.errors import LimitExceeded, PeerError, ProtocolError, SensoctoError
 from sensocto_lab.protocol.channel import ChannelState, Trigger, transition
 from sensocto_lab.protocol.frames import (
     Message,
@@ -126,7 +126,7 @@ class FrameRejected:
 ServerEvent = JoinRequested | LeaveRequested | ChannelReplaced | Pushed | Heartbeat | FrameRejected
 
 
-def error_response(error: PeerError, **extra: Any) -> dict[str, Any]:
+def error_response(error: SensoctoError, **extra: Any) -> dict[str, Any]:
     """The ``response`` of an error reply: ``reason``, ``detail`` and any extra fields."""
     return {"reason": error.reason, "detail": error.detail, **extra}
 
@@ -231,6 +231,11 @@ class ServerConnection:
         return self._channels.state(topic)
 
     @property
+    def buffered(self) -> int:
+        """Frames waiting in :meth:`data_to_send` (a slow peer shows here)."""
+        return len(self._out)
+
+    @property
     def joined_topics(self) -> list[str]:
         """Topics currently joined."""
         return self._channels.topics(ChannelState.JOINED)
@@ -242,7 +247,7 @@ class ServerConnection:
         self._channels.step(join.topic, Trigger.JOIN_OK)
         self._send_reply(join.join_ref, join.ref, join.topic, "ok", response or {})
 
-    def reject_join(self, join: JoinRequested, error: PeerError, **extra: Any) -> None:
+    def reject_join(self, join: JoinRequested, error: SensoctoError, **extra: Any) -> None:
         """Refuse a pending join; replies ``error`` with the error's reason and detail."""
         self._channels.step(join.topic, Trigger.JOIN_ERROR)
         self._send_reply(
@@ -254,7 +259,7 @@ class ServerConnection:
         if push.ref is not None:
             self._send_reply(push.join_ref, push.ref, push.topic, status, response or {})
 
-    def reply_error(self, push: Pushed, error: PeerError, **extra: Any) -> None:
+    def reply_error(self, push: Pushed, error: SensoctoError, **extra: Any) -> None:
         """Answer ``push`` with an ``error`` reply from ``error``."""
         self.reply(push, "error", error_response(error, **extra))
 
@@ -265,7 +270,7 @@ class ServerConnection:
         self._send(Message(self._channels.join_ref(topic), None, topic, event, payload))
         return True
 
-    def close_channel(self, topic: str, *, error: PeerError | None = None) -> bool:
+    def close_channel(self, topic: str, *, error: SensoctoError | None = None) -> bool:
         """Close a channel with ``phx_close`` (or ``phx_error`` when ``error`` is given).
 
         The socket and its other channels stay. Returns False if it was not open.
