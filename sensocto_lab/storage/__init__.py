@@ -6,6 +6,6 @@
 
 from sensocto_lab.storage.base import Store
 from sensocto_lab.storage.config import LOAD_SCALES, StorageConfig
-from sensocto_lab.storage.tiered import TieredStore
+from sensocto_lab.storage.tiered import StoredSeries, TieredStore
 
-__all__ = ["LOAD_SCALES", "StorageConfig", "Store", "TieredStore"]
+__all__ = ["LOAD_SCALES", "StorageConfig", "Store", "StoredSeries", "TieredStore"]

@@ -42,6 +42,7 @@ __all__ = [
     "delete_before",
     "kind_of_part",
     "list_parts",
+    "max_seq",
     "part_name",
     "read_series",
     "write_part",
@@ -295,6 +296,19 @@ def kind_of_part(part: ColdPart) -> KindSpec:
     meta = pq.read_schema(part.path).metadata or {}
     info = json.loads(meta.get(b"sensocto", b"{}"))
     return KINDS.get(info.get("kind", "numeric"), KINDS["numeric"])
+
+
+def max_seq(parts: Sequence[ColdPart]) -> int:
+    """Highest ``seq`` in ``parts`` from the files' statistics (-1 when there are none)."""
+    best = -1
+    for part in parts:
+        meta = pq.ParquetFile(part.path).metadata
+        seq_col = meta.schema.names.index("seq")
+        for i in range(meta.num_row_groups):
+            stats = meta.row_group(i).column(seq_col).statistics
+            if stats is not None and stats.has_min_max:
+                best = max(best, int(stats.max))
+    return best
 
 
 def delete_before(cold_dir: Path, day_index: int) -> int:

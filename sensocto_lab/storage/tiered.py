@@ -46,12 +46,22 @@ from sensocto_lab.storage.wal import Chunk, WalWriter, fsync_dir, list_segments,
 if TYPE_CHECKING:
     import xarray as xr
 
-__all__ = ["TieredStore"]
+__all__ = ["StoredSeries", "TieredStore"]
 
 log = logging.getLogger(__name__)
 
 _COMMIT_FILE = "COMPACTED"
 SeriesKey = tuple[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class StoredSeries:
+    """One recorded (sensor, attribute): where it is partitioned and what kind it is."""
+
+    room: str
+    sensor_id: str
+    attribute_id: str
+    kind: str
 
 
 @dataclass(slots=True)
@@ -754,6 +764,37 @@ class TieredStore:
             return ts, values
 
         return load
+
+    def series(self) -> list[StoredSeries]:
+        """Every series recorded in any tier (Parquet, WAL, memory), sorted.
+
+        A series partitioned under several rooms is listed once per room.
+        """
+        with self._lock:
+            found = {(x.room, s, a): x.kind.name for (s, a), x in self._series.items()}
+            committed = self._committed
+        for p in cold.list_parts(self._cold_dir, committed=committed):
+            key = (p.room, p.sensor_id, p.attribute_id)
+            if key not in found:
+                found[key] = cold.kind_of_part(p).name
+        return sorted(
+            (StoredSeries(room, s, a, kind) for (room, s, a), kind in found.items()),
+            key=lambda x: (x.sensor_id, x.attribute_id, x.room),
+        )
+
+    def next_seq(self, sensor_id: str, attribute_id: str) -> int:
+        """One past the highest sequence number stored for the series (0 if none).
+
+        The engine starts its per-series counter here after a restart, so ``seq``
+        keeps increasing across sessions.
+        """
+        with self._lock:
+            x = self._series.get((sensor_id, attribute_id))
+            in_memory = None if x is None else x.ring.last_seq
+            committed = self._committed
+        parts = cold.list_parts(self._cold_dir, [sensor_id], [attribute_id], committed=committed)
+        on_disk = cold.max_seq(parts)
+        return max(-1 if in_memory is None else in_memory, on_disk) + 1
 
     # -- health ----------------------------------------------------------------------
 

@@ -12,7 +12,7 @@ from storage_helpers import ACC, ECG, RESP, T0_NS, make_batch
 from sensocto_lab.clock import FakeClock
 from sensocto_lab.errors import ClosedResourceError, ValidationError
 from sensocto_lab.model import KINDS, Batch, KindSpec
-from sensocto_lab.storage import StorageConfig, Store, TieredStore
+from sensocto_lab.storage import StorageConfig, Store, StoredSeries, TieredStore
 
 
 def _record(
@@ -266,3 +266,32 @@ def test_background_threads_compact_without_being_asked(tmp_path: Path) -> None:
     _assert_same(store.read_table("s1", "ecg"), batches)
     store.close()
     assert store.stats()["segments_pending"] == 0
+
+
+def test_series_and_next_seq_span_every_tier(tmp_path: Path) -> None:
+    cfg = StorageConfig(background=False)
+    store = TieredStore.open(tmp_path, cfg)
+    _record(store, "s1", "ecg", ECG, 3)
+    store.append(make_batch("s2", "acc", ACC, 0, 5), room="hall", kind=ACC)
+    assert store.next_seq("s1", "ecg") == 192
+    assert store.next_seq("nobody", "ecg") == 0
+    store.close()  # everything to Parquet; the new store's rings start empty
+    reopened = TieredStore.open(tmp_path, cfg)
+    assert reopened.series() == [
+        StoredSeries("lab", "s1", "ecg", "ecg"),
+        StoredSeries("hall", "s2", "acc", "accelerometer"),
+    ]
+    assert reopened.next_seq("s1", "ecg") == 192  # from the Parquet statistics
+    assert reopened.next_seq("s2", "acc") == 5
+    reopened.close()
+
+
+def test_large_selections_become_lazy_on_their_own(tmp_path: Path) -> None:
+    store = TieredStore.open(tmp_path, StorageConfig(background=False, lazy_threshold_samples=100))
+    _record(store, "s1", "ecg", ECG, 4)
+    store.compact()
+    assert store.history(end=T0_NS + 50 * 1953125)["ecg"].chunks is None  # 50 samples: numpy
+    big = store.history()
+    assert big["ecg"].chunks is not None
+    np.testing.assert_array_equal(big["ecg"].values, store.history(lazy=False)["ecg"].values)
+    store.close()
