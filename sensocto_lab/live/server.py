@@ -275,7 +275,10 @@ class _SensorChannel(_Channel):
         except PeerError as exc:
             self.fail(push, exc)
             return
-        self.socket.pending.append(self.queue.put((push, work)))
+        if self.queue.full():  # the socket stops reading until the worker catches up
+            self.socket.pending.append(self.queue.put((push, work)))
+        else:
+            self.queue.put_nowait((push, work))
 
     def _binary(self, payload: Any) -> Batch:
         if not isinstance(payload, bytes):

@@ -498,7 +498,8 @@ def sample_from_measurement(info: SensorInfo, payload: object) -> Sample:
         )
     value = _value(kind, raw)
     _check_numbers(value)
-    return Sample(attr_id, int(ms_to_ns(ts)), value)
+    ts_ns = ts * 1_000_000 if isinstance(ts, int) else int(ms_to_ns(ts))  # ints: exact, fast
+    return Sample(attr_id, ts_ns, value)
 
 
 @dataclass(slots=True)
