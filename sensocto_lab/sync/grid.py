@@ -21,7 +21,15 @@ import xarray as xr
 
 from sensocto_lab.errors import ValidationError
 
-__all__ = ["GAP_FACTOR", "Signals", "as_signals", "bridge_gaps", "grid_step_ns", "resample_row"]
+__all__ = [
+    "GAP_FACTOR",
+    "Signals",
+    "as_signals",
+    "bridge_gaps",
+    "grid_step_ns",
+    "resample_groups",
+    "resample_row",
+]
 
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
@@ -233,39 +241,70 @@ def grid_step_ns(fs: float) -> int:
     return max(1, round(1e9 / fs))
 
 
-def resample_row(
-    t: npt.NDArray[np.int64], x: FloatArray, grid: npt.NDArray[np.int64], interval_ns: float
+def resample_groups(
+    group: npt.NDArray[np.int64],
+    t: npt.NDArray[np.int64],
+    x: FloatArray,
+    at_group: npt.NDArray[np.int64],
+    at: npt.NDArray[np.int64],
+    interval_ns: FloatArray,
 ) -> FloatArray:
-    """One sensor's samples linearly interpolated at ``grid`` times, gaps left NaN.
+    """Several sensors' samples linearly interpolated at grid times, gaps left NaN.
+
+    All sensors go through one vectorised pass (the online computer resamples a
+    thousand sensors' batches at once this way); a time is looked up only among
+    the samples of its own group.
 
     Parameters
     ----------
-    t
-        The sensor's sample times, ns, strictly increasing, shape ``(m,)``, ``m >= 1``.
-    x
-        Its values, shape ``(m,)``.
-    grid
-        Times to estimate at, ns, shape ``(g,)``.
+    group, t, x
+        Samples: group (sensor row) number, time in ns and value, shape ``(m,)``,
+        sorted by group and, within a group, strictly increasing in time.
+    at_group, at
+        Where to estimate: group number and time in ns, shape ``(k,)``.
     interval_ns
-        The sensor's nominal sample interval: a grid time inside a spacing longer than
-        :data:`GAP_FACTOR` intervals is in a gap.
+        Each group's nominal sample interval (indexed by group number): a time inside
+        a spacing longer than :data:`GAP_FACTOR` intervals is in a gap.
 
     Returns
     -------
     numpy.ndarray
-        Shape ``(g,)``; NaN before the first sample, after the last and inside gaps.
+        Shape ``(k,)``; NaN before a group's first sample, after its last and in gaps.
     """
-    out = np.full(grid.shape, np.nan)
-    inside = (grid >= t[0]) & (grid <= t[-1])
-    g = grid[inside]
-    est = np.interp(g, t, x)
-    if t.size > 1:
-        idx = np.searchsorted(t, g, side="left")
-        on_sample = t[np.minimum(idx, t.size - 1)] == g
-        right = np.clip(idx, 1, t.size - 1)
-        est[(t[right] - t[right - 1] > GAP_FACTOR * interval_ns) & ~on_sample] = np.nan
-    out[inside] = est
+    out = np.full(at.shape, np.nan)
+    if t.size == 0 or at.size == 0:
+        return out
+    origin = min(int(t.min()), int(at.min()))
+    span = max(int(t.max()), int(at.max())) - origin + 1
+    key = group * span + (t - origin)
+    at_key = at_group * span + (at - origin)
+    right = np.searchsorted(key, at_key, side="left")
+    found = np.minimum(right, key.size - 1)
+    on_sample = (key[found] == at_key) & (right < key.size)
+    left = np.maximum(right - 1, 0)
+    between = (right > 0) & (right < key.size) & ~on_sample
+    between &= (group[left] == at_group) & (group[found] == at_group)
+    spacing = (t[found] - t[left]).astype(np.float64)
+    between &= spacing <= GAP_FACTOR * interval_ns[at_group]
+    out[on_sample] = x[found[on_sample]]
+    li, ri = left[between], found[between]
+    slope = (x[ri] - x[li]) / spacing[between]
+    out[between] = x[li] + slope * (at[between] - t[li])
     return out
+
+
+def resample_row(
+    t: npt.NDArray[np.int64], x: FloatArray, grid: npt.NDArray[np.int64], interval_ns: float
+) -> FloatArray:
+    """One sensor's samples at ``grid`` times (ns): :func:`resample_groups` with one group."""
+    return resample_groups(
+        np.zeros(t.size, dtype=np.int64),
+        t,
+        x,
+        np.zeros(grid.size, dtype=np.int64),
+        grid,
+        np.array([interval_ns]),
+    )
 
 
 def _resample(

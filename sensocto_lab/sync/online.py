@@ -6,10 +6,11 @@ fixed rate.
 
 How it stays cheap for a thousand participants:
 
-- :meth:`OnlineSynchrony.push` interpolates each arriving batch onto a regular grid
-  (multiples of ``1/fs`` since the epoch) with :func:`~sensocto_lab.sync.grid.resample_row`,
-  the very function the offline path uses, and writes it into a ring of ``window_s``
-  per participant; gaps are written as NaN.
+- :meth:`OnlineSynchrony.push` only checks and queues a batch. Before an estimate,
+  all queued batches of all participants are interpolated onto a regular grid
+  (multiples of ``1/fs`` since the epoch) in one pass of
+  :func:`~sensocto_lab.sync.grid.resample_groups`, the function the offline path
+  uses, and written into a ring of ``window_s`` per participant; gaps are NaN.
 - Band-pass (``sosfiltfilt``, odd padding) followed by the FFT Hilbert transform is
   linear in the window's samples, so the analytic signal at one index is a fixed
   weight vector times the window. :meth:`OnlineSynchrony.estimate` is therefore one
@@ -33,7 +34,7 @@ import numpy as np
 import numpy.typing as npt
 
 from sensocto_lab.errors import ValidationError
-from sensocto_lab.sync.grid import GAP_FACTOR, Signals, grid_step_ns, resample_row
+from sensocto_lab.sync.grid import GAP_FACTOR, Signals, grid_step_ns, resample_groups
 from sensocto_lab.sync.phase import RESPIRATION_BAND, Band, analytic_signal
 
 __all__ = ["OnlineConfig", "OnlineSynchrony", "SyncEstimate"]
@@ -125,6 +126,9 @@ class SyncEstimate:
     phases: FloatArray = field(repr=False)
 
 
+#: Pending samples that trigger putting them on the grid before anyone asks.
+FLUSH_SAMPLES = 1_000_000
+
 #: "Nothing written yet" for a row's last grid index.
 _NEVER = np.iinfo(np.int64).min // 2
 
@@ -137,10 +141,15 @@ def _doubled(a: npt.NDArray[G], fill: object) -> npt.NDArray[G]:
 
 
 @lru_cache(maxsize=8)
-def _weights(fs: float, window: int, m: int, band: Band, order: int) -> ComplexArray:
-    """Weights ``w`` with ``analytic_signal(x)[m] == x @ w`` for a gap-free window ``x``."""
+def _weights(fs: float, window: int, m: int, band: Band, order: int) -> FloatArray:
+    """Real and imaginary weights of the analytic signal at index ``m``, shape ``(window, 2)``.
+
+    For a gap-free window ``x``, ``analytic_signal(x)[m] == (x @ w) @ [1, 1j]``; real
+    weights keep the product real (no complex copy of the window).
+    """
     impulses = np.eye(window)
-    return np.ascontiguousarray(analytic_signal(impulses, fs, band, order)[:, m])
+    column = analytic_signal(impulses, fs, band, order)[:, m]
+    return np.ascontiguousarray(np.column_stack([column.real, column.imag]))
 
 
 class OnlineSynchrony:
@@ -166,7 +175,9 @@ class OnlineSynchrony:
         self._last_x = np.zeros(capacity)
         self._interval = np.zeros(capacity)
         self._has_last = np.zeros(capacity, dtype=bool)
-        self.dropped_samples = 0
+        self._pending: list[tuple[int, npt.NDArray[np.int64], FloatArray]] = []
+        self._pending_samples = 0
+        self._dropped = 0
 
     @property
     def sensors(self) -> tuple[str, ...]:
@@ -222,30 +233,78 @@ class OnlineSynchrony:
             )
         if not np.isfinite(x).all():
             raise ValidationError("values must be finite", reason="non_finite_value")
-        if t.size > 1 and (np.diff(t) < 0).any():
+        if t.size > 1 and (t[1:] < t[:-1]).any():
             raise ValidationError("timestamps must not go backwards", reason="unordered_timestamps")
-        row = self._row(sensor_id)
-        if self._has_last[row]:
-            fresh = t > self._last_t[row]
-            self.dropped_samples += int(t.size - fresh.sum())
-            t, x = t[fresh], x[fresh]
-            t = np.concatenate(([self._last_t[row]], t))
-            x = np.concatenate(([self._last_x[row]], x))
-        if t.size == 0:
+        if t.size:
+            self._pending.append((self._row(sensor_id), t, x))
+            self._pending_samples += t.size
+            if self._pending_samples >= FLUSH_SAMPLES:
+                self._flush()
+
+    @property
+    def dropped_samples(self) -> int:
+        """Samples ignored because they were not newer than their participant's newest."""
+        self._flush()
+        return self._dropped
+
+    def _flush(self) -> None:
+        """Put every pending batch on the grid: all participants in one vectorised pass."""
+        if not self._pending:
             return
-        keep = np.concatenate(([True], np.diff(t) > 0))
-        t, x = t[keep], x[keep]
-        if t.size >= 3 or (t.size == 2 and self._interval[row] == 0):
-            self._interval[row] = float(np.median(np.diff(t)))
-        step = self._step
-        hi = int(t[-1]) // step
-        lo = max(int(self._written[row]) + 1, -(-int(t[0]) // step), hi - self._w + 1)
-        if lo <= hi:
-            grid = np.arange(lo, hi + 1, dtype=np.int64)
-            interval = self._interval[row] or GAP_FACTOR * 1e9
-            self._ring[row, grid % self._w] = resample_row(t, x, grid * step, interval)
-            self._written[row] = hi
-        self._last_t[row], self._last_x[row], self._has_last[row] = t[-1], x[-1], True
+        pending, self._pending, self._pending_samples = self._pending, [], 0
+        rows = np.array([row for row, _, _ in pending], dtype=np.int64)
+        touched = np.unique(rows)
+        before = touched[self._has_last[touched]]  # their newest sample joins the pass
+        group = np.concatenate([before, np.repeat(rows, [t.size for _, t, _ in pending])])
+        t = np.concatenate([self._last_t[before], *(t for _, t, _ in pending)])
+        x = np.concatenate([self._last_x[before], *(x for _, _, x in pending)])
+        order = np.argsort(group, kind="stable")
+        group, t, x = group[order], t[order], x[order]
+        # Keep, per participant, only samples newer than everything before them.
+        key = group * (int(t.max()) - int(t.min()) + 1) + (t - t.min())
+        keep = np.ones(key.size, dtype=bool)
+        keep[1:] = key[1:] > np.maximum.accumulate(key)[:-1]
+        self._dropped += int(key.size - keep.sum())
+        group, t, x = group[keep], t[keep], x[keep]
+        first = np.flatnonzero(np.concatenate(([True], group[1:] != group[:-1])))
+        last = np.concatenate((first[1:], [group.size])) - 1
+        members = group[first]
+        self._update_intervals(group, t)
+
+        step, width = self._step, self._w
+        hi = t[last] // step
+        lo = np.maximum(
+            np.maximum(self._written[members] + 1, -(-t[first] // step)), hi - width + 1
+        )
+        counts = np.maximum(hi - lo + 1, 0)
+        if counts.sum():
+            at_group = np.repeat(members, counts)
+            index = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
+            index += np.repeat(lo, counts)
+            interval = np.where(self._interval > 0, self._interval, GAP_FACTOR * 1e9)
+            self._ring[at_group, index % width] = resample_groups(
+                group, t, x, at_group, index * step, interval
+            )
+            wrote = counts > 0
+            self._written[members[wrote]] = hi[wrote]
+        self._last_t[members], self._last_x[members] = t[last], x[last]
+        self._has_last[members] = True
+
+    def _update_intervals(self, group: npt.NDArray[np.int64], t: npt.NDArray[np.int64]) -> None:
+        """Each participant's nominal interval: the median spacing of this pass's samples."""
+        same = group[1:] == group[:-1]
+        owner, spacing = group[1:][same], np.diff(t)[same]
+        if not spacing.size:
+            return
+        order = np.lexsort((spacing, owner))
+        owner, spacing = owner[order], spacing[order]
+        start = np.flatnonzero(np.concatenate(([True], owner[1:] != owner[:-1])))
+        count = np.diff(np.concatenate((start, [owner.size])))
+        median = (spacing[start + (count - 1) // 2] + spacing[start + count // 2]) / 2
+        rows = owner[start]
+        # One spacing is a sample of one: use it only until there is something better.
+        update = (count >= 2) | (self._interval[rows] == 0)
+        self._interval[rows[update]] = median[update]
 
     def ready_ns(self) -> int | None:
         """The newest grid time every recently active participant has reached, or ``None``.
@@ -253,6 +312,7 @@ class OnlineSynchrony:
         A participant more than ``lag_s`` behind the newest one counts as inactive
         (silent or gone) and does not hold the window back; ``None`` before any data.
         """
+        self._flush()
         written = self._written[: len(self._names)]
         if written.size == 0 or written.max() == _NEVER:
             return None
@@ -261,6 +321,7 @@ class OnlineSynchrony:
 
     def window(self, now_ns: int) -> Signals:
         """The grid window ending at ``now_ns``: ``(participants, window)``, NaN where unknown."""
+        self._flush()
         n = len(self._names)
         end = int(now_ns) // self._step
         grid = np.arange(end - self._w + 1, end + 1, dtype=np.int64)
@@ -285,7 +346,8 @@ class OnlineSynchrony:
         full = ~nan.any(axis=1)
         if full.any():
             weights = _weights(self._fs, self._w, m, cfg.band, cfg.order)
-            z[full] = values[full] @ weights
+            parts = (values if full.all() else values[full]) @ weights
+            z[full] = parts[:, 0] + 1j * parts[:, 1]
         partial = np.flatnonzero(~full & ~nan[:, m])
         if partial.size:
             z[partial] = analytic_signal(values[partial], self._fs, cfg.band, cfg.order)[:, m]
