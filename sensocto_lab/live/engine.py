@@ -27,6 +27,8 @@ from another loop hops onto it, so calling code is the same either way.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import contextlib
 import dataclasses
 import functools
 import logging
@@ -174,10 +176,20 @@ def _on_engine_loop(
         loop = self._loop
         if loop is None or running_loop() is loop:
             return await method(self, *args, **kwargs)
-        future = asyncio.run_coroutine_threadsafe(method(self, *args, **kwargs), loop)
-        return await asyncio.wrap_future(future)
+        return await asyncio.wrap_future(_submit(loop, method(self, *args, **kwargs)))
 
     return hop
+
+
+def _submit(
+    loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, T]
+) -> concurrent.futures.Future[T]:
+    """Schedule ``coro`` on ``loop`` from another thread; a closed loop means a closed engine."""
+    try:
+        return asyncio.run_coroutine_threadsafe(coro, loop)
+    except RuntimeError:  # the engine's loop thread has ended
+        coro.close()
+        raise ClosedResourceError("the engine is closed") from None
 
 
 def in_jupyter_kernel() -> bool:
@@ -318,7 +330,9 @@ class Engine:
             if host is not None:
                 host.stop_soon()
             return
-        await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(self._shutdown(), self._loop))
+        if not self._loop.is_closed():
+            with contextlib.suppress(ClosedResourceError):
+                await asyncio.wrap_future(_submit(self._loop, self._shutdown()))
         if host is not None:
             host.close()
 
@@ -405,7 +419,7 @@ class Engine:
         loop = self.loop
         if running_loop() is loop or (self._host is not None and self._host.in_host_thread()):
             raise RuntimeError("engine.call on the engine loop would deadlock; await instead")
-        return asyncio.run_coroutine_threadsafe(fn(*args, **kwargs), loop).result()
+        return _submit(loop, fn(*args, **kwargs)).result()
 
     def _check_open(self) -> None:
         if self._closing or self._loop is None:

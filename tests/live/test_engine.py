@@ -372,6 +372,11 @@ async def test_threaded_engine_serves_foreign_loops_and_sync_code(store: MemoryS
         await engine.wait_closed()
     assert _engine_threads() == []
     assert engine.host is not None and not engine.host.is_running
+    with pytest.raises(ClosedResourceError):
+        await engine.ingest(hr_batch("s1", 20))
+    await engine.close()  # idempotent after the thread has gone
+    with pytest.raises(ClosedResourceError):
+        await asyncio.to_thread(engine.call, engine.ingest, hr_batch("s1", 20))
 
 
 async def test_engine_call_refuses_to_deadlock_on_its_own_loop(store: MemoryStore) -> None:
