@@ -422,7 +422,7 @@ class _SensorChannel(_Channel):
     async def close(self) -> None:
         # What was validated is still ingested (a connector that does not wait for
         # replies must not lose it); an exactly-once client's resend is then deduped.
-        with contextlib.suppress(asyncio.CancelledError, LocalError):
+        with contextlib.suppress(asyncio.CancelledError, TimeoutError, LocalError):
             await asyncio.wait_for(self.queue.join(), timeout=10.0)
         await super().close()
 
