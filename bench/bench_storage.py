@@ -109,6 +109,7 @@ def _ingest(root: Path, recordings: dict[str, list[Batch]]) -> float:
 
 
 def _baseline_write(root: Path, recordings: dict[str, list[Batch]]) -> float:
+    """Seconds for ``write_table`` of each sensor's table (building the tables included)."""
     start = time.perf_counter()
     for sensor, batches in recordings.items():
         pq.write_table(_table(batches), root / f"{sensor}.parquet")
@@ -124,9 +125,12 @@ def run(quick: bool = False) -> list[Row]:
         root = Path(tmp)
         recordings = {f"p{i}": _batches(f"p{i}", RATE_HZ * 60 * minutes, rng) for i in range(10)}
         samples = sum(len(b) for bs in recordings.values() for b in bs)
-        ours = samples / _ingest(root / "store", recordings)
         (root / "plain").mkdir()
-        base = samples / _baseline_write(root / "plain", recordings)
+        # The machine is shared: the baseline runs before and after ours and keeps its
+        # best, so a busy moment cannot flatter the ratio.
+        base_s = _baseline_write(root / "plain", recordings)
+        ours = samples / _ingest(root / "store", recordings)
+        base = samples / min(base_s, _baseline_write(root / "plain", recordings))
         rows.append(
             Row(
                 "storage",
@@ -161,16 +165,22 @@ def run(quick: bool = False) -> list[Row]:
         )
 
         store = TieredStore.open(root / "hour", StorageConfig(background=False))
+        store.history(end=T0_NS + 10**9)  # first call imports xarray's array backends
         start = time.perf_counter()
         ds = store.history(["h1"], ["ecg"])
         load_s = time.perf_counter() - start
         assert ds["ecg"].shape == (1, n)
         start = time.perf_counter()
-        raw = pq.read_table([str(p) for p in parts]) if len(parts) == 1 else None
-        if raw is None:
-            raw = pa.concat_tables([pq.read_table(p) for p in parts])
+        raw = pa.concat_tables([pq.read_table(p) for p in parts])
         base_load = time.perf_counter() - start
         assert raw.num_rows == n
+        start = time.perf_counter()
+        lazy = store.history(["h1"], ["ecg"], lazy=True)
+        lazy_open_s = time.perf_counter() - start
+        start = time.perf_counter()
+        total = float(lazy["ecg"].sum().compute())
+        lazy_total_s = time.perf_counter() - start + lazy_open_s
+        assert np.isclose(total, float(ds["ecg"].sum()), rtol=1e-4)
         store.close()
         rows.append(
             Row(
@@ -179,6 +189,18 @@ def run(quick: bool = False) -> list[Row]:
                 load_s,
                 base_load,
                 "pq.read_table of the same files",
+                "",
+                None,
+                higher_is_better=False,
+            )
+        )
+        rows.append(
+            Row(
+                "storage",
+                "s to open a sensor-hour lazily (Dask) and sum it",
+                lazy_total_s,
+                load_s,
+                "eager history of the same hour",
                 "",
                 None,
                 higher_is_better=False,

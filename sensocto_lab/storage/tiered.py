@@ -582,14 +582,17 @@ class TieredStore:
     ) -> dict[SeriesKey, tuple[str, _Arrays]]:
         groups: dict[SeriesKey, list[Chunk]] = {}
         kinds: dict[SeriesKey, str] = {}
+
+        def keep(sensor: str, attribute: str) -> bool:
+            return (sensors is None or sensor in sensors) and (
+                attributes is None or attribute in attributes
+            )
+
         for buf in buffers:
-            for c in read_segment(buf).chunks:
-                if (sensors is None or c.sensor_id in sensors) and (
-                    attributes is None or c.attribute_id in attributes
-                ):
-                    key = (c.sensor_id, c.attribute_id)
-                    groups.setdefault(key, []).append(c)
-                    kinds[key] = c.kind
+            for c in read_segment(buf, keep).chunks:
+                key = (c.sensor_id, c.attribute_id)
+                groups.setdefault(key, []).append(c)
+                kinds[key] = c.kind
         return {k: (kinds[k], _Arrays.concat(v)) for k, v in groups.items()}
 
     def _sources(

@@ -20,6 +20,7 @@ import logging
 import os
 import re
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -169,11 +170,14 @@ def _group(batches: dict[tuple[str, ...], list[pa.RecordBatch]]) -> list[Chunk]:
     return chunks
 
 
-def read_segment(source: Path | pa.Buffer) -> SegmentRead:
+def read_segment(
+    source: Path | pa.Buffer, keep: Callable[[str, str], bool] | None = None
+) -> SegmentRead:
     """Read every complete record of one WAL file (or of a buffer holding a prefix of it).
 
     Never raises for a damaged file: reading stops at the first record that cannot be
-    read, and :attr:`SegmentRead.torn` says so.
+    read, and :attr:`SegmentRead.torn` says so. ``keep(sensor_id, attribute_id)``, if
+    given, selects the series to convert (the others are skipped, but counted).
     """
     buf = pa.memory_map(str(source)) if isinstance(source, Path) else pa.BufferReader(source)
     groups: dict[tuple[str, ...], list[pa.RecordBatch]] = {}
@@ -195,7 +199,8 @@ def read_segment(source: Path | pa.Buffer) -> SegmentRead:
             records += 1
             if batch.num_rows:
                 key = tuple(meta[k].decode() for k in _META_KEYS)
-                groups.setdefault(key, []).append(batch)
+                if keep is None or keep(key[1], key[2]):
+                    groups.setdefault(key, []).append(batch)
     return SegmentRead(_group(groups), records, torn)
 
 
