@@ -20,7 +20,7 @@ import json
 import os
 import re
 import shutil
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,6 +42,7 @@ __all__ = [
     "delete_before",
     "kind_of_part",
     "list_parts",
+    "max_generation",
     "max_seq",
     "part_name",
     "read_series",
@@ -230,13 +231,13 @@ def list_parts(
     attributes: Sequence[str] | None = None,
     start: int | None = None,
     end: int | None = None,
-    committed: int | None = None,
+    exclude: Collection[int] = (),
 ) -> list[ColdPart]:
     """The parts of the given series (``None``: all) whose date overlaps ``[start, end)``.
 
-    Parts from generations above ``committed`` are left out: they are being written by
-    the compactor (or were, when the process died) and their samples are still read
-    from the WAL.
+    Parts compacted from a generation in ``exclude`` are left out: the caller reads
+    that generation from the WAL (the compactor is writing its parts, or was when the
+    process died).
     """
     first_day = None if start is None else start // DAY_NS
     last_day = None if end is None else (end - 1) // DAY_NS
@@ -255,7 +256,7 @@ def list_parts(
                         if not m:
                             continue
                         first, last = int(m.group(1)), int(m.group(2))
-                        if committed is not None and last > committed:
+                        if any(first <= g <= last for g in exclude):
                             continue
                         parts.append(
                             ColdPart(room, sensor, attr, day, first, last, Path(entry.path))
@@ -308,6 +309,22 @@ def max_seq(parts: Sequence[ColdPart]) -> int:
             stats = meta.row_group(i).column(seq_col).statistics
             if stats is not None and stats.has_min_max:
                 best = max(best, int(stats.max))
+    return best
+
+
+def max_generation(cold_dir: Path) -> int:
+    """The highest WAL generation any part was compacted from (0 for an empty tier).
+
+    Walks the whole tier; used only when the WAL's commit file is missing (a fresh
+    directory, or a cold tier copied on its own), so new generations never reuse a
+    part's name.
+    """
+    best = 0
+    for _dirpath, _dirs, files in os.walk(cold_dir):
+        for name in files:
+            m = _PART_RE.match(name)
+            if m:
+                best = max(best, int(m.group(2)))
     return best
 
 

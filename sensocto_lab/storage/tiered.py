@@ -6,14 +6,17 @@ series' ring. Two background threads do the slow work: one fsyncs the WAL every
 compacts sealed generations into Parquet. ``history`` and ``read_table`` merge the
 cold tier with the not-yet-compacted WAL, so every sample is read exactly once:
 
-* A generation's samples live in the WAL until its Parquet parts are durable and the
-  generation number is recorded in ``wal/COMPACTED`` (the commit point); from then on
-  they are read from Parquet only and the WAL files are deleted.
-* Readers take a snapshot under the store's lock: the committed number and open
-  handles on the WAL files (so a concurrent compaction cannot pull them away).
+* Each WAL generation is read from exactly one place: from its WAL files while they
+  exist above the commit point, else from its Parquet parts. The compactor writes the
+  parts (durably), records the generation in ``wal/COMPACTED`` (the commit point),
+  then deletes the WAL files.
+* Readers take a snapshot under the store's lock: the generations to read from the
+  WAL, with open handles on their files (so a concurrent compaction cannot pull them
+  away); parts of those generations are skipped.
 * On open, WAL files at or below the commit point are deleted (their data is in
   Parquet), the rest are replayed into the rings and queued for compaction. A file
-  cut short by a crash loses only its torn last record.
+  cut short by a crash loses only its torn last record. Compacting a generation
+  again writes the same part names, so a crash mid-compaction leaves no duplicates.
 
 Memory (the rings) holds copies of the newest samples for ``latest``; every sample in
 a ring is also in the WAL, so history never needs the rings to be complete.
@@ -205,8 +208,11 @@ class TieredStore:
         return store
 
     def _recover(self) -> None:
-        self._committed = self._read_commit()
-        last = self._committed
+        commit = self._read_commit()
+        self._committed = commit or 0
+        # Without a commit file the cold tier may still hold parts (copied in, or the
+        # WAL was removed): new generations must not reuse their names.
+        last = self._committed if commit is not None else cold.max_generation(self._cold_dir)
         pending: dict[int, list[Path]] = {}
         for seg in list_segments(self._wal_dir):
             last = max(last, seg.generation)
@@ -530,11 +536,11 @@ class TieredStore:
             with contextlib.suppress(FileNotFoundError):
                 p.unlink()
 
-    def _read_commit(self) -> int:
+    def _read_commit(self) -> int | None:
         try:
             return int((self._wal_dir / _COMMIT_FILE).read_text().strip() or 0)
         except FileNotFoundError:
-            return 0
+            return None
         except ValueError as exc:
             raise StorageError(f"{self._wal_dir / _COMMIT_FILE} is corrupt: {exc}") from exc
 
@@ -560,19 +566,20 @@ class TieredStore:
 
     # -- reading ---------------------------------------------------------------------
 
-    def _wal_snapshot(self) -> tuple[int, list[pa.Buffer]]:
-        """The commit point and the bytes of every uncompacted WAL record, consistently."""
+    def _wal_snapshot(self) -> tuple[set[int], list[pa.Buffer]]:
+        """The generations to read from the WAL and the bytes of their complete records."""
         with self._lock:
-            committed = self._committed
             open_files = self._writer.files
+            gens: set[int] = set()
             buffers = []
             for seg in list_segments(self._wal_dir):
-                if seg.generation <= committed:
+                if seg.generation <= self._committed:
                     continue
                 mm = pa.memory_map(str(seg.path))
                 size = open_files.get(seg.path, mm.size())
                 buffers.append(mm.read_buffer(size))
-        return committed, buffers
+                gens.add(seg.generation)
+        return gens, buffers
 
     def _wal_series(
         self,
@@ -602,10 +609,10 @@ class TieredStore:
         start: int | None,
         end: int | None,
     ) -> dict[SeriesKey, tuple[KindSpec, list[cold.ColdPart], _Arrays | None]]:
-        committed, buffers = self._wal_snapshot()
+        wal_gens, buffers = self._wal_snapshot()
         wal = self._wal_series(buffers, sensors, attributes)
         parts: dict[SeriesKey, list[cold.ColdPart]] = {}
-        for p in cold.list_parts(self._cold_dir, sensors, attributes, start, end, committed):
+        for p in cold.list_parts(self._cold_dir, sensors, attributes, start, end, wal_gens):
             parts.setdefault((p.sensor_id, p.attribute_id), []).append(p)
         out: dict[SeriesKey, tuple[KindSpec, list[cold.ColdPart], _Arrays | None]] = {}
         for key in sorted(set(wal) | set(parts)):
@@ -775,8 +782,7 @@ class TieredStore:
         """
         with self._lock:
             found = {(x.room, s, a): x.kind.name for (s, a), x in self._series.items()}
-            committed = self._committed
-        for p in cold.list_parts(self._cold_dir, committed=committed):
+        for p in cold.list_parts(self._cold_dir):
             key = (p.room, p.sensor_id, p.attribute_id)
             if key not in found:
                 found[key] = cold.kind_of_part(p).name
@@ -794,8 +800,7 @@ class TieredStore:
         with self._lock:
             x = self._series.get((sensor_id, attribute_id))
             in_memory = None if x is None else x.ring.last_seq
-            committed = self._committed
-        parts = cold.list_parts(self._cold_dir, [sensor_id], [attribute_id], committed=committed)
+        parts = cold.list_parts(self._cold_dir, [sensor_id], [attribute_id])
         on_disk = cold.max_seq(parts)
         return max(-1 if in_memory is None else in_memory, on_disk) + 1
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import duckdb
@@ -177,3 +178,19 @@ def test_retention_deletes_old_dates_only(tmp_path: Path) -> None:
     assert days == ["date=2026-01-09"]
     assert store.read_table("p1", "hr").num_rows == 3
     store.close()
+
+
+def test_a_copied_cold_tier_is_read_and_never_overwritten(tmp_path: Path) -> None:
+    first = TieredStore.open(tmp_path / "a", StorageConfig(background=False))
+    first.append(make_batch("p1", "ecg", ECG, 0, 64), room="lab", kind=ECG)
+    first.close()
+    shutil.copytree(tmp_path / "a" / "cold", tmp_path / "b" / "cold")  # no WAL, no commit file
+    second = TieredStore.open(tmp_path / "b", StorageConfig(background=False))
+    assert second.read_table("p1", "ecg").num_rows == 64
+    second.append(make_batch("p1", "ecg", ECG, 64, 64), room="lab", kind=ECG)
+    second.compact()
+    np.testing.assert_array_equal(
+        second.read_table("p1", "ecg").column("seq").to_numpy(), np.arange(128)
+    )
+    assert len(list((tmp_path / "b" / "cold").rglob("*.parquet"))) == 2
+    second.close()
