@@ -1,0 +1,173 @@
+"""The ``sensocto-lab`` command: demo, serve, record, replay, info.
+
+``demo`` and ``serve`` run the engine, the Phoenix Channels ingest endpoint (with
+``/health``) and the room dashboards in one process; ``record`` runs a session for a
+fixed time; ``replay`` pushes a stored session back through an endpoint; ``info``
+summarises a data directory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+__all__ = ["main"]
+
+DEFAULT_DATA = Path("sensocto-data")
+
+
+def _add_serve_options(p: argparse.ArgumentParser, *, demo: bool) -> None:
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=4000, help="ingest endpoint port (0 = any free)")
+    p.add_argument("--dashboard-port", type=int, default=5006, help="dashboard port (0 = any free)")
+    p.add_argument("--data", type=Path, default=DEFAULT_DATA, help="data directory")
+    p.add_argument(
+        "--simulate",
+        type=int,
+        default=8 if demo else 0,
+        metavar="N",
+        help="add a simulated group of N coupled participants",
+    )
+    p.add_argument("--room", default="demo" if demo else "lab", help="room for simulated sensors")
+    p.add_argument("--coupling", type=float, default=1.5, help="simulated group coupling K")
+    p.add_argument(
+        "--token",
+        action="append",
+        default=[],
+        help="ingest token devices must present (repeatable); serve refuses to run without one "
+        "unless --no-auth is given",
+    )
+    p.add_argument("--no-auth", action="store_true", help="accept devices without a token")
+    p.add_argument("--no-dashboard", action="store_true", help="run without the Panel dashboards")
+    p.add_argument(
+        "--duration", type=float, default=None, help="stop after this many seconds (default: run)"
+    )
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="sensocto-lab", description="Record and study the live physiology of groups."
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    _add_serve_options(
+        sub.add_parser("demo", help="simulated room + dashboard + ingest endpoint on localhost"),
+        demo=True,
+    )
+    _add_serve_options(
+        sub.add_parser("serve", help="engine, ingest endpoint and dashboards"), demo=False
+    )
+    rec = sub.add_parser("record", help="record a session for a fixed time, then stop")
+    _add_serve_options(rec, demo=False)
+    rep = sub.add_parser("replay", help="replay a stored session through an ingest endpoint")
+    rep.add_argument("--data", type=Path, default=DEFAULT_DATA, help="data directory to read")
+    rep.add_argument(
+        "--url",
+        default="ws://127.0.0.1:4000/socket/websocket",
+        help="endpoint to push to (default ws://127.0.0.1:4000/socket/websocket)",
+    )
+    rep.add_argument("--token", default=None, help="ingest token for the endpoint")
+    rep.add_argument("--speed", type=float, default=1.0, help="1 = real time, 10 = 10x faster")
+    rep.add_argument("--sensor", action="append", default=None, help="only these sensors")
+    inf = sub.add_parser("info", help="summarise a data directory")
+    inf.add_argument("--data", type=Path, default=DEFAULT_DATA, help="data directory")
+    inf.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``sensocto-lab`` command."""
+    args = _parser().parse_args(argv)
+    if args.command in ("demo", "serve", "record"):
+        if args.command == "demo":
+            args.no_auth = True
+        elif not args.token and not args.no_auth:
+            print(
+                "sensocto-lab: give devices a token with --token SECRET, or accept any device "
+                "with --no-auth",
+                file=sys.stderr,
+            )
+            return 2
+        if args.command == "record" and args.duration is None:
+            print("sensocto-lab record: --duration SECONDS is required", file=sys.stderr)
+            return 2
+        return asyncio.run(_serve(args))
+    if args.command == "replay":
+        return asyncio.run(_replay(args))
+    if args.command == "info":
+        return _info(args)
+    raise AssertionError(args.command)
+
+
+async def _serve(args: argparse.Namespace) -> int:
+    from sensocto_lab.app import LabApp, LabOptions
+
+    options = LabOptions(
+        data_dir=args.data,
+        host=args.host,
+        port=args.port,
+        dashboard_port=None if args.no_dashboard else args.dashboard_port,
+        tokens=frozenset(args.token),
+        auth=not args.no_auth,
+        simulate=args.simulate,
+        room=args.room,
+        coupling=args.coupling,
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    async with await LabApp.start(options) as app:
+        # after the start: the Panel server installs a SIGINT handler that stops the
+        # loop outright; ours shuts down in order and flushes storage instead
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError):
+                loop.add_signal_handler(sig, stop.set)
+        for line in app.describe():
+            print(line, flush=True)
+        print("ready            press Ctrl-C to stop", flush=True)
+        if args.duration is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), args.duration)
+        else:
+            await stop.wait()
+        print("stopping: flushing storage ...", flush=True)
+    print(f"data kept in {args.data}", flush=True)
+    return 0
+
+
+async def _replay(args: argparse.Namespace) -> int:
+    from sensocto_lab.live.replay import replay_session
+
+    sent = await replay_session(
+        args.data, url=args.url, token=args.token, speed=args.speed, sensors=args.sensor
+    )
+    print(f"replayed {sent} samples to {args.url}")
+    return 0
+
+
+def _info(args: argparse.Namespace) -> int:
+    from sensocto_lab.storage.summary import summarize
+
+    if not args.data.exists():
+        print(f"sensocto-lab info: no data directory at {args.data}", file=sys.stderr)
+        return 2
+    summary: dict[str, Any] = summarize(args.data)
+    if args.json:
+        print(json.dumps(summary, indent=2, default=str))
+        return 0
+    print(f"data directory {args.data}: {summary['samples']} samples, {summary['bytes']} bytes")
+    for row in summary["series"]:
+        print(
+            f"  room={row['room']} sensor={row['sensor']} attribute={row['attribute']} "
+            f"samples={row['samples']} from {row['start']} to {row['end']}"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
