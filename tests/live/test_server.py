@@ -363,3 +363,16 @@ async def test_socket_close_ingests_what_was_accepted(server: IngestServer, engi
         == [float(i) for i in range(50)][-len(stored(engine, "s1", "hr")) :]
     )
     assert engine.health()["sensors"][0]["samples"] == 50
+
+
+async def test_frames_far_over_the_limit_are_cut_off_by_websockets(engine: Engine) -> None:
+    async with serve(engine, config=ServerConfig.open(max_frame_bytes=1000)) as srv:
+        raw, other = await Raw.open(srv.url), await Raw.open(srv.url)
+        await raw.join("sensor:s1")
+        await other.join("sensor:s2")
+        await raw.send('["1","5","sensor:s1","measurement",{"pad":"' + "x" * 5000 + '"}]')
+        with pytest.raises(ConnectionClosed):
+            while True:  # the pushes sent before, then the close
+                await asyncio.wait_for(raw.ws.recv(), WAIT)
+        assert raw.ws.close_code == 1009  # message too big
+        assert (await other.request("sensor:s2", "ping", {}))["status"] == "ok"  # others stay
