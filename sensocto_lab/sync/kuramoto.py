@@ -20,6 +20,7 @@ import scipy.signal as ss
 import xarray as xr
 
 from sensocto_lab.errors import ValidationError
+from sensocto_lab.sync._progress import progress_bar
 from sensocto_lab.sync.grid import Signals, as_signals
 from sensocto_lab.sync.phase import (
     RESPIRATION_BAND,
@@ -154,6 +155,7 @@ def synchrony(
     attribute: str | None = None,
     max_gap_s: float = 0.0,
     min_count: int = 2,
+    progress: bool | None = None,
 ) -> xr.DataArray:
     """``R(t)`` straight from the signals (band-pass, Hilbert, order parameter).
 
@@ -168,6 +170,8 @@ def synchrony(
         As for :func:`~sensocto_lab.sync.phase.phases`.
     min_count
         As for :func:`order_parameter`.
+    progress
+        Show a tqdm bar over the blocks of participants; ``None``: only in a notebook.
 
     Returns
     -------
@@ -189,11 +193,13 @@ def synchrony(
             return z
 
         how = f"hilbert; zero-phase Butterworth band-pass {band[0]:g}-{band[1]:g} Hz, order {order}"
-        for start in range(0, sig.n_participants, BLOCK_ROWS):
-            block = values[start : start + BLOCK_ROWS]
-            s, c = phasor_sum(_by_segments(block, min_len, unit_phasors, np.complex128))
-            total += s
-            count += c
+        with progress_bar(sig.n_participants, "participants", progress) as bar:
+            for start in range(0, sig.n_participants, BLOCK_ROWS):
+                block = values[start : start + BLOCK_ROWS]
+                s, c = phasor_sum(_by_segments(block, min_len, unit_phasors, np.complex128))
+                total += s
+                count += c
+                bar.update(block.shape[0])
     elif method == "peaks":
         s, c = phasor_sum(np.exp(1j * peak_phase(values, sig.fs, kind)))
         total += s

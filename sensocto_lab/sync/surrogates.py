@@ -19,7 +19,6 @@ vectorised chunks; a progress bar (tqdm) shows by default inside a notebook.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
 from typing import Literal
 
@@ -27,9 +26,9 @@ import numpy as np
 import numpy.typing as npt
 import scipy.fft as sfft
 import xarray as xr
-from tqdm.auto import tqdm
 
 from sensocto_lab.errors import ValidationError
+from sensocto_lab.sync._progress import progress_bar
 from sensocto_lab.sync.grid import Signals, as_signals
 from sensocto_lab.sync.phase import (
     RESPIRATION_BAND,
@@ -53,15 +52,6 @@ CHUNK_ELEMENTS = 4_000_000
 
 def _bad(detail: str, reason: str = "invalid_parameter") -> ValidationError:
     return ValidationError(detail, reason=reason)
-
-
-def _in_notebook() -> bool:
-    if "ipykernel" not in sys.modules:
-        return False
-    from IPython import get_ipython
-
-    shell = get_ipython()
-    return shell is not None and "IPKernelApp" in shell.config
 
 
 def shift_surrogates(unit: ComplexArray, shifts: npt.NDArray[np.int64]) -> ComplexArray:
@@ -252,8 +242,7 @@ def surrogate_test(
 
     chunk = max(1, min(n_surrogates, CHUNK_ELEMENTS // max(1, n_people * n_time)))
     null = np.empty((n_surrogates, *np.shape(observed)))
-    show = _in_notebook() if progress is None else progress
-    with tqdm(total=n_surrogates, disable=not show, desc=f"{surrogate} surrogates") as bar:
+    with progress_bar(n_surrogates, f"{surrogate} surrogates", progress) as bar:
         for start in range(0, n_surrogates, chunk):
             count = min(chunk, n_surrogates - start)
             null[start : start + count] = stat(make(count), min_count)

@@ -116,3 +116,11 @@ def test_phase_input_must_be_two_dimensional() -> None:
         order_parameter(np.zeros(5))
     with pytest.raises(ValidationError):
         phase_locking(xr.DataArray(np.zeros((2, 3)), dims=("time", "sensor")))
+
+
+def test_progress_bar_over_participants_when_asked(capsys: pytest.CaptureFixture[str]) -> None:
+    group = oscillator_group(3, 30.0, FS, seed=14)
+    synchrony(group.signals, FS, progress=True)
+    assert "participants" in capsys.readouterr().err
+    synchrony(group.signals, FS)
+    assert capsys.readouterr().err == ""
