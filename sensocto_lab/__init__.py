@@ -30,6 +30,8 @@ _EXPORTS: dict[str, str] = {
     "Overflow": "sensocto_lab.live.bus",
     "SensorState": "sensocto_lab.live.status",
     "SensorStatus": "sensocto_lab.live.status",
+    "LiveSynchrony": "sensocto_lab.live.synchrony",
+    "OnlineConfig": "sensocto_lab.sync.online",
 }
 
 __all__ = sorted(_EXPORTS)
