@@ -99,10 +99,10 @@ def test_record_then_info_then_replay_reproduces_the_session(tmp_path: Path) -> 
         capture_output=True,
     )
     summary = _info(rec)
-    series = {(r["sensor"], r["attribute"]): r["samples"] for r in summary["series"]}
-    assert {s for s, _ in series} == {"sim-trial-0", "sim-trial-1"}
-    assert series[("sim-trial-0", "respiration")] > 0
-    assert all(r["room"] == "trial" for r in summary["series"])
+    series = {(r["room"], r["sensor"], r["attribute"]): r["samples"] for r in summary["series"]}
+    assert {s for _, s, _ in series} == {"sim-trial-0", "sim-trial-1"}
+    assert series[("trial", "sim-trial-0", "respiration")] > 0
+    assert {room for room, _, _ in series} == {"trial"}
 
     copy = tmp_path / "replayed"
     port = _free_port()
@@ -122,7 +122,9 @@ def test_record_then_info_then_replay_reproduces_the_session(tmp_path: Path) -> 
             timeout=120,
             capture_output=True,
         )
-    replayed = {(r["sensor"], r["attribute"]): r["samples"] for r in _info(copy)["series"]}
+    replayed = {
+        (r["room"], r["sensor"], r["attribute"]): r["samples"] for r in _info(copy)["series"]
+    }
     assert replayed == series
 
 

@@ -1,8 +1,9 @@
 """Replay a recorded session back through an ingest endpoint, at real or faster speed.
 
-Each recorded sensor becomes a :class:`~sensocto_lab.live.client.SensorClient` that
-pushes its samples with their original device timestamps, paced so that device time
-advances ``speed`` times faster than wall time. What arrives at the other end is
+Each recorded sensor becomes a :class:`~sensocto_lab.live.client.SensorClient`,
+joined to its recorded room, that pushes its samples with their original device
+timestamps, paced so that device time advances ``speed`` times faster than wall
+time. What arrives at the other end is
 what was recorded, sample for sample.
 """
 
@@ -20,7 +21,6 @@ import numpy.typing as npt
 
 from sensocto_lab.live.client import SensorClient
 from sensocto_lab.storage.config import StorageConfig
-from sensocto_lab.storage.summary import series_of
 from sensocto_lab.storage.tiered import TieredStore
 
 __all__ = ["replay_session"]
@@ -31,6 +31,7 @@ STEP_MS = 100.0
 
 @dataclass(slots=True)
 class _Series:
+    room: str
     sensor: str
     attribute: str
     ts_ms: npt.NDArray[np.float64]
@@ -42,7 +43,8 @@ def _load(data_dir: Path, sensors: Sequence[str] | None) -> list[_Series]:
     store = TieredStore.open(data_dir, StorageConfig(background=False))
     try:
         out = []
-        for _room, sensor, attribute in series_of(store, data_dir):
+        for stored in store.series():
+            sensor, attribute = stored.sensor_id, stored.attribute_id
             if sensors and sensor not in sensors:
                 continue
             table = store.read_table(sensor, attribute)
@@ -55,7 +57,7 @@ def _load(data_dir: Path, sensors: Sequence[str] | None) -> list[_Series]:
                 else col.to_numpy()
             )
             ts = table.column("ts").cast("int64").to_numpy() / 1e6
-            out.append(_Series(sensor, attribute, ts, values))
+            out.append(_Series(stored.room, sensor, attribute, ts, values))
         return out
     finally:
         store.close()
@@ -99,7 +101,13 @@ async def replay_session(
     for s in series:
         by_sensor.setdefault(s.sensor, []).append(s)
     clients = {
-        sensor: SensorClient(url, sensor, [s.attribute for s in group], token=token)
+        sensor: SensorClient(
+            url,
+            sensor,
+            [s.attribute for s in group],
+            token=token,
+            join_params={"room": group[0].room},
+        )
         for sensor, group in by_sensor.items()
     }
     t0 = min(float(s.ts_ms[0]) for s in series)

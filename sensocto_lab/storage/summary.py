@@ -11,22 +11,10 @@ from typing import Any
 
 import numpy as np
 
-from sensocto_lab.storage import cold
 from sensocto_lab.storage.config import StorageConfig
 from sensocto_lab.storage.tiered import TieredStore
 
-__all__ = ["series_of", "summarize"]
-
-
-def series_of(store: TieredStore, data_dir: Path) -> list[tuple[str, str, str]]:
-    """Every ``(room, sensor, attribute)`` recorded, from the cold tier and the rings."""
-    found: dict[tuple[str, str], str] = {}
-    for part in cold.list_parts(data_dir / "cold"):
-        found[(part.sensor_id, part.attribute_id)] = part.room
-    for key in store.stats()["rings"]:
-        sensor, attribute = key.split("/", 1)
-        found.setdefault((sensor, attribute), "")
-    return sorted((room, s, a) for (s, a), room in found.items())
+__all__ = ["summarize"]
 
 
 def summarize(data_dir: str | Path) -> dict[str, Any]:
@@ -43,14 +31,15 @@ def summarize(data_dir: str | Path) -> dict[str, Any]:
     store = TieredStore.open(path, StorageConfig(background=False))
     try:
         rows = []
-        for room, sensor, attribute in series_of(store, path):
-            table = store.read_table(sensor, attribute)
+        for series in store.series():
+            table = store.read_table(series.sensor_id, series.attribute_id)
             ts = table.column("ts").cast("int64").to_numpy()
             rows.append(
                 {
-                    "room": room,
-                    "sensor": sensor,
-                    "attribute": attribute,
+                    "room": series.room,
+                    "sensor": series.sensor_id,
+                    "attribute": series.attribute_id,
+                    "kind": series.kind,
                     "samples": int(table.num_rows),
                     "start": str(np.datetime64(int(ts[0]), "ns")) if len(ts) else None,
                     "end": str(np.datetime64(int(ts[-1]), "ns")) if len(ts) else None,
