@@ -37,6 +37,8 @@ class StorageConfig:
         files hold this many bytes or it is this many seconds old.
     compaction_poll_s
         How often the background compactor looks for sealed or over-age segments.
+    compaction_workers
+        Series of one generation written to Parquet in parallel.
     compact_on_close
         :meth:`close` compacts the WAL so that the whole recording is in Parquet
         (readable by DuckDB, polars, ...) when it returns; ``False`` leaves that to
@@ -63,6 +65,7 @@ class StorageConfig:
     segment_max_bytes: int = 64 * 1024 * 1024
     segment_max_age_s: float = 60.0
     compaction_poll_s: float = 1.0
+    compaction_workers: int = 4
     compact_on_close: bool = True
     background: bool = True
     parquet_compression: str = "zstd"
@@ -78,6 +81,7 @@ class StorageConfig:
             "segment_max_bytes": self.segment_max_bytes,
             "segment_max_age_s": self.segment_max_age_s,
             "compaction_poll_s": self.compaction_poll_s,
+            "compaction_workers": self.compaction_workers,
             "row_group_samples": self.row_group_samples,
             "lazy_threshold_samples": self.lazy_threshold_samples,
             "dask_chunk_samples": self.dask_chunk_samples,

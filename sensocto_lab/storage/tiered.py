@@ -29,6 +29,7 @@ import logging
 import os
 import threading
 from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -502,10 +503,10 @@ class TieredStore:
         for p in paths:
             for c in read_segment(p).chunks:
                 groups.setdefault((c.room, c.sensor_id, c.attribute_id, c.kind), []).append(c)
-        files = samples = 0
-        for (room, sensor, attr, kind_name), chunks in groups.items():
-            a = _Arrays.concat(chunks)
-            files += len(
+
+        def write(key: tuple[str, str, str, str], a: _Arrays) -> int:
+            room, sensor, attr, kind_name = key
+            return len(
                 cold.write_part(
                     self._cold_dir,
                     room,
@@ -522,7 +523,14 @@ class TieredStore:
                     row_group_samples=self.config.row_group_samples,
                 )
             )
-            samples += a.ts.shape[0]
+
+        merged = {key: _Arrays.concat(chunks) for key, chunks in groups.items()}
+        # Series are written in parallel: encoding releases the GIL and the fsyncs
+        # (one per file and directory) overlap instead of queueing.
+        workers = min(self.config.compaction_workers, len(merged)) or 1
+        with ThreadPoolExecutor(workers, thread_name_prefix="sensocto-parquet") as pool:
+            files = sum(pool.map(lambda item: write(*item), merged.items()))
+        samples = sum(a.ts.shape[0] for a in merged.values())
         self._write_commit(gen)
         with self._lock:
             self._committed = gen
