@@ -1,7 +1,7 @@
 """The import-layer rule of DESIGN §3 / STYLE §3, checked by parsing every module.
 
 Arrows point one way: ``model`` ← ``protocol``, ``storage``, ``sync`` ← ``live`` ←
-``widgets`` ← ``panel_apps``. Pure layers also stay free of I/O libraries.
+``widgets`` ← ``app`` ← ``cli``, ``panel_apps``. Pure layers also stay free of I/O libraries.
 """
 
 from __future__ import annotations
@@ -24,7 +24,8 @@ ALLOWED: dict[str, set[str]] = {
     "sync": {"model", "errors"},
     "live": {"model", "errors", "clock", "protocol", "storage", "sync"},
     "widgets": {"model", "errors", "clock", "protocol", "storage", "sync", "live"},
-    "cli": {"model", "errors", "clock", "protocol", "storage", "sync", "live", "widgets"},
+    "app": {"model", "errors", "clock", "protocol", "storage", "sync", "live", "widgets"},
+    "cli": {"model", "errors", "clock", "protocol", "storage", "sync", "live", "widgets", "app"},
 }
 
 #: layers that must not import these outside libraries (I/O-free core)
