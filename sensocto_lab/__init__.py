@@ -32,6 +32,23 @@ _EXPORTS: dict[str, str] = {
     "SensorStatus": "sensocto_lab.live.status",
     "LiveSynchrony": "sensocto_lab.live.synchrony",
     "OnlineConfig": "sensocto_lab.sync.online",
+    "AttentionTracker": "sensocto_lab.live.attention",
+    "AttentionConfig": "sensocto_lab.live.attention",
+    "LoadMonitor": "sensocto_lab.live.load",
+    "LoadConfig": "sensocto_lab.live.load",
+    "GroupSimulator": "sensocto_lab.live.simulator",
+    "SimConfig": "sensocto_lab.live.simulator",
+    "serve": "sensocto_lab.live.server",
+    "ServerConfig": "sensocto_lab.live.server",
+    "IngestServer": "sensocto_lab.live.server",
+    "SensorClient": "sensocto_lab.live.client",
+    "BleCapture": "sensocto_lab.live.ble",
+    "FakeRadio": "sensocto_lab.live.ble_radio",
+    "replay_session": "sensocto_lab.live.replay",
+    "TieredStore": "sensocto_lab.storage",
+    "StorageConfig": "sensocto_lab.storage",
+    "LabApp": "sensocto_lab.app",
+    "LabOptions": "sensocto_lab.app",
 }
 
 __all__ = sorted(_EXPORTS)
