@@ -162,7 +162,7 @@ class LiveSynchrony:
 
     async def _run(self) -> None:
         next_at = self.clock.monotonic() + self.period_s
-        while True:
+        while not self.engine.closed:
             await self.clock.sleep(max(0.0, next_at - self.clock.monotonic()))
             # Keep the cadence; after a stall skip the missed updates instead of bursting.
             next_at = max(next_at + self.period_s, self.clock.monotonic())

@@ -12,6 +12,7 @@ bridged samples are marked in :attr:`Signals.bridged`.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -52,13 +53,15 @@ class Signals:
         One label per row (sensor ids, or ``0..n-1`` for plain arrays), shape ``(participants,)``.
     start_ns
         Time of column 0 in ns since the epoch (a multiple of the grid step, so grids
-        of the same rate line up), or ``None`` when the input had no absolute time
-        (plain arrays, or a numeric time axis in seconds).
+        of the same rate line up), or ``None`` for plain arrays.
     bridged
         ``bool`` array like ``values``: True where a short gap was filled by linear
         interpolation (only with ``max_gap_s > 0``).
     attrs
         Metadata carried over from the input (``units``, ``attribute``, ...).
+    absolute
+        False when ``start_ns`` counts from an arbitrary origin (a time axis given in
+        seconds): :meth:`time` then returns seconds.
     """
 
     values: FloatArray
@@ -67,6 +70,7 @@ class Signals:
     start_ns: int | None = None
     bridged: BoolArray | None = None
     attrs: dict[str, Any] = field(default_factory=dict)
+    absolute: bool = True
 
     @property
     def n_participants(self) -> int:
@@ -79,11 +83,11 @@ class Signals:
         return int(self.values.shape[1])
 
     def time(self) -> npt.NDArray[Any]:
-        """The grid's time coordinate: ``datetime64[ns]`` if absolute, else seconds from 0."""
+        """The grid's time coordinate: ``datetime64[ns]`` if absolute, else seconds."""
         if self.start_ns is None:
             return np.arange(self.n_samples, dtype=np.float64) / self.fs
         ns = self.start_ns + np.arange(self.n_samples, dtype=np.int64) * grid_step_ns(self.fs)
-        return ns.astype("datetime64[ns]")
+        return ns.astype("datetime64[ns]") if self.absolute else ns / 1e9
 
     def coords(self, sensor_dim: str = "sensor") -> dict[str, Any]:
         """xarray coordinates ``{sensor_dim: sensors, "time": time()}``."""
@@ -153,9 +157,7 @@ def as_signals(
         signals = _from_array(data, _check_fs(fs, required=True))
     if max_gap_s > 0:
         values, bridged = bridge_gaps(signals.values, signals.fs, max_gap_s)
-        return Signals(
-            values, signals.fs, signals.sensors, signals.start_ns, bridged, signals.attrs
-        )
+        return dataclasses.replace(signals, values=values, bridged=bridged)
     return signals
 
 
@@ -227,7 +229,7 @@ def _from_dataarray(da: xr.DataArray, fs: float | None) -> Signals:
     if t_ns.size and (np.diff(t_ns) <= 0).any():
         raise _bad("time must be strictly increasing")
     grid_fs, start_ns, out = _resample(values, t_ns, fs)
-    return Signals(out, grid_fs, sensors, start_ns if absolute else None, None, attrs)
+    return Signals(out, grid_fs, sensors, start_ns, None, attrs, absolute)
 
 
 def _sensor_rate(t_ns: npt.NDArray[np.int64]) -> float | None:

@@ -147,3 +147,12 @@ def test_resample_row_is_nan_outside_and_in_gaps() -> None:
     assert np.isnan(out[(grid > 200) & (grid < 900)]).all()
     assert out[grid == 150][0] == pytest.approx(1.5)
     assert out[grid == 900][0] == pytest.approx(9.0)
+
+
+def test_a_time_axis_in_seconds_stays_in_seconds() -> None:
+    t = 100.0 + np.arange(50) / 10.0
+    da = xr.DataArray(np.sin(t)[np.newaxis, :], dims=("sensor", "time"), coords={"time": t})
+    sig = as_signals(da)
+    assert sig.fs == pytest.approx(10.0)
+    assert sig.time()[0] == pytest.approx(100.0) and sig.time()[-1] == pytest.approx(104.9)
+    np.testing.assert_allclose(sig.values[0], np.sin(t), atol=1e-12)
