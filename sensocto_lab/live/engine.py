@@ -806,7 +806,12 @@ class Engine:
     # -------------------------------------------------------------------- health
 
     def health(self) -> dict[str, Any]:
-        """A JSON-able snapshot: sensors, storage counters and lag, bus counters."""
+        """A JSON-able snapshot: sensors, load level, attention, storage lag and counters, bus.
+
+        Each sensor has ``id``, ``room``, ``state``, ``attention`` (level name),
+        ``samples`` and ``batches`` stored since registration, ``queued`` batches and its
+        ``attributes``. Safe to call from any thread (it only reads).
+        """
         sensors = [
             {
                 "id": sid,
@@ -829,6 +834,7 @@ class Engine:
             "sensors": sensors,
             "load": self.load.level.label,
             "attention": self.attention.stats(),
+            "storage_lag_s": storage.get("storage_lag_s"),
             "storage": storage,
             "bus": self.bus.statistics(),
         }

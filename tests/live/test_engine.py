@@ -7,6 +7,7 @@ Storage here is a small but real in-memory implementation of the ``Store`` proto
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 from pathlib import Path
 
@@ -27,7 +28,7 @@ from sensocto_lab.live.bus import Overflow, Subscription
 from sensocto_lab.live.engine import Engine, EngineConfig
 from sensocto_lab.live.status import SensorState, SensorStatus
 from sensocto_lab.live.supervisor import RestartPolicy
-from sensocto_lab.model import AttributeInfo, Batch, SensorInfo
+from sensocto_lab.model import AttributeInfo, Batch, LoadLevel, SensorInfo
 from sensocto_lab.storage import Store, TieredStore
 
 
@@ -428,7 +429,10 @@ async def test_the_default_store_records_to_disk_and_survives_a_restart(tmp_path
         ts, values = engine.store.latest("s1", "hr")
         assert values.tolist() == list(range(20))
         assert ts.tolist() == hr_batch("s1", 0, 20).ts.tolist()
-        assert engine.health()["storage"]["samples_appended"] == 20
+        health = engine.health()
+        assert health["storage"]["samples_appended"] == 20
+        assert health["storage_lag_s"] >= 0 and health["load"] in {lv.label for lv in LoadLevel}
+        assert json.loads(json.dumps(health)) == health  # JSON-able as it is
     finally:
         await engine.close()
         await engine.wait_closed()
