@@ -124,3 +124,14 @@ def test_progress_bar_over_participants_when_asked(capsys: pytest.CaptureFixture
     assert "participants" in capsys.readouterr().err
     synchrony(group.signals, FS)
     assert capsys.readouterr().err == ""
+
+
+def test_uncoupled_groups_through_the_whole_pipeline_give_r_about_one_over_sqrt_n() -> None:
+    rng = np.random.default_rng(15)
+    n = 16
+    squares = []
+    for _ in range(40):
+        group = oscillator_group(n, 60.0, FS, snr_db=10.0, seed=rng)
+        r = synchrony(group.signals, FS).values[EDGE:-EDGE]
+        squares.append(np.mean(r**2))
+    assert np.sqrt(np.mean(squares)) == pytest.approx(1 / np.sqrt(n), rel=0.15)

@@ -101,3 +101,10 @@ def test_bad_requests_are_refused(kwargs: dict, reason: str) -> None:
     with pytest.raises(ValidationError) as err:
         surrogate_test(group.signals, FS, **kwargs)
     assert err.value.reason == reason
+
+
+def test_event_phases_work_with_shift_surrogates() -> None:
+    group = oscillator_group(6, 120.0, FS, coupling=1.5, seed=27)
+    result = surrogate_test(group.signals, FS, method="peaks", n_surrogates=49, seed=3)
+    assert "peaks" in result.attrs["method"]
+    assert float(result.p_value) == pytest.approx(1 / 50)
