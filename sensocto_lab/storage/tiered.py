@@ -43,7 +43,7 @@ from sensocto_lab.errors import ClosedResourceError, StorageError, ValidationErr
 from sensocto_lab.model import KINDS, Batch, KindSpec, check_id
 from sensocto_lab.storage import cold
 from sensocto_lab.storage.config import StorageConfig
-from sensocto_lab.storage.history import SeriesSource, build_dataset
+from sensocto_lab.storage.history import Loader, SeriesSource, build_dataset
 from sensocto_lab.storage.ring import SeriesRing
 from sensocto_lab.storage.wal import Chunk, WalWriter, fsync_dir, list_segments, read_segment
 
@@ -109,6 +109,10 @@ class _Arrays:
         if end is not None:
             keep &= self.ts < end
         return _Arrays(self.ts[keep], self.recv_ts[keep], self.seq[keep], self.values[keep])
+
+
+#: What a reader found of one series: its kind, its Parquet parts, its WAL samples.
+_Found = tuple[KindSpec, list[cold.ColdPart], _Arrays | None]
 
 
 def _to_ns(value: Any) -> int | None:
@@ -616,13 +620,13 @@ class TieredStore:
         attributes: Sequence[str] | None,
         start: int | None,
         end: int | None,
-    ) -> dict[SeriesKey, tuple[KindSpec, list[cold.ColdPart], _Arrays | None]]:
+    ) -> dict[SeriesKey, _Found]:
         wal_gens, buffers = self._wal_snapshot()
         wal = self._wal_series(buffers, sensors, attributes)
         parts: dict[SeriesKey, list[cold.ColdPart]] = {}
         for p in cold.list_parts(self._cold_dir, sensors, attributes, start, end, wal_gens):
             parts.setdefault((p.sensor_id, p.attribute_id), []).append(p)
-        out: dict[SeriesKey, tuple[KindSpec, list[cold.ColdPart], _Arrays | None]] = {}
+        out: dict[SeriesKey, _Found] = {}
         for key in sorted(set(wal) | set(parts)):
             with self._lock:
                 known = self._series.get(key)
@@ -766,12 +770,14 @@ class TieredStore:
             sources, order, lo, hi, lazy=lazy, chunk_samples=self.config.dask_chunk_samples
         )
 
-    def _count(self, found: dict[SeriesKey, Any], lo: int | None, hi: int | None) -> int:
+    def _count(self, found: dict[SeriesKey, _Found], lo: int | None, hi: int | None) -> int:
         return sum(
             self._load(parts, wal, lo, hi, False).ts.shape[0] for _, parts, wal in found.values()
         )
 
-    def _loader(self, parts: list[cold.ColdPart], wal: _Arrays | None) -> Any:
+    def _loader(self, parts: list[cold.ColdPart], wal: _Arrays | None) -> Loader:
+        """Reads one series in a time range, sorted by time (then seq), for history."""
+
         def load(start: int | None, end: int | None, with_values: bool) -> tuple[Any, Any]:
             a = self._load(parts, wal, start, end, with_values)
             ts, values = a.ts, a.values

@@ -8,10 +8,11 @@ has one schema. Each appended batch is one record batch with columns ``ts``,
 fixed-size list for vectors); room, sensor, attribute and kind ride along as the record
 batch's custom metadata.
 
-Durability: every record is handed to the OS with one unbuffered ``write`` before
+Durability: every record is handed to the OS with one positional write before
 :meth:`WalWriter.write` returns, so a killed process loses nothing; :meth:`WalWriter.sync`
-(the store's fsync thread) makes it survive power loss. Readers stop at the first
-record they cannot read: after a crash only the torn last record of a file is lost.
+(the store's fsync thread) makes it survive power loss. A write that fails is cut back
+off the file, so the next record follows the last complete one. Readers stop at the
+first record they cannot read: after a crash only the torn last record of a file is lost.
 """
 
 from __future__ import annotations
