@@ -9,7 +9,7 @@
 
 export function render({ model, el }) {
   const send = (msg) => (model.send_msg ? model.send_msg(msg) : model.send(msg));
-  const onVisibility = () => { console.log("vis", document.visibilityState); send({ visibility: document.visibilityState }); };
+  const onVisibility = () => send({ visibility: document.visibilityState });
   document.addEventListener("visibilitychange", onVisibility);
   onVisibility();
 

@@ -1,0 +1,436 @@
+"""The room dashboard: one per browser session, and the pages that gate access to it.
+
+:class:`RoomDashboard` builds a card per sensor of a room, each wrapped in a
+:class:`~sensocto_lab.widgets.panel_observer.VisibilityObserver`, plus the room's
+synchrony (the ``sync:{room}`` sensor's ``sync`` attribute: the Kuramoto R now and
+R(t)) and who is watching. What the observers report becomes this session's
+attention views (focused → high, visible → medium, scrolled out → low, page
+hidden → none), registered with the engine in bulk by the session's
+:class:`~sensocto_lab.live.lens.Lens`; the lens's flushes become one
+``pn.io.hold()``-ed document update each.
+
+Everything here runs on the loop the Panel server shares with the engine
+(DESIGN §8); only that loop touches engine state and the session's document.
+
+:func:`room_page` and :func:`lobby_page` build a session's page: a room is shown
+only to a session that presents its join code (``?room=...&code=...`` or the
+entry form) or whose authenticated user (``panel serve`` auth) is a member.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlencode
+
+import numpy as np
+import panel as pn
+from bokeh.document import Document
+from bokeh.layouts import column
+from bokeh.models import ColumnDataSource, Range1d
+from bokeh.models.widgets import Div
+from bokeh.plotting import figure
+from panel.io.resources import LOCAL_DIST
+
+from sensocto_lab.clock import Clock, SystemClock
+from sensocto_lab.errors import AuthError, LimitExceeded, ValidationError
+from sensocto_lab.live.lens import Lens, LensFlush
+from sensocto_lab.live.rooms import Room, RoomStore, format_code
+from sensocto_lab.model import AttentionLevel, Batch, SensorInfo
+from sensocto_lab.widgets.panel_card import SensorCard
+from sensocto_lab.widgets.panel_observer import PageObserver, VisibilityObserver, level_for
+
+__all__ = ["DashboardContext", "RoomDashboard", "lobby_page", "room_page", "room_sensors"]
+
+_log = logging.getLogger(__name__)
+
+#: The synthetic attribute the live synchrony computer publishes per room (DESIGN §7).
+SYNC_ATTRIBUTE = "sync"
+
+
+def sync_sensor_id(room_id: str) -> str:
+    """The id of a room's synthetic synchrony sensor."""
+    return f"sync:{room_id}"
+
+
+@dataclass
+class DashboardContext:
+    """What every dashboard session of one server shares.
+
+    Attributes
+    ----------
+    engine
+        The running engine (its loop is the Panel server's loop).
+    rooms
+        Rooms, join codes, members and presence.
+    clock
+        Time source of the lenses.
+    max_cards
+        Most cards one dashboard shows (the rest are listed, not drawn).
+    lens_options
+        Extra keyword arguments for each session's :class:`Lens`.
+    """
+
+    engine: Any
+    rooms: RoomStore
+    clock: Clock = field(default_factory=SystemClock)
+    max_cards: int = 200
+    lens_options: dict[str, Any] = field(default_factory=dict)
+    dashboards: dict[str, RoomDashboard] = field(default_factory=dict)
+
+
+def room_sensors(ctx: DashboardContext, room_id: str) -> list[SensorInfo]:
+    """The engine's sensors shown in a room: assigned to it, or recorded under it.
+
+    The room's synchrony sensor is not among them (it has its own panel).
+    """
+    assigned = set(ctx.rooms.sensors(room_id))
+    sync_id = sync_sensor_id(room_id)
+    return [
+        info
+        for sid, info in sorted(ctx.engine.sensors.items())
+        if sid != sync_id and (sid in assigned or info.room == room_id)
+    ]
+
+
+class RoomDashboard:
+    """One session's view of one room.
+
+    Parameters
+    ----------
+    ctx
+        The server's shared context.
+    room
+        The room shown (access already checked by the caller).
+    viewer_id
+        This session's viewer id (its attention views and presence are under it).
+    user_id
+        Who is watching (an authenticated user, or a guest name).
+    doc
+        The session's Bokeh document (updates are scheduled on it).
+    """
+
+    def __init__(
+        self,
+        ctx: DashboardContext,
+        room: Room,
+        *,
+        viewer_id: str,
+        user_id: str,
+        doc: Document,
+    ) -> None:
+        self.ctx = ctx
+        self.room = room
+        self.viewer_id = viewer_id
+        self.user_id = user_id
+        self._doc = doc
+        sensors = room_sensors(ctx, room.room_id)
+        self.cards: dict[str, SensorCard] = {
+            info.sensor_id: SensorCard(info) for info in sensors[: ctx.max_cards]
+        }
+        self._ratio: dict[str, float] = dict.fromkeys(self.cards, 0.0)
+        self._pointer: dict[str, bool] = dict.fromkeys(self.cards, False)
+        self._page_visible = True
+        self.sync_id = sync_sensor_id(room.room_id)
+        self._has_sync = self.sync_id in ctx.engine.sensors
+        self.lens = Lens(viewer_id, ctx.engine, self._on_flush, clock=ctx.clock, **ctx.lens_options)
+        self._pending: list[LensFlush] = []
+        self._scheduled = False
+        self._views_task: asyncio.Task[None] | None = None
+        self._views_dirty = False
+        self._closed = False  # no more drawing: the document is going away
+        self._finished = False  # close() has run
+        self.page = PageObserver(on_visibility=self._on_visibility, on_lag=self._on_lag)
+        self.observers = [
+            VisibilityObserver(card.panel, key=sid, on_change=self._on_card)
+            for sid, card in self.cards.items()
+        ]
+        self._sync_source = ColumnDataSource(
+            data={"t": np.zeros(0, dtype=np.float64), "y": np.zeros(0, dtype=np.float64)}
+        )
+        # Bokeh Divs: cheap to update (see SensorCard)
+        self._sync_now = Div(text="", width=280)
+        self._present = Div(text="", width=280, styles={"font-size": "13px"})
+        self.layout = self._build_layout(len(sensors))
+
+    def _build_layout(self, n_sensors: int) -> pn.viewable.Viewable:
+        header = pn.pane.HTML(
+            f"<h2 style='margin:4px 0'>{self.room.name}</h2>"
+            f"<span style='color:#566573'>room {self.room.room_id} · "
+            f"join code {format_code(self.room.join_code)} · {n_sensors} sensors</span>"
+        )
+        side: list[Any] = [self._present]
+        if self._has_sync:
+            fig = figure(
+                height=160, width=280, x_axis_type="datetime", y_range=Range1d(start=0, end=1),
+                toolbar_location=None, tools="",
+            )  # fmt: skip
+            fig.line("t", "y", source=self._sync_source, line_width=2, color="#7d3c98")
+            fig.yaxis.axis_label = "R(t)"
+            self._show_sync(None)
+            side = [self._sync_now, fig, self._present]
+        if n_sensors > len(self.cards):
+            side.append(Div(text=f"{n_sensors - len(self.cards)} more sensors not drawn"))
+        grid = pn.FlexBox(*self.observers, flex_wrap="wrap")
+        body = pn.Row(grid, pn.pane.Bokeh(column(*side), width=300))
+        return pn.Column(header, body, self.page, sizing_mode="stretch_width")
+
+    # -- lifecycle --------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Start the lens, register this session's views and its presence."""
+        self.ctx.rooms.enter(self.room.room_id, self.viewer_id, self.user_id)
+        self.ctx.dashboards[self.viewer_id] = self
+        await self.lens.start()
+        await self.lens.set_views(self.levels(), self._attributes())
+        self._doc.add_next_tick_callback(self._refresh_status)
+
+    def detach(self) -> None:
+        """Stop touching the session's document (it is being destroyed)."""
+        self._closed = True
+
+    async def close(self) -> None:
+        """The session ended: stop the lens (removing this viewer) and the presence."""
+        if self._finished:
+            return
+        self._finished = self._closed = True
+        self.ctx.dashboards.pop(self.viewer_id, None)
+        self.ctx.rooms.leave(self.viewer_id)
+        if self._views_task is not None:
+            self._views_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._views_task
+        await self.lens.close()
+
+    # -- attention ----------------------------------------------------------------------
+
+    def levels(self) -> dict[str, AttentionLevel]:
+        """This session's level per shown sensor, from what its observers reported."""
+        out = {
+            sid: level_for(self._ratio[sid], self._pointer[sid], self._page_visible)
+            for sid in self.cards
+        }
+        if self._has_sync:
+            out[self.sync_id] = AttentionLevel.MEDIUM if self._page_visible else AttentionLevel.NONE
+        return out
+
+    def _attributes(self) -> dict[str, list[str]]:
+        attrs: dict[str, list[str]] = {sid: card.attributes for sid, card in self.cards.items()}
+        if self._has_sync:
+            attrs[self.sync_id] = [SYNC_ATTRIBUTE]
+        return attrs
+
+    def _on_card(self, sensor_id: str, ratio: float, pointer: bool) -> None:
+        if sensor_id not in self.cards:
+            return
+        self._ratio[sensor_id] = ratio
+        self._pointer[sensor_id] = pointer
+        self._views_changed()
+
+    def _on_lag(self, lag_ms: float) -> None:
+        self.lens.report_lag(lag_ms)
+
+    def _on_visibility(self, visible: bool) -> None:
+        self._page_visible = visible
+        self._views_changed()
+
+    def _views_changed(self) -> None:
+        """Send the new views to the engine; reports arriving meanwhile are coalesced."""
+        if self._closed:
+            return
+        if self._views_task is not None and not self._views_task.done():
+            self._views_dirty = True
+            return
+        self._views_task = asyncio.get_running_loop().create_task(self._send_views())
+
+    async def _send_views(self) -> None:
+        while True:
+            self._views_dirty = False
+            await self.lens.set_views(self.levels(), self._attributes())
+            if not self._views_dirty:
+                return
+
+    # -- drawing ------------------------------------------------------------------------
+
+    def _on_flush(self, flush: LensFlush) -> None:
+        """Lens sink: queue the flush and schedule one document update for what is queued."""
+        self._pending.append(flush)
+        if not self._scheduled and not self._closed:
+            self._scheduled = True
+            self._doc.add_next_tick_callback(self._apply)
+
+    def _apply(self) -> None:
+        self._scheduled = False
+        pending, self._pending = self._pending, []
+        with pn.io.hold(self._doc):
+            for flush in pending:
+                for (sensor_id, _attr), batch in flush.items():
+                    card = self.cards.get(sensor_id)
+                    if card is not None:
+                        card.push(batch)
+                    elif sensor_id == self.sync_id:
+                        self._push_sync(batch)
+            self.page.stamp = time.time_ns() / 1e6
+
+    def _push_sync(self, batch: Batch) -> None:
+        if batch.attribute_id != SYNC_ATTRIBUTE or not len(batch):
+            return
+        values = np.asarray(batch.values, dtype=np.float64).reshape(len(batch), -1)[:, 0]
+        self._sync_source.stream({"t": batch.ts / 1e6, "y": values}, rollover=2000)
+        self._show_sync(float(values[-1]))
+
+    def _show_sync(self, r: float | None) -> None:
+        shown = "–" if r is None else f"{r:.2f}"
+        self._sync_now.text = (
+            f"<div style='color:#566573'>Room synchrony R</div>"
+            f"<div style='font-size:28pt;color:#7d3c98'>{shown}</div>"
+        )
+
+    def _refresh_status(self) -> None:
+        """Cards show the engine's level of their sensor; the side lists who is watching."""
+        attention = self.ctx.engine.attention
+        for sid, card in self.cards.items():
+            card.set_status(attention.level(sid), card.battery)
+        present = self.ctx.rooms.present(self.room.room_id)
+        names = sorted({p.user_id for p in present})
+        self._present.text = f"<b>Watching now ({len(present)})</b><br>" + "<br>".join(
+            names or ["nobody"]
+        )
+
+
+# -- pages ----------------------------------------------------------------------------------
+
+
+def _session_arg(name: str) -> str:
+    values = pn.state.session_args.get(name) or [b""]
+    raw = values[0]
+    return raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
+
+
+def _client_id() -> str:
+    """Who is guessing join codes: the remote address, else this session."""
+    ctx = pn.state.curdoc.session_context if pn.state.curdoc else None
+    request = getattr(ctx, "request", None)
+    remote = getattr(getattr(request, "_request", None), "remote_ip", None)
+    return str(remote or (ctx.id if ctx is not None else "unknown"))
+
+
+def _open_dashboard(
+    ctx: DashboardContext, room: Room, user_id: str, container: pn.Column
+) -> RoomDashboard:
+    doc = pn.state.curdoc
+    if doc is None:
+        raise RuntimeError("a dashboard needs a Panel server session")
+    session = doc.session_context
+    viewer_id = f"dash-{session.id if session is not None else uuid.uuid4().hex}"[:120]
+    viewer_id = "".join(c if c.isalnum() or c in "_.:-" else "-" for c in viewer_id)
+    dash = RoomDashboard(ctx, room, viewer_id=viewer_id, user_id=user_id, doc=doc)
+    container[:] = [dash.layout]
+
+    def started(task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            _log.error("dashboard %s failed to start", viewer_id, exc_info=task.exception())
+
+    asyncio.get_running_loop().create_task(dash.start()).add_done_callback(started)
+
+    def destroyed(_session_context: Any) -> None:
+        dash.detach()
+        asyncio.get_running_loop().create_task(dash.close())
+
+    pn.state.on_session_destroyed(destroyed)
+    pn.state.add_periodic_callback(dash._refresh_status, period=500)
+    return dash
+
+
+def serve_resources_locally() -> None:
+    """Make this session's components load Panel's CSS from this server, not its CDN.
+
+    Panel points component stylesheets at its CDN until the page is rendered; parts
+    made or re-rendered before that would then be fetched from the internet, which a
+    lab machine may not reach (each failing request delays the page).
+    """
+    doc = pn.state.curdoc
+    if doc is not None:
+        rel = pn.state.rel_path
+        doc._template_variables["dist_url"] = f"{rel}/{LOCAL_DIST}" if rel else LOCAL_DIST
+
+
+def room_page(ctx: DashboardContext) -> pn.viewable.Viewable:
+    """The page of one session at ``/room``: the entry form, then the room's dashboard.
+
+    The room comes from ``?room=`` (or the form); the session must present the
+    room's join code (``?code=`` or the form) unless its authenticated user is a
+    member. A wrong code shows why and reveals nothing of the room.
+    """
+    serve_resources_locally()
+    user = pn.state.user
+    container = pn.Column(sizing_mode="stretch_width")
+    room_in = pn.widgets.TextInput(label="Room", value=_session_arg("room"), width=200)
+    code_in = pn.widgets.PasswordInput(label="Join code", placeholder="ABCDE-12345", width=200)
+    join = pn.widgets.Button(label="Join", color="primary", width=100)
+    message = pn.pane.HTML("", styles={"color": "#c0392b"})
+
+    def attempt(room_id: str, code: str) -> None:
+        client = _client_id()
+        try:
+            if user and code == "" and ctx.rooms.role_of(room_id, user) is not None:
+                room = ctx.rooms.room(room_id)
+            elif user:
+                room = ctx.rooms.join(code, user, client=client, room_id=room_id)
+            else:
+                room = ctx.rooms.check_code(room_id, code, client=client)
+        except (AuthError, LimitExceeded, ValidationError) as exc:
+            message.object = exc.detail
+            return
+        _open_dashboard(ctx, room, user or "guest", container)
+
+    join.on_click(lambda _event: attempt((room_in.value or "").strip(), code_in.value or ""))
+    container[:] = [
+        pn.pane.HTML("<h2>Join a room</h2>"),
+        pn.Row(room_in, code_in, join),
+        message,
+    ]
+    room_id, code = _session_arg("room"), _session_arg("code")
+    if room_id and (code or user):
+        attempt(room_id, code)
+    return container
+
+
+def lobby_page(ctx: DashboardContext, room_url: str = "room") -> pn.viewable.Viewable:
+    """The page at ``/``: enter a join code to be sent to its room; members see their rooms."""
+    serve_resources_locally()
+    user = pn.state.user
+    code_in = pn.widgets.TextInput(label="Join code", placeholder="ABCDE-12345", width=220)
+    go = pn.widgets.Button(label="Open room", color="primary", width=120)
+    message = pn.pane.HTML("")
+
+    def open_room(_event: Any) -> None:
+        try:
+            room = ctx.rooms.find_by_code(code_in.value or "", client=_client_id())
+        except (AuthError, LimitExceeded) as exc:
+            message.object = f"<span style='color:#c0392b'>{exc.detail}</span>"
+            return
+        query = urlencode({"room": room.room_id, "code": format_code(room.join_code)})
+        message.object = f"<a href='{room_url}?{query}'>Open {room.name}</a>"
+        if pn.state.location is not None:
+            pn.state.location.href = f"{room_url}?{query}"
+
+    go.on_click(open_room)
+    items: list[Any] = [
+        pn.pane.HTML("<h1>sensocto_lab</h1><p>Enter the join code shown in the room.</p>"),
+        pn.Row(code_in, go),
+        message,
+    ]
+    if user:
+        mine = ctx.rooms.rooms(user)
+        links = "".join(
+            f"<li><a href='{room_url}?{urlencode({'room': r.room_id})}'>{r.name}</a></li>"
+            for r in mine
+        )
+        items.append(pn.pane.HTML(f"<h3>Your rooms</h3><ul>{links or '<li>none</li>'}</ul>"))
+    return pn.Column(*items)

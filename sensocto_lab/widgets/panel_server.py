@@ -1,0 +1,160 @@
+"""Serve the room dashboards for a running engine, on the engine's own loop (DESIGN §8).
+
+:func:`serve_dashboards` starts a Panel (Bokeh/tornado) server on the loop the
+engine runs on, whichever thread that is, so sessions, lenses and the engine share
+one loop and only that loop touches engine state. Pages:
+
+- ``/``: the lobby (enter a join code);
+- ``/room?room=...&code=...``: a room's dashboard (or its entry form).
+
+Resources (Bokeh, Panel JS) are served by this server itself: nothing is fetched
+from a CDN.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+from dataclasses import dataclass
+from typing import Any
+
+import panel as pn
+from bokeh.server.server import Server
+
+from sensocto_lab.clock import Clock
+from sensocto_lab.live.rooms import RoomStore
+from sensocto_lab.widgets.panel_dashboard import DashboardContext, lobby_page, room_page
+
+__all__ = ["DashboardServer", "serve_dashboards"]
+
+
+@dataclass
+class DashboardServer:
+    """A running dashboard server; stop it with :meth:`stop`.
+
+    Attributes
+    ----------
+    context
+        What the sessions share (engine, rooms, live dashboards by viewer id).
+    address, port
+        Where it listens.
+    """
+
+    context: DashboardContext
+    address: str
+    port: int
+    _server: Server
+    _loop: asyncio.AbstractEventLoop
+    _owns_rooms: bool
+
+    @property
+    def url(self) -> str:
+        """The lobby's URL."""
+        return f"http://{self.address}:{self.port}/"
+
+    def room_url(self, room_id: str, code: str | None = None) -> str:
+        """A room's dashboard URL (with its join code, if given)."""
+        query = f"room={room_id}" + (f"&code={code}" if code else "")
+        return f"http://{self.address}:{self.port}/room?{query}"
+
+    async def stop(self) -> None:
+        """Close every session's lens (removing its viewer), then the server."""
+        if asyncio.get_running_loop() is not self._loop:
+            await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(self.stop(), self._loop))
+            return
+        for dash in list(self.context.dashboards.values()):
+            await dash.close()
+        self._server.stop()
+        with contextlib.suppress(Exception):
+            self._server.unlisten()
+        if self._owns_rooms:
+            self.context.rooms.close()
+
+
+def _free_port(address: str) -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((address, 0))
+        return int(s.getsockname()[1])
+
+
+async def serve_dashboards(
+    engine: Any,
+    *,
+    rooms: RoomStore | None = None,
+    port: int = 0,
+    address: str = "127.0.0.1",
+    clock: Clock | None = None,
+    session_cleanup_ms: int = 1000,
+    max_cards: int = 200,
+    lens_options: dict[str, Any] | None = None,
+    **server_options: Any,
+) -> DashboardServer:
+    """Serve the lobby and room dashboards of ``engine`` on its loop.
+
+    Parameters
+    ----------
+    engine
+        A started :class:`~sensocto_lab.live.engine.Engine` (same process).
+    rooms
+        The room store; default ``RoomStore(engine.data_dir)`` (closed on :meth:`stop`).
+    port
+        TCP port; 0 picks a free one (see :attr:`DashboardServer.port`).
+    address
+        Interface to listen on.
+    clock
+        Time source for the lenses (default: the engine's).
+    session_cleanup_ms
+        How soon a closed browser tab's session is destroyed and its viewer removed.
+    max_cards
+        Most cards one dashboard draws.
+    lens_options
+        Extra keyword arguments for each session's :class:`~sensocto_lab.live.lens.Lens`.
+    server_options
+        Passed to :func:`panel.serve` (e.g. ``basic_auth=...``, ``cookie_secret=...``).
+    """
+    loop = engine.loop
+    if asyncio.get_running_loop() is not loop:
+        future = asyncio.run_coroutine_threadsafe(
+            serve_dashboards(
+                engine,
+                rooms=rooms,
+                port=port,
+                address=address,
+                clock=clock,
+                session_cleanup_ms=session_cleanup_ms,
+                max_cards=max_cards,
+                lens_options=lens_options,
+                **server_options,
+            ),
+            loop,
+        )
+        return await asyncio.wrap_future(future)
+    owns_rooms = rooms is None
+    if rooms is None:
+        if engine.data_dir is None:
+            raise ValueError("serve_dashboards needs rooms= when the engine has no data_dir")
+        rooms = RoomStore(engine.data_dir, clock=clock or engine.clock)
+    ctx = DashboardContext(
+        engine=engine,
+        rooms=rooms,
+        clock=clock or engine.clock,
+        max_cards=max_cards,
+        lens_options=dict(lens_options or {}),
+    )
+    port = port or _free_port(address)
+    server_options.setdefault("websocket_origin", [f"{address}:{port}", f"localhost:{port}"])
+    server = pn.serve(
+        {"/": lambda: lobby_page(ctx), "/room": lambda: room_page(ctx)},
+        port=port,
+        address=address,
+        show=False,
+        start=False,
+        threaded=False,
+        title="sensocto_lab",
+        check_unused_sessions_milliseconds=session_cleanup_ms,
+        unused_session_lifetime_milliseconds=session_cleanup_ms,
+        **server_options,
+    )
+    server.start()
+    return DashboardServer(ctx, address, server.port, server, loop, owns_rooms)

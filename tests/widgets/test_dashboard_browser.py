@@ -1,0 +1,217 @@
+"""Room dashboards in a real browser: access, attention following the page, live data.
+
+One engine (on its own loop thread, DESIGN §8) with 30 sensors fed at 10 Hz, one
+dashboard server on that loop, one headless Chromium for the module. Waits are on
+conditions (engine state, page state) with generous timeouts, never fixed sleeps.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from playwright.sync_api import Browser, Page, sync_playwright
+
+from sensocto_lab.live.engine import Engine
+from sensocto_lab.live.rooms import Room, RoomStore
+from sensocto_lab.model import AttentionLevel, AttributeInfo, Batch, SensorInfo
+from sensocto_lab.widgets.panel_server import DashboardServer, serve_dashboards
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+SENSORS = [f"p{i:02d}" for i in range(30)]
+H, M, L, N = (
+    AttentionLevel.HIGH,
+    AttentionLevel.MEDIUM,
+    AttentionLevel.LOW,
+    AttentionLevel.NONE,
+)
+TIMEOUT_S = 60.0
+
+
+@dataclass
+class Lab:
+    engine: Engine
+    server: DashboardServer
+    room: Room
+
+    def levels(self) -> dict[str, AttentionLevel]:
+        """The engine's level per sensor, read on the engine's loop."""
+
+        async def read() -> dict[str, AttentionLevel]:
+            return {s: self.engine.attention.level(s) for s in SENSORS}
+
+        return self.engine.call(read)
+
+    def viewers(self) -> frozenset[str]:
+        async def read() -> frozenset[str]:
+            return frozenset(self.engine.attention.viewer_ids)
+
+        return self.engine.call(read)
+
+
+def wait_until(what: str, condition: Callable[[], Any], timeout: float = TIMEOUT_S) -> Any:
+    """Poll ``condition`` until it returns something truthy; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = condition()
+        if last:
+            return last
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}; last: {last!r}")
+
+
+async def _feed(engine: Engine, stop: asyncio.Event) -> None:
+    """Breathing-like samples for every sensor, 2 samples per sensor every 100 ms."""
+    k = 0
+    while not stop.is_set():
+        now = time.time_ns()
+        ts = np.array([now - 50_000_000, now], dtype=np.int64)
+        for i, sid in enumerate(SENSORS):
+            values = np.sin(2 * np.pi * 0.25 * (ts / 1e9) + i)
+            await engine.ingest(Batch(sid, "respiration", ts, values))
+            if k % 50 == 0:
+                await engine.ingest(Batch(sid, "battery", ts[-1:], np.array([90.0 - i])))
+        k += 1
+        await asyncio.sleep(0.1)
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+    data: Path = tmp_path_factory.mktemp("dashboard")
+    engine = asyncio.run(Engine.start(data, thread=True))
+    attrs = {"respiration": AttributeInfo.of("respiration"), "battery": AttributeInfo.of("battery")}
+    for sid in SENSORS:
+        engine.call(engine.register_sensor, SensorInfo(sid, attrs, room="lab"))
+    rooms = RoomStore(data)
+    room = rooms.create_room("lab", "Breathing lab", owner="ana")
+
+    async def start() -> tuple[DashboardServer, asyncio.Event, asyncio.Task[None]]:
+        stop = asyncio.Event()
+        feeder = asyncio.get_running_loop().create_task(_feed(engine, stop))
+        return await serve_dashboards(engine, rooms=rooms), stop, feeder
+
+    server, stop, feeder = engine.call(start)
+    try:
+        yield Lab(engine, server, room)
+    finally:
+
+        async def finish() -> None:
+            stop.set()
+            await feeder
+            await server.stop()
+
+        engine.call(finish)
+        engine.close_sync()
+        rooms.close()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as p:
+        b = p.chromium.launch(
+            executable_path="/usr/bin/chromium",
+            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    pg = browser.new_page(viewport={"width": 1280, "height": 800})
+    outside: list[str] = []
+    pg.on("request", lambda r: outside.append(r.url) if "127.0.0.1" not in r.url else None)
+    yield pg
+    if not pg.is_closed():
+        pg.close()
+    assert outside == [], f"the dashboard fetched from outside this server: {outside[:3]}"
+
+
+def card_points(page: Page, sensor: str) -> int:
+    """Samples the page's Bokeh data source of ``sensor``'s card holds."""
+    return int(
+        page.evaluate(
+            "(name) => { const m = Bokeh.documents[0].get_model_by_name(name);"
+            " return m ? m.data.t.length : -1 }",
+            f"card:{sensor}",
+        )
+    )
+
+
+def test_a_session_without_the_join_code_sees_no_data(lab: Lab, page: Page) -> None:
+    page.goto(lab.server.room_url("lab"))
+    page.get_by_text("Join a room").wait_for(timeout=TIMEOUT_S * 1000)
+    page.get_by_placeholder("ABCDE-12345").fill("AAAAA-AAAAA")
+    page.get_by_role("button", name="Join").click()
+    page.get_by_text("that join code does not open this room").wait_for(timeout=TIMEOUT_S * 1000)
+    page.goto(lab.server.room_url("lab", "ZZZZZ-ZZZZZ"))
+    page.get_by_text("that join code does not open this room").wait_for(timeout=TIMEOUT_S * 1000)
+    assert page.get_by_text(SENSORS[0], exact=True).count() == 0
+    sources = page.evaluate(
+        "() => Bokeh.documents.flatMap(d => [...d.all_models])"
+        ".filter(m => (m.name || '').startsWith('card:')).length"
+    )
+    assert sources == 0
+    assert lab.server.context.dashboards == {}
+    assert all(level == N for level in lab.levels().values())
+
+
+def test_attention_follows_what_the_page_shows(lab: Lab, page: Page) -> None:
+    page.goto(lab.server.room_url("lab", lab.room.join_code))
+    page.get_by_text(SENSORS[0], exact=True).wait_for(timeout=TIMEOUT_S * 1000)
+    assert len(lab.server.context.dashboards) == 1
+
+    # visible → medium, scrolled out → low
+    levels = wait_until(
+        "visible cards medium, the rest low",
+        lambda: (lv := lab.levels())[SENSORS[0]] == M and lv[SENSORS[-1]] == L and lv,
+    )
+    assert set(levels.values()) == {M, L}
+
+    # data keeps arriving on a visible card
+    first = wait_until("data on the first card", lambda: card_points(page, SENSORS[0]) > 0)
+    page.wait_for_function(
+        "([name, n]) => Bokeh.documents[0].get_model_by_name(name).data.t.length > n",
+        arg=[f"card:{SENSORS[0]}", first],
+        timeout=TIMEOUT_S * 1000,
+    )
+
+    # focused (pointer) → high
+    page.get_by_text(SENSORS[1], exact=True).hover()
+    wait_until("focused card high", lambda: lab.levels()[SENSORS[1]] == H)
+
+    # scroll to the end: the last card becomes visible, the first scrolled out
+    page.mouse.move(2, 2)
+    page.get_by_text(SENSORS[-1], exact=True).scroll_into_view_if_needed()
+    wait_until(
+        "last card shown, first scrolled out",
+        lambda: (lv := lab.levels())[SENSORS[-1]] >= M and lv[SENSORS[0]] == L,
+    )
+    last = card_points(page, SENSORS[-1])
+    page.wait_for_function(
+        "([name, n]) => Bokeh.documents[0].get_model_by_name(name).data.t.length > n",
+        arg=[f"card:{SENSORS[-1]}", last],
+        timeout=TIMEOUT_S * 1000,
+    )
+
+    # page hidden → none
+    page.evaluate(
+        "() => { Object.defineProperty(document, 'visibilityState',"
+        " {value: 'hidden', configurable: true});"
+        " document.dispatchEvent(new Event('visibilitychange')) }"
+    )
+    wait_until("every sensor none", lambda: set(lab.levels().values()) == {N})
+    assert len(lab.viewers()) == 1  # hidden is still a viewer
+
+    # closed → viewer removed
+    page.close()
+    wait_until("viewer removed", lambda: not lab.viewers())
+    wait_until("dashboard closed", lambda: not lab.server.context.dashboards)
