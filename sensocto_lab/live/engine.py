@@ -280,6 +280,32 @@ class Engine:
         await engine.open()
         return engine
 
+    @classmethod
+    def start_sync(
+        cls,
+        data_dir: str | Path | None = None,
+        *,
+        config: EngineConfig | None = None,
+        clock: Clock | None = None,
+        store: Store | None = None,
+    ) -> Engine:
+        """Start an engine on its own loop thread from code without an event loop.
+
+        For scripts and tools; drive it with :meth:`call` and end it with
+        :meth:`close_sync`.
+        """
+        if running_loop() is not None:
+            raise RuntimeError("an event loop is running here: use await Engine.start(...)")
+        engine = cls(data_dir, config=config, clock=clock, store=store, thread=True)
+        engine._opened = True
+        host = engine._host = EngineHost().start()
+        try:
+            host.run_sync(engine._open_here)
+        except BaseException:
+            host.close()
+            raise
+        return engine
+
     async def open(self) -> None:
         """Open the store and start the engine's loop work (once)."""
         if self._opened:

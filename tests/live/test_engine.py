@@ -381,6 +381,8 @@ async def test_threaded_engine_serves_foreign_loops_and_sync_code(store: MemoryS
 
 
 async def test_engine_call_refuses_to_deadlock_on_its_own_loop(store: MemoryStore) -> None:
+    with pytest.raises(RuntimeError, match="event loop is running"):
+        Engine.start_sync(store=store)
     async with Engine(store=store, thread=False) as engine:
         await engine.register_sensor(hr_sensor("s1"))
         with pytest.raises(RuntimeError, match="deadlock"):
@@ -388,9 +390,7 @@ async def test_engine_call_refuses_to_deadlock_on_its_own_loop(store: MemoryStor
 
 
 def test_threaded_engine_from_code_without_a_loop(store: MemoryStore) -> None:
-    engine = Engine(store=store, thread=True)
-    host_start = engine.open()
-    asyncio.run(host_start)  # start from a short-lived loop, then drive it synchronously
+    engine = Engine.start_sync(store=store)
     try:
         engine.call(engine.register_sensor, hr_sensor("s1"))
         stamped = engine.call(engine.ingest, hr_batch("s1", 0))
