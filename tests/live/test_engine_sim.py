@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 
 import numpy as np
 import pytest
@@ -97,3 +98,29 @@ async def test_a_threaded_engine_runs_a_group_on_real_time() -> None:
         await engine.close()
         await engine.wait_closed()
     assert store.samples("sim-sim-1") >= len(first)
+
+
+async def test_a_blocking_cell_stalls_nothing_on_a_threaded_engine() -> None:
+    """The caller's loop blocks (like a long notebook cell); the engine records regardless."""
+    store = MemoryStore()
+    engine = await Engine.start(store=store, thread=True)
+    try:
+        assert engine.host is not None
+        data = engine.bus.subscribe("data:sim-sim-0")
+        recorded = threading.Event()
+
+        async def watch() -> None:
+            for _ in range(10):
+                await data.get()
+            recorded.set()
+
+        watcher = engine.host.submit(watch)
+        await engine.add_simulated_group(1, tick_s=0.02)
+        # Block this loop's thread outright: nothing here runs until the engine has stored
+        # ten batches of its own accord.
+        assert recorded.wait(WAIT)
+        watcher.result(WAIT)
+        assert store.samples("sim-sim-0") > 0
+    finally:
+        await engine.close()
+        await engine.wait_closed()
