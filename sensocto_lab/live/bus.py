@@ -18,6 +18,7 @@ is woken on its own loop with ``call_soon_threadsafe``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import enum
 import threading
 from collections import deque
@@ -179,7 +180,9 @@ class Subscription:
         if running is loop:
             waiter.set_result(None)
         else:
-            loop.call_soon_threadsafe(_set_if_pending, waiter)
+            # A reader whose loop has closed cannot be woken; publishing must not fail for it.
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(_set_if_pending, waiter)
 
     def get_nowait(self) -> Any:
         """The oldest queued message.
