@@ -322,6 +322,9 @@ class Lens:
         Bound of each bus subscription (drop-oldest).
     renew_s
         How often the views are renewed with the engine while they last, in seconds.
+    flush_ms
+        Flush interval per level in ms (``None``: do not flush); default: the engine's
+        ``attention.lens_flush_ms`` (DESIGN §5, stretched by load).
     """
 
     def __init__(
@@ -334,13 +337,14 @@ class Lens:
         capacity: int = 2000,
         queue_size: int = 256,
         renew_s: float = 2.0,
+        flush_ms: Callable[[AttentionLevel], float | None] | None = None,
     ) -> None:
         self.viewer_id = viewer_id
         self._engine = engine
         self._sink = sink
         self._clock = clock or SystemClock()
-        attention = engine.attention
-        flush_ms = getattr(attention, "lens_flush_ms", None) or DEFAULT_FLUSH_MS.__getitem__
+        if flush_ms is None:
+            flush_ms = getattr(engine.attention, "lens_flush_ms", DEFAULT_FLUSH_MS.__getitem__)
         self.buffer = TierBuffer(self._clock, flush_ms, capacity)
         self._queue_size = queue_size
         self._renew_s = renew_s

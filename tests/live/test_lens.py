@@ -178,3 +178,14 @@ async def test_a_stalled_lens_drops_for_display_and_never_blocks_ingest(engine: 
     stats = lens.stats()
     assert stats.received > 8 and stats.received - stats.dropped <= 8  # newest 8 kept
     await lens.close()
+
+
+async def test_flush_intervals_can_be_overridden(engine: Engine) -> None:
+    flushes: asyncio.Queue[dict[tuple[str, str], Batch]] = asyncio.Queue()
+    lens = Lens("every-tier", engine, flushes.put_nowait, flush_ms=lambda _level: 20.0)
+    await lens.start()
+    await lens.set_views({"a": N})  # hidden, yet flushed: the override says so
+    await engine.ingest(batch("a", 3, stamped=False))
+    flush = await asyncio.wait_for(flushes.get(), timeout=10)
+    assert flush["a", "respiration"].values.tolist() == [0.0, 1.0, 2.0]
+    await lens.close()
