@@ -44,6 +44,7 @@ __all__ = [
     "list_parts",
     "max_generation",
     "max_seq",
+    "max_ts",
     "part_name",
     "read_series",
     "write_part",
@@ -299,17 +300,31 @@ def kind_of_part(part: ColdPart) -> KindSpec:
     return KINDS.get(info.get("kind", "numeric"), KINDS["numeric"])
 
 
-def max_seq(parts: Sequence[ColdPart]) -> int:
-    """Highest ``seq`` in ``parts`` from the files' statistics (-1 when there are none)."""
-    best = -1
+def _column_max(parts: Sequence[ColdPart], column: str, none: int) -> int:
+    """Largest value of an int64-backed column (``seq``, ``ts`` as ns), from statistics."""
+    best = none
     for part in parts:
         meta = pq.ParquetFile(part.path).metadata
-        seq_col = meta.schema.names.index("seq")
+        index = meta.schema.names.index(column)
         for i in range(meta.num_row_groups):
-            stats = meta.row_group(i).column(seq_col).statistics
+            stats = meta.row_group(i).column(index).statistics
             if stats is not None and stats.has_min_max:
-                best = max(best, int(stats.max))
+                best = max(best, int(stats.max_raw))
+            else:  # a file without statistics (not ours): read the column
+                values = pq.read_table(part.path, columns=[column]).column(column)
+                best = max(best, int(pc.max(values.cast(pa.int64())).as_py()))
+                break
     return best
+
+
+def max_seq(parts: Sequence[ColdPart]) -> int:
+    """Highest ``seq`` in ``parts``, from the files' statistics (-1 when there are none)."""
+    return _column_max(parts, "seq", -1)
+
+
+def max_ts(parts: Sequence[ColdPart]) -> int:
+    """Latest device timestamp in ``parts`` as ns (a large negative when there are none)."""
+    return _column_max(parts, "ts", -(2**62))
 
 
 def max_generation(cold_dir: Path) -> int:

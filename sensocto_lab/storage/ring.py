@@ -29,7 +29,17 @@ class SeriesRing:
         Tier sizes in samples; ``hot >= 1``, ``warm >= 0``.
     """
 
-    __slots__ = ("_count", "_head", "_hot", "_recv", "_seq", "_ts", "_values", "_warm")
+    __slots__ = (
+        "_count",
+        "_dropped_max",
+        "_head",
+        "_hot",
+        "_recv",
+        "_seq",
+        "_ts",
+        "_values",
+        "_warm",
+    )
 
     def __init__(self, width: int, dtype: npt.DTypeLike, hot: int, warm: int) -> None:
         if hot < 1 or warm < 0:
@@ -43,6 +53,7 @@ class SeriesRing:
         self._values: npt.NDArray[Any] = np.zeros(shape, dtype=dtype)
         self._head = 0  # index the next sample goes to
         self._count = 0
+        self._dropped_max: int | None = None
 
     @property
     def capacity(self) -> int:
@@ -73,6 +84,29 @@ class SeriesRing:
         return self._ts.nbytes + self._recv.nbytes + self._seq.nbytes + self._values.nbytes
 
     @property
+    def dropped_max_ts(self) -> int | None:
+        """Latest device timestamp of any sample that fell out of this ring (None: none did).
+
+        A reader may serve ``[start, ...)`` from the ring alone when this is below
+        ``start``: no sample it lacks can fall in that range, whatever order the
+        device clock went in.
+        """
+        return self._dropped_max
+
+    def _note_dropped(self, incoming_ts: npt.NDArray[np.int64], overflow: int) -> None:
+        """Remember the latest ts among the ``overflow`` oldest samples about to fall out."""
+        old = min(overflow, self._count)
+        latest: list[int] = []
+        if old:
+            idx = (self._head - self._count + np.arange(old)) % self.capacity
+            latest.append(int(self._ts[idx].max()))
+        if overflow > old:  # the oldest incoming samples never make it in
+            latest.append(int(incoming_ts[: overflow - old].max()))
+        if self._dropped_max is not None:
+            latest.append(self._dropped_max)
+        self._dropped_max = max(latest)
+
+    @property
     def last_seq(self) -> int | None:
         """Sequence number of the newest sample, or ``None`` when empty."""
         return int(self._seq[self._head - 1]) if self._count else None
@@ -87,6 +121,8 @@ class SeriesRing:
         """Add samples (oldest first); the oldest held samples fall out when full."""
         cap = self.capacity
         n = ts.shape[0]
+        if self._count + n > cap:
+            self._note_dropped(ts, self._count + n - cap)
         if n >= cap:
             # Only the newest `cap` survive; lay them out from index 0.
             sl = slice(n - cap, n)
@@ -134,4 +170,6 @@ class SeriesRing:
         ring = SeriesRing(width, self._values.dtype, hot, warm)
         ts, values, recv, seq = self.snapshot()
         ring.extend(ts, values, recv, seq)
+        if self._dropped_max is not None:
+            ring._dropped_max = max(self._dropped_max, ring._dropped_max or self._dropped_max)
         return ring

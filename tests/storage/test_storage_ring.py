@@ -38,6 +38,7 @@ def test_latest_is_the_tail_of_everything_appended(
     np.testing.assert_array_equal(ts, np.arange(total - k, total) * 10)
     np.testing.assert_array_equal(values, np.arange(total - k, total, dtype=np.float32))
     assert ring.last_seq == total - 1
+    assert ring.dropped_max_ts == (None if held == total else (total - held - 1) * 10)
     _, _, recv, seq = ring.snapshot()
     np.testing.assert_array_equal(seq, np.arange(total - held, total))
     np.testing.assert_array_equal(recv, seq * 10 + 1)
@@ -52,6 +53,7 @@ def test_vector_ring_and_resize_keep_the_newest() -> None:
     np.testing.assert_array_equal(values[:, 1], np.arange(2, 7))
     small = ring.resized(1, 1)
     np.testing.assert_array_equal(small.latest()[0], [50, 60])
+    assert ring.dropped_max_ts == 10 and small.dropped_max_ts == 40
     assert small.limits == (1, 1)
     assert ring.latest()[0].shape == (5,)  # the original is untouched
 

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pytest
+import xarray as xr
 from storage_helpers import ACC, ECG, RESP, T0_NS, make_batch
 
 from sensocto_lab.clock import FakeClock
@@ -295,3 +296,50 @@ def test_large_selections_become_lazy_on_their_own(tmp_path: Path) -> None:
     assert big["ecg"].chunks is not None
     np.testing.assert_array_equal(big["ecg"].values, store.history(lazy=False)["ecg"].values)
     store.close()
+
+
+def _same_dataset(a: xr.Dataset, b: xr.Dataset) -> None:
+    np.testing.assert_array_equal(a["time"].values, b["time"].values)
+    for name in b.data_vars:
+        assert a[name].values.tobytes() == b[name].values.tobytes()
+
+
+def test_recent_windows_are_served_from_memory_exactly(store: TieredStore) -> None:
+    _record(store, "s1", "ecg", ECG, 20, n=50)  # 1000 samples, ring holds 650
+    store.compact()
+    _record_more(store, 20, 2)  # and some still in the WAL
+    start = T0_NS + 800 * 1953125
+    before = store.stats()["histories_from_memory"]
+    recent = store.history(["s1"], ["ecg"], start)
+    assert store.stats()["histories_from_memory"] == before + 1
+    assert recent.sizes["time"] == 300
+    _same_dataset(recent, store.history(None, None, start))  # the files say the same
+    old = store.history(["s1"], ["ecg"], T0_NS + 100 * 1953125)  # older than the ring
+    assert store.stats()["histories_from_memory"] == before + 1
+    assert old.sizes["time"] == 1000
+
+
+def test_memory_is_not_trusted_when_an_evicted_sample_is_later(store: TieredStore) -> None:
+    """A device clock that jumps back: the ring lacks a sample inside the window."""
+    late = Batch("s1", "hr", np.array([T0_NS + 10**12]), np.array([99.0])).stamped(T0_NS, 0)
+    store.append(late, room="lab", kind=KINDS["hr"])
+    for i in range(1, 200):  # hr keeps 150; the late sample falls out
+        b = Batch("s1", "hr", np.array([T0_NS + i * 10**9]), np.array([60.0])).stamped(T0_NS, i)
+        store.append(b, room="lab", kind=KINDS["hr"])
+    before = store.stats()["histories_from_memory"]
+    ds = store.history(["s1"], ["hr"], T0_NS + 150 * 10**9)
+    assert store.stats()["histories_from_memory"] == before
+    assert ds.sizes["time"] == 51 and ds["hr"].values[0, -1] == 99.0
+
+
+def test_memory_is_not_trusted_over_an_earlier_session(tmp_path: Path) -> None:
+    cfg = StorageConfig(background=False)
+    first = TieredStore.open(tmp_path, cfg)
+    first.append(make_batch("s1", "ecg", ECG, 0, 10, t0_ns=T0_NS + 10**12), room="l", kind=ECG)
+    first.close()
+    second = TieredStore.open(tmp_path, cfg)  # the device clock now reads earlier
+    second.append(make_batch("s1", "ecg", ECG, 10, 10), room="l", kind=ECG)
+    ds = second.history(["s1"], ["ecg"], T0_NS)
+    assert ds.sizes["time"] == 20
+    assert second.stats()["histories_from_memory"] == 0
+    second.close()
