@@ -1,4 +1,4 @@
-"""One running lab: engine, ingest endpoint, dashboards and an optional simulated group.
+"""One running lab: engine, ingest endpoint, dashboards, live synchrony, a simulated group.
 
 This is what ``sensocto-lab demo`` / ``serve`` / ``record`` run, and what a notebook can
 start with one call::
@@ -21,6 +21,7 @@ from sensocto_lab.errors import ValidationError
 from sensocto_lab.live.engine import Engine, SimulatedGroup
 from sensocto_lab.live.rooms import RoomStore, format_code
 from sensocto_lab.live.server import IngestServer, ServerConfig, serve
+from sensocto_lab.live.synchrony import LiveSynchrony
 
 __all__ = ["LabApp", "LabOptions"]
 
@@ -68,6 +69,7 @@ class LabApp:
         rooms: RoomStore,
         dashboards: Any | None,
         group: SimulatedGroup | None,
+        synchrony: LiveSynchrony,
     ) -> None:
         self.options = options
         self.engine = engine
@@ -75,14 +77,16 @@ class LabApp:
         self.rooms = rooms
         self.dashboards = dashboards
         self.group = group
+        self.synchrony = synchrony
 
     @classmethod
     async def start(cls, options: LabOptions) -> LabApp:
-        """Start the engine, the endpoint, the dashboards and the simulator, in that order."""
+        """Start the engine, endpoint, simulator, room synchrony and dashboards, in order."""
         engine = await Engine.start(options.data_dir, thread=False)
         rooms = RoomStore(options.data_dir, clock=engine.clock)
         server: IngestServer | None = None
         dashboards = None
+        synchrony: LiveSynchrony | None = None
         try:
             config = ServerConfig(
                 tokens=options.tokens, require_token=options.auth, default_room=options.room
@@ -96,6 +100,7 @@ class LabApp:
                 )
                 for sensor_id in group.sensor_ids:
                     rooms.assign_sensor(options.room, sensor_id, by=LAB_USER)
+            synchrony = await LiveSynchrony.start(engine, options.room)
             if options.dashboard_port is not None:
                 from sensocto_lab.widgets.panel_server import serve_dashboards
 
@@ -103,6 +108,8 @@ class LabApp:
                     engine, rooms=rooms, port=options.dashboard_port, address=options.host
                 )
         except BaseException:
+            if synchrony is not None:
+                await synchrony.close()
             if dashboards is not None:
                 await dashboards.stop()
             if server is not None:
@@ -110,7 +117,7 @@ class LabApp:
             rooms.close()
             await engine.close()
             raise
-        return cls(options, engine, server, rooms, dashboards, group)
+        return cls(options, engine, server, rooms, dashboards, group, synchrony)
 
     def describe(self) -> list[str]:
         """Human-readable lines: where everything is and how to join the room."""
@@ -132,12 +139,14 @@ class LabApp:
                 f"simulated group  {len(self.group.sensor_ids)} participants, "
                 f"coupling K={self.group.coupling:g}"
             )
+        lines.append(f"synchrony        R of room {opts.room} as sensor {self.synchrony.sensor_id}")
         return lines
 
     async def close(self) -> None:
-        """Stop the simulator, dashboards, endpoint, then the engine (flushing storage)."""
+        """Stop the simulator, synchrony, dashboards, endpoint, then the engine (flushes)."""
         if self.group is not None:
             await self.group.stop(unregister=False)
+        await self.synchrony.close()
         if self.dashboards is not None:
             await self.dashboards.stop()
         await self.server.close()

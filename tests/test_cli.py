@@ -99,7 +99,11 @@ def test_record_then_info_then_replay_reproduces_the_session(tmp_path: Path) -> 
         capture_output=True,
     )
     summary = _info(rec)
-    series = {(r["room"], r["sensor"], r["attribute"]): r["samples"] for r in summary["series"]}
+    series = {
+        (r["room"], r["sensor"], r["attribute"]): r["samples"]
+        for r in summary["series"]
+        if r["sensor"].startswith("sim-")  # the room's live synchrony is recorded too
+    }
     assert {s for _, s, _ in series} == {"sim-trial-0", "sim-trial-1"}
     assert series[("trial", "sim-trial-0", "respiration")] > 0
     assert {room for room, _, _ in series} == {"trial"}
@@ -123,7 +127,9 @@ def test_record_then_info_then_replay_reproduces_the_session(tmp_path: Path) -> 
             capture_output=True,
         )
     replayed = {
-        (r["room"], r["sensor"], r["attribute"]): r["samples"] for r in _info(copy)["series"]
+        (r["room"], r["sensor"], r["attribute"]): r["samples"]
+        for r in _info(copy)["series"]
+        if r["sensor"].startswith("sim-")
     }
     assert replayed == series
 
@@ -142,7 +148,8 @@ def test_health_reports_sensors_attention_load_and_storage_lag(tmp_path: Path) -
         str(tmp_path),
     ) as (_, lines):
         health = _get_json(lines["health"])
-    assert len(health["sensors"]) == 3
+    ids = {s["id"] for s in health["sensors"]}
+    assert ids == {"sim-lab-0", "sim-lab-1", "sim-lab-2", "sync:lab"}
     assert {s["attention"] for s in health["sensors"]} <= {"none", "low", "medium", "high"}
     assert health["load"] in {"normal", "elevated", "high", "critical"}
     assert health["storage"]["storage_lag_s"] >= 0
@@ -158,4 +165,5 @@ def test_demo_serves_the_room_dashboard_and_the_endpoint(tmp_path: Path) -> None
             assert resp.status == 200
             assert b"bokeh" in resp.read().lower()
         health = _get_json(lines["health"])
-    assert len(health["sensors"]) == 8
+    assert len([s for s in health["sensors"] if s["id"].startswith("sim-demo-")]) == 8
+    assert "sync:demo" in {s["id"] for s in health["sensors"]}
