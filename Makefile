@@ -20,7 +20,7 @@ test:
 	bash scripts/test.sh
 
 lint: setup
-	$(VENV)/bin/ruff check sensocto_lab tests bench panel_apps
+	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
 
 bench: setup

@@ -15,6 +15,6 @@ if [ -f tests/js/package.json ]; then
 fi
 
 VENV=.venv
-$VENV/bin/ruff check sensocto_lab tests bench panel_apps
+$VENV/bin/ruff check .
 $VENV/bin/mypy
 $VENV/bin/python -m pytest -q -p no:cacheprovider tests notebooks --nbval-lax --nbval-current-env "$@"
