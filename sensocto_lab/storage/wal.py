@@ -182,6 +182,7 @@ def read_segment(
     """
     buf = pa.memory_map(str(source)) if isinstance(source, Path) else pa.BufferReader(source)
     groups: dict[tuple[str, ...], list[pa.RecordBatch]] = {}
+    names: dict[tuple[bytes, ...], tuple[str, ...]] = {}
     records = 0
     torn = False
     with buf:
@@ -199,31 +200,36 @@ def read_segment(
                 break
             records += 1
             if batch.num_rows:
-                key = tuple(meta[k].decode() for k in _META_KEYS)
+                raw = tuple(meta.values())  # written in _META_KEYS order
+                key = names.get(raw)
+                if key is None:
+                    key = names[raw] = tuple(meta[k].decode() for k in _META_KEYS)
                 if keep is None or keep(key[1], key[2]):
                     groups.setdefault(key, []).append(batch)
     return SegmentRead(_group(groups), records, torn)
 
 
 class _RecordSink:
-    """Collects the bytes the IPC writer emits for one message, to write them at once.
+    """Collects the buffers the IPC writer emits for one message, to write them at once.
 
-    One ``write`` per record (not one per buffer) is faster, and if it fails the file
-    can be cut back to the last complete record, so a failed append leaves no
-    half-record that a later record would follow.
+    One ``pwritev`` per record (not one write per buffer, no joined copy) is faster,
+    and if it fails the file can be cut back to the last complete record, so a failed
+    append leaves no half-record that a later record would follow. The buffers are
+    written before :meth:`WalWriter.write` returns, while the batch they point into
+    is still alive, so they are kept without copying.
     """
 
     closed = False
 
     def __init__(self) -> None:
-        self._parts: list[bytes] = []
+        self._parts: list[Any] = []
         self._pos = 0
 
     def write(self, data: Any) -> int:
-        chunk = bytes(data)
-        self._parts.append(chunk)
-        self._pos += len(chunk)
-        return len(chunk)
+        size = len(data)
+        self._parts.append(data)
+        self._pos += size
+        return size
 
     def tell(self) -> int:
         return self._pos
@@ -234,10 +240,9 @@ class _RecordSink:
     def writable(self) -> bool:
         return True
 
-    def take(self) -> bytes:
-        data = b"".join(self._parts)
-        self._parts.clear()
-        return data
+    def take(self) -> list[Any]:
+        parts, self._parts = self._parts, []
+        return parts
 
 
 class _Stream:
@@ -264,17 +269,20 @@ class _Stream:
 
     def emit(self) -> int:
         """Write what the IPC writer produced; on failure cut the file back. Returns bytes."""
-        data = memoryview(self.sink.take())
-        done = 0
+        parts = self.sink.take()
+        total = sum(len(p) for p in parts)
         try:
-            while done < len(data):
-                # Positional: after a failed write the next one lands where it belongs.
-                done += os.pwrite(self.fd, data[done:], self.size + done)
+            # Positional: after a failed write the next one lands where it belongs.
+            done = os.pwritev(self.fd, parts, self.size)
+            if done < total:  # short write (rare): finish it from a joined copy
+                rest = memoryview(b"".join(bytes(p) for p in parts))
+                while done < total:
+                    done += os.pwrite(self.fd, rest[done:], self.size + done)
         except OSError:
             os.ftruncate(self.fd, self.size)
             raise
-        self.size += done
-        return done
+        self.size += total
+        return total
 
 
 class WalWriter:
