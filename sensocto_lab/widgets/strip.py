@@ -96,6 +96,7 @@ class StripWidget(anywidget.AnyWidget):
         width: int = 640,
         lane_height: int = 70,
     ) -> None:
+        self._feeds: list[BusFeed] = []  # first: close() runs even if __init__ fails
         if not (math.isfinite(window_s) and window_s > 0):
             raise ValueError(f"window_s must be a positive number of seconds, got {window_s!r}")
         if max_points < 2:
@@ -104,7 +105,6 @@ class StripWidget(anywidget.AnyWidget):
         self.max_points = max_points
         self._lock = threading.Lock()
         self._channels: dict[str, _Channel] = {}
-        self._feeds: list[BusFeed] = []
         self.coalescer = Coalescer(self._flush, max_hz=max_hz, clock=clock, schedule=schedule)
 
     def update(

@@ -87,6 +87,7 @@ class SyncWidget(anywidget.AnyWidget):
         clock: Clock | None = None,
         schedule: Schedule | None = None,
     ) -> None:
+        self._feeds: list[BusFeed] = []  # first: close() runs even if __init__ fails
         if not (math.isfinite(window_s) and window_s > 0):
             raise ValueError(f"window_s must be a positive number of seconds, got {window_s!r}")
         super().__init__(t_span_s=float(window_s), title=title)
@@ -96,7 +97,6 @@ class SyncWidget(anywidget.AnyWidget):
         self._state_phases = np.zeros(0, np.float32)
         self._state_labels: list[str] = []
         self._history: deque[tuple[float, float]] = deque()
-        self._feeds: list[BusFeed] = []
         self.coalescer = Coalescer(self._flush, max_hz=max_hz, clock=self._clock, schedule=schedule)
 
     def update(

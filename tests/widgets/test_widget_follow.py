@@ -64,7 +64,7 @@ async def test_strip_follows_engine_batches_exactly(engine: Engine) -> None:
         await requests.wait()
     strip.flush()
     assert strip.channels == ["strip-0/respiration", "strip-1/respiration"]
-    for k, info in enumerate(sensors):
+    for info in sensors:
         held_ts, held_v = strip.window(f"{info.sensor_id}/respiration")
         stored_ts, stored_v = engine.store.latest(info.sensor_id, "respiration")
         np.testing.assert_array_equal(held_ts, stored_ts)

@@ -90,3 +90,11 @@ def test_bad_samples_are_refused_and_nothing_is_lost(ts, values, reason) -> None
     held_ts, held_v = w.window("x")
     np.testing.assert_array_equal(held_ts, [T0, T0 + 10])
     np.testing.assert_array_equal(held_v, [1.0, 2.0])
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"), [({"window_s": -1.0}, "window_s"), ({"max_points": 1}, "max_points")]
+)
+def test_bad_settings_are_refused(kwargs: dict, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        StripWidget(**kwargs)
