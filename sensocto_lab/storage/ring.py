@@ -96,14 +96,16 @@ class SeriesRing:
     def _note_dropped(self, incoming_ts: npt.NDArray[np.int64], overflow: int) -> None:
         """Remember the latest ts among the ``overflow`` oldest samples about to fall out."""
         old = min(overflow, self._count)
-        latest: list[int] = []
+        latest: list[int] = [] if self._dropped_max is None else [self._dropped_max]
         if old:
-            idx = (self._head - self._count + np.arange(old)) % self.capacity
-            latest.append(int(self._ts[idx].max()))
+            # The oldest `old` held samples: one or two slices of the circular buffer.
+            begin = (self._head - self._count) % self.capacity
+            stop = begin + old
+            latest.append(int(self._ts[begin : min(stop, self.capacity)].max()))
+            if stop > self.capacity:
+                latest.append(int(self._ts[: stop - self.capacity].max()))
         if overflow > old:  # the oldest incoming samples never make it in
             latest.append(int(incoming_ts[: overflow - old].max()))
-        if self._dropped_max is not None:
-            latest.append(self._dropped_max)
         self._dropped_max = max(latest)
 
     @property

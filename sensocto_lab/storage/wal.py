@@ -104,11 +104,18 @@ def _schema(layout: str) -> pa.Schema:
     )
 
 
+def _wrap(values: npt.NDArray[Any]) -> pa.Array:
+    """A zero-copy Arrow view of a contiguous 1-D int64/float array (no type inference)."""
+    values = np.ascontiguousarray(values)
+    return pa.Array.from_buffers(
+        pa.from_numpy_dtype(values.dtype), values.shape[0], [None, pa.py_buffer(values)]
+    )
+
+
 def _value_array(values: npt.NDArray[Any]) -> pa.Array:
     if values.ndim == 1:
-        return pa.array(values)
-    width = values.shape[1]
-    return pa.FixedSizeListArray.from_arrays(pa.array(np.ascontiguousarray(values).ravel()), width)
+        return _wrap(values)
+    return pa.FixedSizeListArray.from_arrays(_wrap(values.reshape(-1)), values.shape[1])
 
 
 def _values_of(column: pa.Array) -> npt.NDArray[Any]:
@@ -345,9 +352,9 @@ class WalWriter:
                     self._dir_dirty = True
             batch = pa.RecordBatch.from_arrays(
                 [
-                    pa.array(chunk.ts),
-                    pa.array(chunk.recv_ts),
-                    pa.array(chunk.seq),
+                    _wrap(chunk.ts),
+                    _wrap(chunk.recv_ts),
+                    _wrap(chunk.seq),
                     _value_array(chunk.values),
                 ],
                 schema=stream.schema,
