@@ -80,18 +80,21 @@ function drawAxes(ctx, box, ylo, yhi, xlabel, ylabel) {
   ctx.font = "10px sans-serif";
   ctx.textAlign = "right";
   ctx.textBaseline = "middle";
+  // Enough decimals to tell the three ticks apart, no more.
+  const digits = Math.max(0, Math.min(6, 2 - Math.floor(Math.log10(yhi - ylo || 1))));
   for (const f of [0, 0.5, 1]) {
     const v = ylo + f * (yhi - ylo);
     const y = box.y + box.h - f * box.h;
-    ctx.fillText(Math.abs(v) >= 100 ? v.toFixed(0) : v.toPrecision(3), box.x - 3, y);
+    const shown = Math.abs(v) < 0.5 * 10 ** -digits ? 0 : v;  // no "-0.00"
+    ctx.fillText(shown.toFixed(digits), box.x - 3, y);
   }
   ctx.textAlign = "center";
   ctx.textBaseline = "top";
   if (xlabel) ctx.fillText(xlabel, box.x + box.w / 2, box.y + box.h + 3);
   if (ylabel) {
-    ctx.translate(10, box.y + box.h / 2);
+    ctx.translate(2, box.y + box.h / 2);
     ctx.rotate(-Math.PI / 2);
-    ctx.fillText(ylabel, 0, -8);
+    ctx.fillText(ylabel, 0, 0);
   }
   ctx.restore();
 }

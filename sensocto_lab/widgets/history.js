@@ -24,7 +24,7 @@ function render({ model, el }) {
     const t = f32(model.get("t")), r = f32(model.get("r"));
     const lo = f32(model.get("band_lo")), hi = f32(model.get("band_hi"));
     canvas.dataset.points = String(r.length);
-    const box = { x: 40, y: 8, w: W - 52, h: H - 30 };
+    const box = { x: 46, y: 8, w: W - 58, h: H - 30 };
     drawAxes(ctx, box, 0, 1, "time (s)", "R");
     if (t.length < 1) return;
     const t0 = t[0], t1 = t[t.length - 1] > t0 ? t[t.length - 1] : t0 + 1;

@@ -59,7 +59,7 @@ function render({ model, el }) {
     const t = f32(model.get("r_t")), v = f32(model.get("r_v"));
     const span = model.get("t_span_s") || 60;
     ctx.clearRect(0, 0, W, H);
-    const box = { x: 34, y: 6, w: W - 42, h: H - 24 };
+    const box = { x: 42, y: 6, w: W - 50, h: H - 24 };
     drawAxes(ctx, box, 0, 1, `last ${span.toFixed(0)} s`, "R");
     if (t.length < 1) return;
     ctx.save();
