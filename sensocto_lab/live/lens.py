@@ -23,7 +23,6 @@ affects what is drawn, never what is stored.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import logging
 from collections import deque
@@ -56,6 +55,9 @@ DEFAULT_FLUSH_MS: Mapping[AttentionLevel, float | None] = {
     AttentionLevel.LOW: 100.0,
     AttentionLevel.NONE: None,
 }
+
+#: Fraction of an interval after which a sensor counts as due (timers wake a bit early).
+_SLACK = 0.9
 
 #: What one flush carries: the buffered samples per (sensor_id, attribute_id), concatenated.
 LensFlush = dict[tuple[str, str], Batch]
@@ -98,7 +100,7 @@ class RateGovernor:
         Largest multiplier applied to the tier intervals.
     """
 
-    def __init__(self, target_lag_ms: float = 100.0, max_factor: float = 8.0) -> None:
+    def __init__(self, target_lag_ms: float = 200.0, max_factor: float = 8.0) -> None:
         self.target_lag_ms = target_lag_ms
         self.max_factor = max_factor
         self.factor = 1.0
@@ -214,31 +216,39 @@ class TierBuffer:
         ms = self._flush_ms(level)
         return None if ms is None else ms * self.governor.factor / 1000.0
 
-    def tick_s(self) -> float | None:
-        """How long the driver may sleep before a flush can be due: the shortest interval."""
-        intervals = [self.interval_s(lv) for lv in set(self._levels.values())]
-        active = [i for i in intervals if i is not None]
-        return min(active) if active else None
+    def due_at(self, sensor: str) -> float | None:
+        """Monotonic time from which ``sensor`` may flush again; ``None``: never."""
+        if sensor not in self._levels:
+            return None
+        interval = self.interval_s(self._levels[sensor])
+        # a little slack, so a wake-up a hair early still flushes
+        return None if interval is None else self._last[sensor] + interval * _SLACK
+
+    def is_due(self, sensor: str) -> bool:
+        """Whether ``sensor``'s interval has passed (buffered data would flush now)."""
+        at = self.due_at(sensor)
+        return at is not None and self._clock.monotonic() >= at
+
+    def next_due_s(self) -> float | None:
+        """Seconds until buffered data is due to flush (0: now); ``None``: nothing will be."""
+        times = [self.due_at(s) for s in {k[0] for k in self._bufs}]
+        pending = [t for t in times if t is not None]
+        if not pending:
+            return None
+        return max(0.0, min(pending) - self._clock.monotonic())
 
     def due(self) -> LensFlush:
         """Take everything buffered for the sensors whose interval has passed."""
         now = self._clock.monotonic()
+        ready = {k[0] for k in self._bufs if self.is_due(k[0])}
         out: LensFlush = {}
-        ready: set[str] = set()
-        for sensor, level in self._levels.items():
-            interval = self.interval_s(level)
-            # a little slack so a tick that wakes a hair early still flushes
-            if interval is not None and now - self._last[sensor] >= interval * 0.9:
-                ready.add(sensor)
         for key in [k for k in self._bufs if k[0] in ready]:
-            batches = self._bufs.pop(key)
+            merged = _concat(self._bufs.pop(key))
             del self._sizes[key]
-            merged = _concat(batches)
             out[key] = merged
             self.flushed += len(merged)
         for sensor in ready:
-            if any(k[0] == sensor for k in out):
-                self._last[sensor] = now
+            self._last[sensor] = now
         if out:
             self.flushes += 1
         return out
@@ -350,6 +360,8 @@ class Lens:
         self._renew_s = renew_s
         self._subs: dict[str, tuple[_Subscription, asyncio.Task[None]]] = {}
         self._wake = asyncio.Event()
+        #: When the flush loop will next wake by itself (monotonic; -inf while it works).
+        self._deadline = float("-inf")
         self._task: asyncio.Task[None] | None = None
         self._closed = False
 
@@ -406,19 +418,36 @@ class Lens:
 
     async def _read(self, sub: _Subscription) -> None:
         async for batch in sub:
-            self.buffer.add(batch)
+            if self.buffer.add(batch):
+                at = self.buffer.due_at(batch.sensor_id)
+                if at is not None and at < self._deadline:
+                    self._wake.set()  # due before the flush loop would wake: wake it
+
+    async def _wait(self, timeout: float) -> None:
+        """Until :attr:`_wake` is set or ``timeout`` seconds pass on the clock."""
+        loop = asyncio.get_running_loop()
+        sleeper = loop.create_task(self._clock.sleep(timeout))
+        waker = loop.create_task(self._wake.wait())
+        try:
+            await asyncio.wait({sleeper, waker}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            sleeper.cancel()
+            waker.cancel()
 
     async def _run(self) -> None:
+        # Data that arrives when its sensor is due is flushed at once; data that
+        # arrives early waits for the interval to pass. So a sensor flushes at most
+        # once per interval, and a steady stream is drawn without waiting on a grid.
         last_renew = self._clock.monotonic()
         while True:
-            tick = self.buffer.tick_s()
-            if tick is None:
-                # nothing to flush: wait for a view change, but keep renewing
-                self._wake.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self._renew_s)
-            else:
-                await self._clock.sleep(tick)
+            self._wake.clear()
+            wait = self.buffer.next_due_s()
+            if wait is None or wait > 0:
+                timeout = self._renew_s if wait is None else min(wait, self._renew_s)
+                self._deadline = self._clock.monotonic() + timeout
+                await self._wait(timeout)
+                self._deadline = float("-inf")
+            await asyncio.sleep(0)  # readers woken together add theirs: one flush for all
             flush = self.buffer.due()
             if flush:
                 try:

@@ -5,7 +5,8 @@
 // the next frame is painted we take paintTime - stamp. Clocks of server and browser
 // may differ, so the lag is that difference minus its smallest value seen (the
 // offset plus the fastest delivery): what remains is how far behind the page is.
-// Lag reports go out every `report_ms`, as the largest lag in that period.
+// Lag reports go out every `report_ms`, as the mean lag over that period (a mean:
+// one late frame on a busy machine is jitter, a page that keeps falling behind is not).
 
 export function render({ model, el }) {
   const send = (msg) => (model.send_msg ? model.send_msg(msg) : model.send(msg));
@@ -14,7 +15,8 @@ export function render({ model, el }) {
   onVisibility();
 
   let best = Infinity;
-  let worst = 0;
+  let total = 0;
+  let count = 0;
   let pending = false;
   const onStamp = () => {
     if (pending) return;
@@ -23,14 +25,16 @@ export function render({ model, el }) {
       pending = false;
       const delay = Date.now() - model.stamp;
       best = Math.min(best, delay);
-      worst = Math.max(worst, delay - best);
+      total += delay - best;
+      count += 1;
     });
   };
   if (model.on) model.on("stamp", onStamp);
   const report = setInterval(() => {
-    if (best === Infinity) return;
-    send({ lag_ms: worst });
-    worst = 0;
+    if (count === 0) return;
+    send({ lag_ms: total / count });
+    total = 0;
+    count = 0;
   }, model.report_ms || 500);
 
   const cleanup = () => {

@@ -39,7 +39,7 @@ def test_each_tier_flushes_at_its_interval_and_none_only_buffers() -> None:
     clock = FakeClock()
     buf = TierBuffer(clock)
     buf.set_views({"h": H, "m": M, "l": L, "n": N})
-    assert buf.tick_s() == pytest.approx(0.032)
+    assert buf.next_due_s() is None  # nothing buffered
     flushed_at: dict[str, list[int]] = {s: [] for s in "hmln"}
     for step in range(1, 301):  # 300 ms in 1 ms steps, a sample per sensor per ms
         clock.advance(0.001)
@@ -114,10 +114,19 @@ def test_governor_slows_on_lag_and_recovers() -> None:
 def test_lag_stretches_the_buffer_intervals() -> None:
     clock = FakeClock()
     buf = TierBuffer(clock)
-    buf.set_views({"s": M})
+    buf.set_views({"s": M, "hidden": N})
     buf.governor.report(1000)
     assert buf.interval_s(M) == pytest.approx(2 * DEFAULT_FLUSH_MS[M] / 1000)
-    assert buf.tick_s() == pytest.approx(0.1)
+    buf.add(batch("hidden", 1))
+    assert buf.next_due_s() is None  # hidden data is never due
+    buf.add(batch("s", 1))
+    assert buf.is_due("s") and buf.next_due_s() == 0.0  # never flushed: due at once
+    assert set(buf.due()) == {("s", "respiration")}
+    buf.add(batch("s", 1, 1))
+    assert not buf.is_due("s")
+    assert buf.next_due_s() == pytest.approx(0.1 * 0.9)  # 2 × 50 ms, less the slack
+    clock.advance(0.0901)
+    assert buf.is_due("s") and buf.next_due_s() == 0.0
     assert buf.interval_s(N) is None
     with pytest.raises(ValueError):
         TierBuffer(clock, capacity=0)

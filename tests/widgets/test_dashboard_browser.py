@@ -8,6 +8,7 @@ conditions (engine state, page state) with generous timeouts, never fixed sleeps
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -83,10 +84,20 @@ async def _feed(engine: Engine, stop: asyncio.Event) -> None:
         await asyncio.sleep(0.1)
 
 
+def start_engine(data: str | Path) -> Engine:
+    """An engine on its own loop thread, started from a helper thread.
+
+    Sync Playwright keeps an event loop running in the main thread once started, so
+    ``asyncio.run`` cannot be used there.
+    """
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, Engine.start(data, thread=True)).result()
+
+
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     data: Path = tmp_path_factory.mktemp("dashboard")
-    engine = asyncio.run(Engine.start(data, thread=True))
+    engine = start_engine(data)
     attrs = {"respiration": AttributeInfo.of("respiration"), "battery": AttributeInfo.of("battery")}
     for sid in SENSORS:
         engine.call(engine.register_sensor, SensorInfo(sid, attrs, room="lab"))
