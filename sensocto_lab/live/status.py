@@ -6,12 +6,12 @@ anything else is a bug in the engine and raises.
 
 ::
 
-    registered ──▶ running ◀──▶ restarting ──▶ failed
-        │             │  └─────────────────────────▲ │
-        └─────────────┴──────────────┴──────────────┴──▶ removed
-
-A crash that exhausts the restart limit takes a running sensor straight to
-``failed``; a failed sensor comes back to ``running`` when it is registered again.
+    from \\ to    running  restarting  failed  removed
+    registered    yes      -           -       yes
+    running       -        yes         yes     yes      (a crash; failed: the limit is hit)
+    restarting    yes      -           yes     yes
+    failed        yes      -           -       yes      (registered again: running)
+    removed       -        -           -       -
 """
 
 from __future__ import annotations
