@@ -507,11 +507,19 @@ class TieredStore:
                 self._compact_generation(gen)
 
     def _compact_generation(self, gen: int) -> None:
-        """Write one sealed generation to Parquet, commit it, delete its WAL files."""
+        """Write one sealed generation to Parquet, commit it, delete its WAL files.
+
+        A file that ends in an unreadable record (a crash mid-write, or damage) is
+        moved to ``wal/torn/`` rather than deleted, so the bytes stay for inspection.
+        """
         paths = [s.path for s in list_segments(self._wal_dir) if s.generation == gen]
         groups: dict[tuple[str, str, str, str], list[Chunk]] = {}
+        torn: set[Path] = set()
         for p in paths:
-            for c in read_segment(p).chunks:
+            read = read_segment(p)
+            if read.torn:
+                torn.add(p)
+            for c in read.chunks:
                 groups.setdefault((c.room, c.sensor_id, c.attribute_id, c.kind), []).append(c)
 
         def write(key: tuple[str, str, str, str], a: _Arrays) -> int:
@@ -552,7 +560,11 @@ class TieredStore:
             self._compacted.notify_all()
         for p in paths:
             with contextlib.suppress(FileNotFoundError):
-                p.unlink()
+                if p in torn:
+                    (self._wal_dir / "torn").mkdir(exist_ok=True)
+                    p.rename(self._wal_dir / "torn" / p.name)
+                else:
+                    p.unlink()
 
     def _read_commit(self) -> int | None:
         try:

@@ -89,6 +89,7 @@ def test_store_recovers_a_torn_segment(tmp_path: Path) -> None:
     )
     recovered.compact()
     assert list_segments(tmp_path / "wal") == []
+    assert (tmp_path / "wal" / "torn" / seg.path.name).exists()  # kept for inspection
     recovered.append(make_batch("s1", "ecg", ECG, 128, 32), room="lab", kind=ECG)
     recovered.close()
     again = TieredStore.open(tmp_path, NO_THREADS_NO_COMPACT)
