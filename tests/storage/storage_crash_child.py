@@ -28,8 +28,12 @@ CHILD_CONFIG = StorageConfig(
 )
 
 
-def record(conn: Connection, data_dir: str, ecg_seq: int, acc_seq: int) -> None:
-    """Open the store (recovering the last crash), then record until killed."""
+def record(conn: Connection, data_dir: str, ecg_seq: int, acc_seq: int, paced: bool) -> None:
+    """Open the store (recovering the last crash), then record until killed.
+
+    ``paced`` records in real time at 512 Hz; otherwise as fast as possible, as when
+    a device flushes its backlog, so the kill lands mid-write more often.
+    """
     store = TieredStore.open(Path(data_dir), CHILD_CONFIG)
     conn.send(("ready", ecg_seq, acc_seq))
     period = ECG_BATCH / 512.0
@@ -44,5 +48,5 @@ def record(conn: Connection, data_dir: str, ecg_seq: int, acc_seq: int) -> None:
         conn.send(("ack", ecg_seq, acc_seq))
         next_tick += period
         delay = next_tick - time.monotonic()
-        if delay > 0:
+        if paced and delay > 0:
             time.sleep(delay)  # pacing the recording at 512 Hz, not waiting for a result
