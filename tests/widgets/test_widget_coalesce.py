@@ -185,3 +185,13 @@ def test_strip_widget_update_message_carries_float32_buffers(recording_comm: Non
     values = np.frombuffer(bytes(buffers[paths.index("values")]), np.float32)
     np.testing.assert_allclose(values, np.sin(np.arange(50) / 5), rtol=1e-6)
     assert update["state"]["channels"] == ["s1/respiration"]
+
+
+def test_repr_mimebundle_names_the_widget_model(recording_comm: None) -> None:
+    w = SyncWidget(schedule=lambda d, f: None)
+    bundle, _ = w._repr_mimebundle_()
+    view = bundle["application/vnd.jupyter.widget-view+json"]
+    assert view["model_id"] == w.model_id == w.comm.comm_id
+    # The comm was opened with the full state, the ESM among it.
+    opened = [d for t, d, _ in w.comm.sent if t == "comm_open"]
+    assert opened and "render" in opened[0]["state"]["_esm"]

@@ -59,3 +59,13 @@ def test_bad_series_is_refused_and_previous_data_kept(kwargs: dict, reason: str)
 def test_time_without_r_is_refused() -> None:
     with pytest.raises(ValidationError):
         HistoryWidget([0.0, 1.0])
+
+
+def test_panel_twin_carries_the_series() -> None:
+    pn = pytest.importorskip("panel")
+    w = HistoryWidget([0.0, 1.0, 2.0], [0.1, 0.5, 0.9], band_hi=0.4, title="session 3")
+    twin = pn.panel(w)
+    assert (twin.t, twin.r, twin.band_hi, twin.title) == (w.t, w.r, w.band_hi, "session 3")
+    w.set_series([0.0, 1.0], [0.2, 0.3])
+    np.testing.assert_allclose(np.frombuffer(twin.r, np.float32), [0.2, 0.3])
+    assert twin.band_hi == b""

@@ -98,3 +98,13 @@ def test_bad_samples_are_refused_and_nothing_is_lost(ts, values, reason) -> None
 def test_bad_settings_are_refused(kwargs: dict, match: str) -> None:
     with pytest.raises(ValueError, match=match):
         StripWidget(**kwargs)
+
+
+def test_panel_twin_follows_the_strip() -> None:
+    pn = pytest.importorskip("panel")
+    w = _widget()
+    twin = pn.panel(w)
+    w.update("x", np.array([T0, T0 + 10]), [1.0, 2.0], unit="mV")
+    w.flush()
+    assert twin.channels == ["x"] and twin.units == ["mV"]
+    np.testing.assert_allclose(np.frombuffer(twin.values, np.float32), [1.0, 2.0])
