@@ -12,6 +12,7 @@ a Panel page (:meth:`SyncWidget.__panel__`).
 from __future__ import annotations
 
 import math
+import numbers
 import threading
 from collections import deque
 from collections.abc import Sequence
@@ -132,7 +133,12 @@ class SyncWidget(anywidget.AnyWidget):
         if r is None:
             assert theta is not None
             r = order_parameter(theta)
-        if not (isinstance(r, int | float) and math.isfinite(r) and -1e-6 <= r <= 1 + 1e-6):
+        if not (
+            isinstance(r, numbers.Real)
+            and not isinstance(r, bool)
+            and math.isfinite(r)
+            and -1e-6 <= r <= 1 + 1e-6
+        ):
             raise ValidationError(
                 f"R must be a number in [0, 1], got {r!r:.40}", reason="invalid_r"
             )

@@ -52,6 +52,8 @@ def test_explicit_r_wins_and_history_strip_keeps_only_the_window() -> None:
         ({}, "missing_fields"),
         ({"r": 1.5}, "invalid_r"),
         ({"r": float("nan")}, "invalid_r"),
+        ({"r": True}, "invalid_r"),
+        ({"r": "0.5"}, "invalid_r"),
         ({"phases": [0.0, np.inf]}, "non_finite_value"),
         ({"phases": [[0.0, 1.0]]}, "invalid_shape"),
         ({"phases": ["a", "b"]}, "invalid_value"),
@@ -99,3 +101,10 @@ def test_panel_twin_follows_the_widget() -> None:
     assert twin.r == pytest.approx(1.0)
     np.testing.assert_allclose(np.frombuffer(twin.phases, np.float32), [2.0, 2.0, 2.0])
     assert "render" in twin._esm and "phase-circle" in twin._esm
+
+
+def test_numpy_scalars_are_numbers() -> None:
+    w, _ = _widget()
+    w.update(r=np.float32(0.25))
+    w.flush()
+    assert w.r == pytest.approx(0.25)
