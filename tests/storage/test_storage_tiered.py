@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -13,7 +15,7 @@ from storage_helpers import ACC, ECG, RESP, T0_NS, make_batch
 from sensocto_lab.clock import FakeClock
 from sensocto_lab.errors import ClosedResourceError, ValidationError
 from sensocto_lab.model import KINDS, Batch, KindSpec
-from sensocto_lab.storage import StorageConfig, Store, StoredSeries, TieredStore
+from sensocto_lab.storage import StorageConfig, Store, StoredSeries, TieredStore, cold
 
 
 def _record(
@@ -343,3 +345,32 @@ def test_memory_is_not_trusted_over_an_earlier_session(tmp_path: Path) -> None:
     assert ds.sizes["time"] == 20
     assert second.stats()["histories_from_memory"] == 0
     second.close()
+
+
+def test_appends_and_reads_proceed_while_a_compaction_is_stuck(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A compaction blocked mid-way (slow disk) neither stalls appends nor hides samples."""
+    inside, release = threading.Event(), threading.Event()
+    real_write_part = cold.write_part
+
+    def gated(*args: Any, **kwargs: Any) -> list[Path]:
+        inside.set()
+        assert release.wait(30)
+        return real_write_part(*args, **kwargs)
+
+    monkeypatch.setattr(cold, "write_part", gated)
+    store = TieredStore.open(tmp_path, StorageConfig(background=False))
+    batches = _record(store, "s1", "ecg", ECG, 4)
+    compactor = threading.Thread(target=store.compact)
+    compactor.start()
+    assert inside.wait(30)
+    batches += _record_more(store, 4, 4, n=64)  # returns while the compactor is stuck
+    _assert_same(store.read_table("s1", "ecg"), batches)  # generation 1 still from the WAL
+    assert store.history(["s1"], ["ecg"])["ecg"].shape == (1, 8 * 64)
+    release.set()
+    compactor.join(30)
+    assert not compactor.is_alive()
+    store.compact()
+    _assert_same(store.read_table("s1", "ecg"), batches)
+    store.close()
