@@ -14,7 +14,6 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import panel as pn
-from bokeh.layouts import column
 from bokeh.models import ColumnDataSource
 from bokeh.models.widgets import Div
 from bokeh.plotting import figure
@@ -100,7 +99,7 @@ class SensorCard:
             name=f"card:{self.sensor_id}",
         )
         fig = figure(
-            height=height - 40,
+            height=height - 48,
             width=width,
             x_axis_type="datetime",
             toolbar_location=None,
@@ -119,8 +118,9 @@ class SensorCard:
         self._level: AttentionLevel | None = None
         self._battery: float | None = None
         self.set_status(AttentionLevel.NONE, None)
-        self.panel = pn.pane.Bokeh(
-            column(self._header, fig, width=width, height=height),
+        self.panel = pn.Column(
+            pn.pane.Bokeh(self._header, margin=0),
+            pn.pane.Bokeh(fig, margin=0),
             width=width,
             height=height,
             margin=4,

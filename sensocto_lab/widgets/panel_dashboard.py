@@ -409,7 +409,7 @@ def room_page(ctx: DashboardContext) -> pn.viewable.Viewable:
 
 
 def lobby_page(ctx: DashboardContext, room_url: str = "room") -> pn.viewable.Viewable:
-    """The page at ``/``: enter a join code to be sent to its room; members see their rooms."""
+    """The page at ``/``: a join code gives a link to its room; members see their rooms."""
     serve_resources_locally()
     user = pn.state.user
     code_in = pn.widgets.TextInput(label="Join code", placeholder="ABCDE-12345", width=220)
@@ -424,8 +424,6 @@ def lobby_page(ctx: DashboardContext, room_url: str = "room") -> pn.viewable.Vie
             return
         query = urlencode({"room": room.room_id, "code": format_code(room.join_code)})
         message.object = f"<a href='{room_url}?{query}'>Open {room.name}</a>"
-        if pn.state.location is not None:
-            pn.state.location.href = f"{room_url}?{query}"
 
     go.on_click(open_room)
     items: list[Any] = [

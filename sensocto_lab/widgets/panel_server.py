@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
+import os
 import socket
 from dataclasses import dataclass
 from typing import Any
@@ -23,10 +25,16 @@ import panel as pn
 from bokeh.server.server import Server
 
 from sensocto_lab.clock import Clock
-from sensocto_lab.live.rooms import RoomStore
+from sensocto_lab.errors import ValidationError
+from sensocto_lab.live.rooms import RoomStore, format_code
 from sensocto_lab.widgets.panel_dashboard import DashboardContext, lobby_page, room_page
 
-__all__ = ["DashboardServer", "serve_dashboards"]
+__all__ = ["DashboardServer", "serve_dashboards", "shared_context"]
+
+_log = logging.getLogger(__name__)
+
+#: The context of a ``panel serve`` process, per server loop (see :func:`shared_context`).
+_SHARED: dict[asyncio.AbstractEventLoop, asyncio.Future[DashboardContext]] = {}
 
 
 @dataclass
@@ -158,3 +166,51 @@ async def serve_dashboards(
     )
     server.start()
     return DashboardServer(ctx, address, server.port, server, loop, owns_rooms)
+
+
+async def shared_context() -> DashboardContext:
+    """The engine and rooms behind ``panel serve panel_apps/room.py panel_apps/lobby.py``.
+
+    The first session starts one engine on the Panel server's own loop (so sessions
+    and engine share it, DESIGN §8); later sessions get the same context. Set by
+    environment variables:
+
+    - ``SENSOCTO_LAB_DATA``: data directory (default ``sensocto-data``);
+    - ``SENSOCTO_LAB_SIMULATE``: simulated participants to add (default 0), in
+    - ``SENSOCTO_LAB_ROOM``: the room they are shown in (default ``sim``), with its
+      live synchrony.
+
+    The room's join URL is logged. For dashboards of a ``sensocto-lab serve``
+    process use that process's own dashboard port instead.
+    """
+    loop = asyncio.get_running_loop()
+    future = _SHARED.get(loop)
+    if future is None:
+        future = _SHARED[loop] = loop.create_future()
+        try:
+            future.set_result(await _start_shared())
+        except BaseException as exc:
+            del _SHARED[loop]
+            future.set_exception(exc)
+            raise
+    return await asyncio.shield(future)
+
+
+async def _start_shared() -> DashboardContext:
+    from sensocto_lab.live.engine import Engine
+    from sensocto_lab.live.synchrony import LiveSynchrony
+
+    data_dir = os.environ.get("SENSOCTO_LAB_DATA", "sensocto-data")
+    n = int(os.environ.get("SENSOCTO_LAB_SIMULATE", "0"))
+    room_id = os.environ.get("SENSOCTO_LAB_ROOM", "sim")
+    engine = await Engine.start(data_dir, thread=False)
+    rooms = RoomStore(data_dir, clock=engine.clock)
+    try:
+        room = rooms.room(room_id)
+    except ValidationError:
+        room = rooms.create_room(room_id, owner="lab")
+    if n > 0:
+        await engine.add_simulated_group(n, room=room_id)
+        await LiveSynchrony.start(engine, room_id)
+    _log.info("room %s: join code %s", room.room_id, format_code(room.join_code))
+    return DashboardContext(engine=engine, rooms=rooms, clock=engine.clock)

@@ -9,6 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import os
+import socket
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -226,3 +230,50 @@ def test_attention_follows_what_the_page_shows(lab: Lab, page: Page) -> None:
     page.close()
     wait_until("viewer removed", lambda: not lab.viewers())
     wait_until("dashboard closed", lambda: not lab.server.context.dashboards)
+
+
+def test_panel_serve_entry_points_lobby_to_room(
+    browser: Browser, tmp_path: Path, unused_tcp_port: int
+) -> None:
+    """``panel serve panel_apps/room.py panel_apps/lobby.py``: code in the lobby, room opens."""
+    port = unused_tcp_port
+    env = dict(
+        os.environ,
+        SENSOCTO_LAB_DATA=str(tmp_path),
+        SENSOCTO_LAB_SIMULATE="3",
+        SENSOCTO_LAB_ROOM="demo",
+    )
+    root = Path(__file__).resolve().parents[2]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "panel", "serve", "panel_apps/room.py", "panel_apps/lobby.py",
+         "--port", str(port), "--address", "127.0.0.1",
+         "--allow-websocket-origin", f"127.0.0.1:{port}"],
+        cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    page = browser.new_page()
+    try:
+        wait_until("the panel server", lambda: _listening(port))
+        page.goto(f"http://127.0.0.1:{port}/lobby")
+        page.get_by_text("Enter the join code").wait_for(timeout=TIMEOUT_S * 1000)
+        with RoomStore(tmp_path) as rooms:  # the first session created the room
+            code = rooms.room("demo").join_code
+        page.get_by_placeholder("ABCDE-12345").fill("wrong")
+        page.get_by_role("button", name="Open room").click()
+        page.get_by_text("no room has that join code").wait_for(timeout=TIMEOUT_S * 1000)
+        page.get_by_placeholder("ABCDE-12345").fill(code.lower())
+        page.get_by_role("button", name="Open room").click()
+        page.get_by_text("Open demo").click()
+        page.get_by_text("sim-demo-0", exact=True).wait_for(timeout=TIMEOUT_S * 1000)
+        page.wait_for_function(
+            "() => Bokeh.documents[0].get_model_by_name('card:sim-demo-0').data.t.length > 0",
+            timeout=TIMEOUT_S * 1000,
+        )
+    finally:
+        page.close()
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def _listening(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
