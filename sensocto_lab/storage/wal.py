@@ -298,8 +298,8 @@ class WalWriter:
 
     Not thread-safe for writers: the store calls :meth:`write`, :meth:`seal` and
     :meth:`close` under its own lock. :meth:`sync` may run concurrently from the fsync
-    thread: it only fsyncs file descriptors, and closes the files of sealed
-    generations once they are on disk.
+    thread without blocking them: it only fsyncs file descriptors, and closes the
+    files of sealed generations once they are on disk.
 
     Parameters
     ----------
@@ -317,7 +317,8 @@ class WalWriter:
         self._streams: dict[str, _Stream] = {}
         self._unsynced: list[int] = []  # descriptors of sealed files awaiting their last fsync
         self._dir_dirty = False
-        self._sync_lock = threading.Lock()
+        self._sync_lock = threading.Lock()  # guards the lists of descriptors
+        self._fsync_lock = threading.Lock()  # one sync() at a time
         self._meta: dict[tuple[str, str, str, str], pa.KeyValueMetadata] = {}
 
     @property
@@ -398,19 +399,23 @@ class WalWriter:
         StorageError
             An fsync failed; the data may not be durable.
         """
-        with self._sync_lock:
-            fds = [s.fd for s in self._streams.values()] + self._unsynced
-            sealed, self._unsynced = self._unsynced, []
-            dir_dirty, self._dir_dirty = self._dir_dirty, False
-            # Sync under the lock so seal() cannot close a descriptor we are using.
+        # One sync at a time: descriptors are closed only here, so none that this sync
+        # holds can be closed under it. The list lock is held just to take the lists,
+        # so appends (which seal and open files) never wait for an fsync.
+        with self._fsync_lock:
+            with self._sync_lock:
+                fds = [s.fd for s in self._streams.values()] + self._unsynced
+                sealed, self._unsynced = self._unsynced, []
+                dir_dirty, self._dir_dirty = self._dir_dirty, False
             try:
                 for fd in fds:
                     os.fsync(fd)
                 if dir_dirty:
                     fsync_dir(self.wal_dir)
             except OSError as exc:
-                self._unsynced = sealed + self._unsynced
-                self._dir_dirty = self._dir_dirty or dir_dirty
+                with self._sync_lock:
+                    self._unsynced = sealed + self._unsynced
+                    self._dir_dirty = self._dir_dirty or dir_dirty
                 raise StorageError(f"cannot fsync the WAL in {self.wal_dir}: {exc}") from exc
             for fd in sealed:
                 os.close(fd)
