@@ -136,8 +136,10 @@ class RoomDashboard:
         self.cards: dict[str, SensorCard] = {
             info.sensor_id: SensorCard(info) for info in sensors[: ctx.max_cards]
         }
-        self._ratio: dict[str, float] = dict.fromkeys(self.cards, 0.0)
-        self._pointer: dict[str, bool] = dict.fromkeys(self.cards, False)
+        # What each card's observer last reported; a card not yet drawn has reported
+        # nothing and gets no attention (and no data) until it has
+        self._ratio: dict[str, float] = {}
+        self._pointer: dict[str, bool] = {}
         self._page_visible = True
         self.sync_id = sync_sensor_id(room.room_id)
         self._has_sync = self.sync_id in ctx.engine.sensors
@@ -213,9 +215,15 @@ class RoomDashboard:
     # -- attention ----------------------------------------------------------------------
 
     def levels(self) -> dict[str, AttentionLevel]:
-        """This session's level per shown sensor, from what its observers reported."""
+        """This session's level per shown sensor, from what its observers reported.
+
+        A card whose observer has not reported yet (the page is still loading) is
+        ``NONE``: nothing is streamed to a page before it can draw.
+        """
         out = {
             sid: level_for(self._ratio[sid], self._pointer[sid], self._page_visible)
+            if sid in self._ratio
+            else AttentionLevel.NONE
             for sid in self.cards
         }
         if self._has_sync:
