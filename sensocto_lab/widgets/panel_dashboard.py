@@ -390,10 +390,16 @@ def room_page(ctx: DashboardContext) -> pn.viewable.Viewable:
     join = pn.widgets.Button(label="Join", color="primary", width=100)
     message = pn.pane.HTML("", styles={"color": "#c0392b"})
 
+    def member(room_id: str) -> bool:
+        try:
+            return user is not None and ctx.rooms.role_of(room_id, user) is not None
+        except ValidationError:  # no such room
+            return False
+
     def attempt(room_id: str, code: str) -> None:
         client = _client_id()
         try:
-            if user and code == "" and ctx.rooms.role_of(room_id, user) is not None:
+            if member(room_id):
                 room = ctx.rooms.room(room_id)
             elif user:
                 room = ctx.rooms.join(code, user, client=client, room_id=room_id)
@@ -411,7 +417,7 @@ def room_page(ctx: DashboardContext) -> pn.viewable.Viewable:
         message,
     ]
     room_id, code = _session_arg("room"), _session_arg("code")
-    if room_id and (code or user):
+    if room_id and (code or member(room_id)):
         attempt(room_id, code)
     return container
 
