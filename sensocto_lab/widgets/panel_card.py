@@ -9,6 +9,7 @@ the dashboard's lens hands it batches (see :mod:`sensocto_lab.live.lens`).
 
 from __future__ import annotations
 
+from html import escape
 from typing import Any
 
 import numpy as np
@@ -114,7 +115,7 @@ class SensorCard:
         # A Bokeh Div, not a Panel HTML pane: changing its text is one property patch,
         # where re-rendering a pane makes Bokeh recompute the whole document's models.
         self._header = Div(text="", width=width - 8, styles={"font-size": "12px"})
-        self._subtitle = f"{info.name or ''} {self.attribute or 'no plottable attribute'}{unit}"
+        self._subtitle = escape(f"{info.name} {self.attribute or 'no plottable attribute'}{unit}")
         self._level: AttentionLevel | None = None
         self._battery: float | None = None
         self.set_status(AttentionLevel.NONE, None)

@@ -25,6 +25,7 @@ import logging
 import time
 import uuid
 from dataclasses import dataclass, field
+from html import escape
 from typing import Any
 from urllib.parse import urlencode
 
@@ -41,6 +42,7 @@ from sensocto_lab.clock import Clock, SystemClock
 from sensocto_lab.errors import AuthError, LimitExceeded, ValidationError
 from sensocto_lab.live.lens import Lens, LensFlush
 from sensocto_lab.live.rooms import Room, RoomStore, format_code
+from sensocto_lab.live.synchrony import SYNC_ATTRIBUTE
 from sensocto_lab.model import AttentionLevel, Batch, SensorInfo
 from sensocto_lab.widgets.panel_card import SensorCard
 from sensocto_lab.widgets.panel_observer import PageObserver, VisibilityObserver, level_for
@@ -52,12 +54,9 @@ _log = logging.getLogger(__name__)
 #: Least time between flush stamps sent to the page for its lag measurement, in ms.
 STAMP_EVERY_MS = 200.0
 
-#: The synthetic attribute the live synchrony computer publishes per room (DESIGN §7).
-SYNC_ATTRIBUTE = "sync"
-
 
 def sync_sensor_id(room_id: str) -> str:
-    """The id of a room's synthetic synchrony sensor."""
+    """The id of a room's synthetic synchrony sensor (see :mod:`sensocto_lab.live.synchrony`)."""
     return f"sync:{room_id}"
 
 
@@ -77,6 +76,8 @@ class DashboardContext:
         Most cards one dashboard shows (the rest are listed, not drawn).
     lens_options
         Extra keyword arguments for each session's :class:`Lens`.
+    dashboards
+        The open dashboards by viewer id (kept by the dashboards themselves).
     """
 
     engine: Any
@@ -165,7 +166,7 @@ class RoomDashboard:
 
     def _build_layout(self, n_sensors: int) -> pn.viewable.Viewable:
         header = pn.pane.HTML(
-            f"<h2 style='margin:4px 0'>{self.room.name}</h2>"
+            f"<h2 style='margin:4px 0'>{escape(self.room.name)}</h2>"
             f"<span style='color:#566573'>room {self.room.room_id} · "
             f"join code {format_code(self.room.join_code)} · {n_sensors} sensors</span>"
         )
@@ -437,7 +438,7 @@ def lobby_page(ctx: DashboardContext, room_url: str = "room") -> pn.viewable.Vie
             message.object = f"<span style='color:#c0392b'>{exc.detail}</span>"
             return
         query = urlencode({"room": room.room_id, "code": format_code(room.join_code)})
-        message.object = f"<a href='{room_url}?{query}'>Open {room.name}</a>"
+        message.object = f"<a href='{room_url}?{query}'>Open {escape(room.name)}</a>"
 
     go.on_click(open_room)
     items: list[Any] = [
@@ -448,7 +449,7 @@ def lobby_page(ctx: DashboardContext, room_url: str = "room") -> pn.viewable.Vie
     if user:
         mine = ctx.rooms.rooms(user)
         links = "".join(
-            f"<li><a href='{room_url}?{urlencode({'room': r.room_id})}'>{r.name}</a></li>"
+            f"<li><a href='{room_url}?{urlencode({'room': r.room_id})}'>{escape(r.name)}</a></li>"
             for r in mine
         )
         items.append(pn.pane.HTML(f"<h3>Your rooms</h3><ul>{links or '<li>none</li>'}</ul>"))

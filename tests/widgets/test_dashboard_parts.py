@@ -90,3 +90,9 @@ def test_page_reports_visibility_and_lag() -> None:
     page._handle_msg(["not", "a", "report"])
     assert visible == [False, True] and lags == [12.5]
     assert page.page_visible
+
+
+def test_names_from_devices_are_shown_as_text_not_markup() -> None:
+    info = SensorInfo("s1", {"hr": AttributeInfo.of("hr")}, name="<img src=x onerror=alert(1)>")
+    text = SensorCard(info)._header.text
+    assert "<img" not in text and "&lt;img src=x onerror=alert(1)&gt;" in text
