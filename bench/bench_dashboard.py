@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import logging
 import statistics
 import tempfile
 import time
@@ -211,9 +212,10 @@ def screenshot(browser: Browser, path: Path) -> None:
         try:
             page = _open(browser, server.room_url("demo", room.join_code), "sim-demo-0", 1280)
             page.wait_for_function(
-                "() => Bokeh.documents[0].get_model_by_name('card:sim-demo-0').data.t.length > 50",
+                "() => Bokeh.documents[0].get_model_by_name('room-sync').data.t.length > 3",
                 timeout=LOAD_TIMEOUT_MS,
             )
+            page.wait_for_timeout(3000)  # let a busy browser draw what it has received
             page.screenshot(path=str(path), full_page=False)
             page.close()
         finally:
@@ -229,6 +231,8 @@ def screenshot(browser: Browser, path: Path) -> None:
 
 def run(quick: bool = False) -> list[Row]:
     """Measure latency and CPU; ``quick`` shortens the windows and uses 30 cards."""
+    # pages closed while their sessions still stream make Panel log each lost message
+    logging.getLogger("panel").setLevel(logging.ERROR)
     window = 5.0 if quick else 15.0
     n_cards = 30 if quick else 100
     with sync_playwright() as p:

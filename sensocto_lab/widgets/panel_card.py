@@ -133,6 +133,17 @@ class SensorCard:
         """The attributes this card draws from (plotted attribute and battery)."""
         return [a for a in (self.attribute, self.battery_attribute) if a is not None]
 
+    def backfill(self, ts: npt.NDArray[np.int64], values: npt.NDArray[Any]) -> None:
+        """Start the plot from samples already recorded (``ts`` in ns), before it is shown.
+
+        A plot that first renders with no data cannot set its ranges; starting from
+        what the store holds also shows a newcomer the last seconds at once.
+        """
+        n = min(len(ts), self.rollover)
+        if n:
+            t_ms = np.asarray(ts[-n:], dtype=np.float64) / 1e6
+            self.source.data = {"t": t_ms, "y": plot_values(values[-n:])}
+
     def push(self, batch: Batch) -> None:
         """Draw a batch of this sensor (plotted attribute: stream; battery: status line).
 
@@ -152,11 +163,14 @@ class SensorCard:
         self._level, self._battery = level, battery
         colour = _LEVEL_COLOURS[level]
         batt = "" if battery is None else f" · battery {battery:.0f}%"
-        self._header.text = (
+        text = (
             f"<b style='font-size:13px'>{self.sensor_id}</b> "
             f"<span style='color:{colour}'>attention {level.label}</span>{batt}"
             f"<br><span style='color:#566573'>{self._subtitle}</span>"
         )
+        # every new text makes the page lay the card out again: only when it reads differently
+        if text != self._header.text:
+            self._header.text = text
 
     @property
     def battery(self) -> float | None:

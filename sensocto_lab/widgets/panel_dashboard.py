@@ -32,7 +32,6 @@ from urllib.parse import urlencode
 import numpy as np
 import panel as pn
 from bokeh.document import Document
-from bokeh.layouts import column
 from bokeh.models import ColumnDataSource, Range1d
 from bokeh.models.widgets import Div
 from bokeh.plotting import figure
@@ -50,6 +49,10 @@ from sensocto_lab.widgets.panel_observer import PageObserver, VisibilityObserver
 __all__ = ["DashboardContext", "RoomDashboard", "lobby_page", "room_page", "room_sensors"]
 
 _log = logging.getLogger(__name__)
+
+#: Points of R(t) kept in the page, and the time span shown, in ms.
+SYNC_ROLLOVER = 2000
+SYNC_WINDOW_MS = 300_000.0
 
 #: Least time between flush stamps sent to the page for its lag measurement, in ms.
 STAMP_EVERY_MS = 200.0
@@ -157,12 +160,34 @@ class RoomDashboard:
             for sid, card in self.cards.items()
         ]
         self._sync_source = ColumnDataSource(
-            data={"t": np.zeros(0, dtype=np.float64), "y": np.zeros(0, dtype=np.float64)}
+            data={"t": np.zeros(0, dtype=np.float64), "y": np.zeros(0, dtype=np.float64)},
+            name="room-sync",
         )
         # Bokeh Divs: cheap to update (see SensorCard)
         self._sync_now = Div(text="", width=280)
         self._present = Div(text="", width=280, styles={"font-size": "13px"})
+        # explicit x range following the newest R: a plot with an automatic range and no
+        # data yet stops every plot on the page from painting (Bokeh 3.9)
+        now_ms = ctx.clock.time_ns() / 1e6
+        self._sync_x = Range1d(start=now_ms - SYNC_WINDOW_MS, end=now_ms)
+        self._backfill()
         self.layout = self._build_layout(len(sensors))
+
+    def _backfill(self) -> None:
+        """Start every plot from what the store holds in memory (see SensorCard.backfill)."""
+        store = self.ctx.engine.store
+        for sid, card in self.cards.items():
+            if card.attribute is not None:
+                card.backfill(*store.latest(sid, card.attribute, card.rollover))
+            if card.battery_attribute is not None:
+                _ts, battery = store.latest(sid, card.battery_attribute, 1)
+                if len(battery):
+                    card.set_status(AttentionLevel.NONE, float(battery[-1]))
+        if self._has_sync:
+            ts, r = store.latest(self.sync_id, SYNC_ATTRIBUTE, SYNC_ROLLOVER)
+            if len(ts):
+                self._sync_source.data = {"t": ts / 1e6, "y": np.asarray(r, dtype=np.float64)}
+                self._follow_sync(float(ts[-1]) / 1e6)
 
     def _build_layout(self, n_sensors: int) -> pn.viewable.Viewable:
         header = pn.pane.HTML(
@@ -170,20 +195,24 @@ class RoomDashboard:
             f"<span style='color:#566573'>room {self.room.room_id} · "
             f"join code {format_code(self.room.join_code)} · {n_sensors} sensors</span>"
         )
-        side: list[Any] = [self._present]
+        side: list[Any] = [pn.pane.Bokeh(self._present, margin=0)]
         if self._has_sync:
             fig = figure(
-                height=160, width=280, x_axis_type="datetime", y_range=Range1d(start=0, end=1),
-                toolbar_location=None, tools="",
+                height=160, width=280, x_axis_type="datetime", x_range=self._sync_x,
+                y_range=Range1d(start=0, end=1), toolbar_location=None, tools="",
             )  # fmt: skip
             fig.line("t", "y", source=self._sync_source, line_width=2, color="#7d3c98")
             fig.yaxis.axis_label = "R(t)"
             self._show_sync(None)
-            side = [self._sync_now, fig, self._present]
+            # Wrapped like the cards: next to plots inside observers, a plot outside
+            # one kept those from painting (Bokeh 3.9 / Panel 1.9, headless Chromium).
+            sync = pn.Column(pn.pane.Bokeh(self._sync_now, margin=0), pn.pane.Bokeh(fig, margin=0))
+            side.insert(0, VisibilityObserver(sync, key=self.sync_id, on_change=self._on_card))
         if n_sensors > len(self.cards):
-            side.append(Div(text=f"{n_sensors - len(self.cards)} more sensors not drawn"))
+            more = Div(text=f"{n_sensors - len(self.cards)} more sensors not drawn")
+            side.append(pn.pane.Bokeh(more, margin=0))
         grid = pn.FlexBox(*self.observers, flex_wrap="wrap")
-        body = pn.Row(grid, pn.pane.Bokeh(column(*side), width=300))
+        body = pn.Row(grid, pn.Column(*side, width=300))
         return pn.Column(header, body, self.page, sizing_mode="stretch_width")
 
     # -- lifecycle --------------------------------------------------------------------
@@ -297,8 +326,12 @@ class RoomDashboard:
         if batch.attribute_id != SYNC_ATTRIBUTE or not len(batch):
             return
         values = np.asarray(batch.values, dtype=np.float64).reshape(len(batch), -1)[:, 0]
-        self._sync_source.stream({"t": batch.ts / 1e6, "y": values}, rollover=2000)
+        self._sync_source.stream({"t": batch.ts / 1e6, "y": values}, rollover=SYNC_ROLLOVER)
         self._show_sync(float(values[-1]))
+        self._follow_sync(float(batch.ts[-1]) / 1e6)
+
+    def _follow_sync(self, last_ms: float) -> None:
+        self._sync_x.update(start=last_ms - SYNC_WINDOW_MS, end=last_ms)
 
     def _show_sync(self, r: float | None) -> None:
         shown = "–" if r is None else f"{r:.2f}"
