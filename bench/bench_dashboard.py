@@ -204,7 +204,7 @@ def screenshot(browser: Browser, path: Path) -> None:
         room = rooms.create_room("demo", "Breathing together (simulated)", owner="bench")
 
         async def start() -> tuple[DashboardServer, LiveSynchrony]:
-            await engine.add_simulated_group(6, room="demo", coupling=2.0, seed=1)
+            await engine.add_simulated_group(6, room="demo", coupling=0.3, seed=1)
             sync = await LiveSynchrony.start(engine, "demo")
             return await serve_dashboards(engine, rooms=rooms), sync
 
@@ -216,7 +216,7 @@ def screenshot(browser: Browser, path: Path) -> None:
                 timeout=LOAD_TIMEOUT_MS,
             )
             page.wait_for_timeout(3000)  # let a busy browser draw what it has received
-            page.screenshot(path=str(path), full_page=False)
+            page.screenshot(path=str(path), clip={"x": 0, "y": 0, "width": 1280, "height": 390})
             page.close()
         finally:
 

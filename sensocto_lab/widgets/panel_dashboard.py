@@ -331,7 +331,12 @@ class RoomDashboard:
         self._follow_sync(float(batch.ts[-1]) / 1e6)
 
     def _follow_sync(self, last_ms: float) -> None:
-        self._sync_x.update(start=last_ms - SYNC_WINDOW_MS, end=last_ms)
+        """Show R(t) up to ``last_ms``: the last SYNC_WINDOW_MS, or all there is if less."""
+        first = (
+            float(self._sync_source.data["t"][0]) if len(self._sync_source.data["t"]) else last_ms
+        )
+        start = max(first, last_ms - SYNC_WINDOW_MS)
+        self._sync_x.update(start=min(start, last_ms - 1000.0), end=last_ms)
 
     def _show_sync(self, r: float | None) -> None:
         shown = "–" if r is None else f"{r:.2f}"
