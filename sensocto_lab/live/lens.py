@@ -4,8 +4,10 @@ A dashboard session shows some sensors; each has a level *for this viewer*
 (focused → high, visible → medium, scrolled out → low, tab hidden → none). The
 lens subscribes to ``data:{sensor}`` on the engine bus for every sensor the
 session shows, keeps what arrives in a bounded per-(sensor, attribute) buffer,
-and every tick hands the sensors whose tier interval has passed to a *sink* in
-one call (the dashboard turns that call into one ``pn.io.hold()``-ed update).
+and hands a sensor's buffer to a *sink* as soon as its tier interval since its
+last flush has passed: at most once per interval, and without waiting on a fixed
+grid (a steady stream is drawn when it arrives). Sensors due together go in one
+sink call (the dashboard turns it into one ``pn.io.hold()``-ed update).
 
 Intervals come from :meth:`AttentionTracker.lens_flush_ms` (32/50/100 ms for
 high/medium/low; ``None`` for none: buffer only). When the browser reports that
