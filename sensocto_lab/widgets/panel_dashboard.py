@@ -78,7 +78,8 @@ class DashboardContext:
     max_cards
         Most cards one dashboard shows (the rest are listed, not drawn).
     lens_options
-        Extra keyword arguments for each session's :class:`Lens`.
+        Extra keyword arguments for each session's :class:`Lens` (``flush_ms=None``
+        draws scrolled-out cards at the low tier's interval too).
     dashboards
         The open dashboards by viewer id (kept by the dashboards themselves).
     """
@@ -147,7 +148,8 @@ class RoomDashboard:
         self._page_visible = True
         self.sync_id = sync_sensor_id(room.room_id)
         self._has_sync = self.sync_id in ctx.engine.sensors
-        self.lens = Lens(viewer_id, ctx.engine, self._on_flush, clock=ctx.clock, **ctx.lens_options)
+        options = {"flush_ms": self._display_flush_ms, **ctx.lens_options}
+        self.lens = Lens(viewer_id, ctx.engine, self._on_flush, clock=ctx.clock, **options)
         self._pending: list[LensFlush] = []
         self._scheduled = False
         self._views_task: asyncio.Task[None] | None = None
@@ -259,6 +261,18 @@ class RoomDashboard:
         if self._has_sync:
             out[self.sync_id] = AttentionLevel.MEDIUM if self._page_visible else AttentionLevel.NONE
         return out
+
+    def _display_flush_ms(self, level: AttentionLevel) -> float | None:
+        """What this page draws: visible and focused cards at their tier's interval.
+
+        Scrolled-out cards (LOW) are buffered, not drawn, and catch up when scrolled
+        back (DESIGN §8: the browser is the limit; out of view gets no updates). The
+        engine still counts them as LOW for the devices' batching.
+        """
+        if level <= AttentionLevel.LOW:
+            return None
+        ms = self.ctx.engine.attention.lens_flush_ms(level)
+        return None if ms is None else float(ms)
 
     def _attributes(self) -> dict[str, list[str]]:
         attrs: dict[str, list[str]] = {sid: card.attributes for sid, card in self.cards.items()}
