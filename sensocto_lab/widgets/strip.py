@@ -97,11 +97,14 @@ class StripWidget(anywidget.AnyWidget):
         lane_height: int = 70,
     ) -> None:
         self._feeds: list[BusFeed] = []  # first: close() runs even if __init__ fails
+        # the widget is built before the checks: a half-built ipywidget fails in __del__
+        super().__init__(t_span_s=float(window_s), title=title, px_width=width, lane_px=lane_height)
         if not (math.isfinite(window_s) and window_s > 0):
+            self.close()
             raise ValueError(f"window_s must be a positive number of seconds, got {window_s!r}")
         if max_points < 2:
+            self.close()
             raise ValueError(f"max_points must be at least 2, got {max_points}")
-        super().__init__(t_span_s=float(window_s), title=title, px_width=width, lane_px=lane_height)
         self.max_points = max_points
         self._lock = threading.Lock()
         self._channels: dict[str, _Channel] = {}

@@ -89,9 +89,11 @@ class SyncWidget(anywidget.AnyWidget):
         schedule: Schedule | None = None,
     ) -> None:
         self._feeds: list[BusFeed] = []  # first: close() runs even if __init__ fails
-        if not (math.isfinite(window_s) and window_s > 0):
-            raise ValueError(f"window_s must be a positive number of seconds, got {window_s!r}")
+        # the widget is built before the check: a half-built ipywidget fails in __del__
         super().__init__(t_span_s=float(window_s), title=title)
+        if not (math.isfinite(window_s) and window_s > 0):
+            self.close()
+            raise ValueError(f"window_s must be a positive number of seconds, got {window_s!r}")
         self._clock = clock or SystemClock()
         self._lock = threading.Lock()
         self._state_r = 0.0
