@@ -595,7 +595,9 @@ class Engine:
         if self.config.fault is not None:
             self.config.fault(batch)
         key = (batch.sensor_id, batch.attribute_id)
-        first = self._seq.get(key, 0)
+        first = self._seq.get(key)
+        if first is None:  # first batch of this series in this process: carry on from disk
+            first = self.store.next_seq(*key)
         stamped = batch.stamped(self.clock.time_ns(), first)
         self.store.append(stamped, room=sensor.info.room, kind=attribute.kind)
         self._seq[key] = first + len(stamped)

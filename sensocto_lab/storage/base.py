@@ -44,6 +44,11 @@ class Store(Protocol):
         """The newest ``n`` (default: all) samples held in memory, as ``(ts, values)``."""
         ...
 
+    def next_seq(self, sensor_id: str, attribute_id: str) -> int:
+        """One past the highest ``seq`` stored for the series (0 if none), so sequence
+        numbers keep increasing across engine restarts."""
+        ...
+
     def set_load_scale(self, scale: float) -> None:
         """Scale the in-memory ring limits (1.0, 0.5, 0.2, 0.05 by load level)."""
         ...

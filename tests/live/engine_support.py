@@ -34,6 +34,10 @@ class MemoryStore:
         self.batches[(batch.sensor_id, batch.attribute_id)].append(batch)
         self.rooms[batch.sensor_id] = room
 
+    def next_seq(self, sensor_id: str, attribute_id: str) -> int:
+        got = self.batches[(sensor_id, attribute_id)]
+        return int(got[-1].seq[-1]) + 1 if got and got[-1].seq is not None else 0
+
     def latest(self, sensor_id: str, attribute_id: str, n: int | None = None) -> Any:
         got = self.batches[(sensor_id, attribute_id)]
         ts = np.concatenate([b.ts for b in got]) if got else np.empty(0, np.int64)

@@ -441,3 +441,13 @@ async def test_the_default_store_records_to_disk_and_survives_a_restart(tmp_path
     with TieredStore.open(tmp_path) as store:
         recorded = store.history(sensors=["s1"])["hr"]
         assert recorded.sel(sensor="s1").values.tolist() == list(range(20))
+
+
+async def test_sequence_numbers_continue_across_engine_restarts(tmp_path: Path) -> None:
+    """seq identifies a sample within its series for good, not per process."""
+    for run in range(2):
+        async with Engine(data_dir=tmp_path, thread=False) as engine:
+            await engine.register_sensor(hr_sensor("s1"))
+            stamped = await engine.ingest(hr_batch("s1", start=run * 100, n=5))
+            assert stamped.seq is not None
+            assert stamped.seq.tolist() == list(range(run * 5, run * 5 + 5))
