@@ -49,6 +49,10 @@ _EXPORTS: dict[str, str] = {
     "StorageConfig": "sensocto_lab.storage",
     "LabApp": "sensocto_lab.app",
     "LabOptions": "sensocto_lab.app",
+    "SyncWidget": "sensocto_lab.widgets.sync_widget",
+    "StripWidget": "sensocto_lab.widgets.strip",
+    "HistoryWidget": "sensocto_lab.widgets.history",
+    "serve_dashboards": "sensocto_lab.widgets.panel_server",
 }
 
 __all__ = sorted(_EXPORTS)
