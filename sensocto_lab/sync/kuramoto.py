@@ -87,7 +87,8 @@ def _order_dataarray(
         dims=("time",),
         coords={"time": time, "psi": ("time", psi), "n": ("time", count)},
         name="R",
-        attrs={"units": "1", "long_name": "Kuramoto order parameter", **attrs},
+        # provenance (method, fs) carries over from the phases; what R is does not
+        attrs={**attrs, "units": "1", "long_name": "Kuramoto order parameter"},
     )
 
 

@@ -58,6 +58,10 @@ def test_synchrony_equals_order_parameter_of_phases() -> None:
     np.testing.assert_array_equal(fused["n"].values, stepwise["n"].values)
     assert fused["n"].values[230] == 4 and fused["n"].values[100] == 5
     assert fused.attrs["units"] == "1" and "hilbert" in fused.attrs["method"]
+    # R from phases is still R: the phases' radians and name do not leak into it
+    assert stepwise.attrs["units"] == "1"
+    assert stepwise.attrs["long_name"] == "Kuramoto order parameter"
+    assert "hilbert" in stepwise.attrs["method"]
 
 
 def test_too_few_participants_give_nan() -> None:
