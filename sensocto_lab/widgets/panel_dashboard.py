@@ -54,6 +54,9 @@ _log = logging.getLogger(__name__)
 SYNC_ROLLOVER = 2000
 SYNC_WINDOW_MS = 300_000.0
 
+#: Least time between two document updates of one session, in ms (the high tier's 32).
+APPLY_GAP_MS = 30.0
+
 #: Least time between flush stamps sent to the page for its lag measurement, in ms.
 STAMP_EVERY_MS = 200.0
 
@@ -152,6 +155,7 @@ class RoomDashboard:
         self.lens = Lens(viewer_id, ctx.engine, self._on_flush, clock=ctx.clock, **options)
         self._pending: list[LensFlush] = []
         self._scheduled = False
+        self._last_apply_ms = float("-inf")
         self._views_task: asyncio.Task[None] | None = None
         self._views_dirty = False
         self._closed = False  # no more drawing: the document is going away
@@ -313,14 +317,25 @@ class RoomDashboard:
     # -- drawing ------------------------------------------------------------------------
 
     def _on_flush(self, flush: LensFlush) -> None:
-        """Lens sink: queue the flush and schedule one document update for what is queued."""
+        """Lens sink: queue the flush and schedule one document update for what is queued.
+
+        Updates are at least APPLY_GAP_MS apart: each message costs the server time in
+        proportion to the whole document (Bokeh serialises against every model), so
+        sensors that come due a few ms apart share one message.
+        """
         self._pending.append(flush)
-        if not self._scheduled and not self._closed:
-            self._scheduled = True
+        if self._scheduled or self._closed:
+            return
+        self._scheduled = True
+        wait_ms = self._last_apply_ms + APPLY_GAP_MS - time.monotonic() * 1000
+        if wait_ms <= 0:
             self._doc.add_next_tick_callback(self._apply)
+        else:
+            self._doc.add_timeout_callback(self._apply, int(wait_ms) + 1)
 
     def _apply(self) -> None:
         self._scheduled = False
+        self._last_apply_ms = time.monotonic() * 1000
         pending, self._pending = self._pending, []
         with pn.io.hold(self._doc):
             for flush in pending:
