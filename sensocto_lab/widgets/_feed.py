@@ -14,9 +14,41 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from sensocto_lab.live.bus import Bus, Overflow, Subscription
+import anywidget
 
-__all__ = ["BusFeed"]
+from sensocto_lab.live.bus import Bus, Overflow, Subscription
+from sensocto_lab.widgets._coalesce import Coalescer
+
+__all__ = ["BusFeed", "LiveWidget"]
+
+
+class LiveWidget(anywidget.AnyWidget):
+    """A widget fed from the bus and sending through a :class:`Coalescer`.
+
+    Subclasses set ``self._feeds = []`` first thing in ``__init__`` (so :meth:`close`
+    works even if construction fails) and ``self.coalescer`` once built.
+    """
+
+    _feeds: list[BusFeed]
+    coalescer: Coalescer
+
+    def _follow(
+        self, bus: Bus, topics: Sequence[str], on_message: Callable[[Any], None]
+    ) -> BusFeed:
+        feed = BusFeed(bus, topics, on_message)
+        self._feeds.append(feed)
+        return feed
+
+    def close(self) -> None:
+        """Stop following the engine and close the widget's comm."""
+        for feed in self._feeds:
+            feed.close()
+        self._feeds.clear()
+        super().close()
+
+    def flush(self) -> None:
+        """Send any pending state now (ignoring the rate limit)."""
+        self.coalescer.flush_now()
 
 
 class BusFeed:

@@ -15,7 +15,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-import anywidget
 import numpy as np
 import numpy.typing as npt
 import traitlets
@@ -24,7 +23,7 @@ from sensocto_lab.clock import Clock
 from sensocto_lab.errors import ValidationError
 from sensocto_lab.model import Batch, check_id
 from sensocto_lab.widgets._coalesce import Coalescer, Schedule
-from sensocto_lab.widgets._feed import BusFeed
+from sensocto_lab.widgets._feed import BusFeed, LiveWidget
 from sensocto_lab.widgets._wire import as_f32_1d, esm_source, f32_bytes, panel_twin
 
 __all__ = ["StripWidget"]
@@ -49,7 +48,7 @@ class _Channel:
     values: npt.NDArray[np.float32] = field(default_factory=lambda: np.zeros(0, np.float32))
 
 
-class StripWidget(anywidget.AnyWidget):
+class StripWidget(LiveWidget):
     """Several live signals, one lane each, newest at the right.
 
     Parameters
@@ -196,20 +195,7 @@ class StripWidget(anywidget.AnyWidget):
             if isinstance(batch, Batch) and batch.attribute_id == attribute:
                 self.update_batch(batch, component=component)
 
-        feed = BusFeed(bus, [f"data:{s}" for s in sorted(wanted)], on_message)
-        self._feeds.append(feed)
-        return feed
-
-    def close(self) -> None:
-        """Stop following the engine and close the widget's comm."""
-        for feed in self._feeds:
-            feed.close()
-        self._feeds.clear()
-        super().close()
-
-    def flush(self) -> None:
-        """Send any pending state now (ignoring the rate limit)."""
-        self.coalescer.flush_now()
+        return self._follow(bus, [f"data:{s}" for s in sorted(wanted)], on_message)
 
     def window(self, channel: str) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
         """The samples of ``channel`` currently held: ``(ts ns, values)``."""

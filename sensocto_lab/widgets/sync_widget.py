@@ -18,7 +18,6 @@ from collections import deque
 from collections.abc import Sequence
 from typing import Any
 
-import anywidget
 import numpy as np
 import numpy.typing as npt
 import traitlets
@@ -28,7 +27,7 @@ from sensocto_lab.errors import ValidationError
 from sensocto_lab.live.synchrony import SYNC_ATTRIBUTE
 from sensocto_lab.model import Batch
 from sensocto_lab.widgets._coalesce import Coalescer, Schedule
-from sensocto_lab.widgets._feed import BusFeed
+from sensocto_lab.widgets._feed import BusFeed, LiveWidget
 from sensocto_lab.widgets._wire import as_f32_1d, esm_source, f32_bytes, panel_twin
 
 __all__ = ["SyncWidget", "order_parameter"]
@@ -44,7 +43,7 @@ def order_parameter(phases: npt.ArrayLike) -> float:
     return float(np.abs(np.exp(1j * theta).mean()))
 
 
-class SyncWidget(anywidget.AnyWidget):
+class SyncWidget(LiveWidget):
     """Group synchrony at a glance, updated live.
 
     Parameters
@@ -193,20 +192,7 @@ class SyncWidget(anywidget.AnyWidget):
             for t_ns, r in zip(batch.ts, np.asarray(batch.values).reshape(-1), strict=True):
                 self.update(r=float(r), phases=phases, labels=labels, t=int(t_ns) / 1e9)
 
-        feed = BusFeed(live.engine.bus, [f"data:{live.sensor_id}"], on_message)
-        self._feeds.append(feed)
-        return feed
-
-    def close(self) -> None:
-        """Stop following the engine and close the widget's comm."""
-        for feed in self._feeds:
-            feed.close()
-        self._feeds.clear()
-        super().close()
-
-    def flush(self) -> None:
-        """Send any pending state now (ignoring the rate limit)."""
-        self.coalescer.flush_now()
+        return self._follow(live.engine.bus, [f"data:{live.sensor_id}"], on_message)
 
     def _flush(self) -> None:
         with self._lock:
