@@ -14,6 +14,7 @@ from a CDN.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
 import logging
 import os
@@ -213,4 +214,12 @@ async def _start_shared() -> DashboardContext:
         await engine.add_simulated_group(n, room=room_id)
         await LiveSynchrony.start(engine, room_id)
     _log.info("room %s: join code %s", room.room_id, format_code(room.join_code))
+    # `panel serve` stops its loop at exit without closing the engine: fsync the WAL
+    # then, so nothing acknowledged in the last fsync interval is left unsynced
+    atexit.register(_sync_at_exit, engine)
     return DashboardContext(engine=engine, rooms=rooms, clock=engine.clock)
+
+
+def _sync_at_exit(engine: Any) -> None:
+    if not engine.closed:
+        engine.store.flush()
