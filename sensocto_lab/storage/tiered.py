@@ -881,6 +881,28 @@ class TieredStore:
         on_disk = cold.max_seq(parts)
         return max(-1 if in_memory is None else in_memory, on_disk) + 1
 
+    def last_ts(self, sensor_id: str, attribute_id: str) -> int | None:
+        """Newest device timestamp (int64 ns) stored for the series in any tier, or None.
+
+        Memory (which also holds what the WAL replayed at open) is checked under the
+        lock; Parquet parts contribute their footer statistics only, never a full
+        read. The endpoint's exactly-once dedupe needs this after a clean restart,
+        when everything was compacted and the rings are empty.
+        """
+        with self._lock:
+            x = self._series.get((sensor_id, attribute_id))
+            held = None if x is None else x.ring.latest()[0]
+            dropped = None if x is None else x.ring.dropped_max_ts
+        best = -(2**62)
+        if held is not None and held.shape[0]:
+            best = int(held.max())
+        if dropped is not None:
+            best = max(best, dropped)
+        parts = cold.list_parts(self._cold_dir, [sensor_id], [attribute_id])
+        if parts:
+            best = max(best, cold.max_ts(parts))
+        return None if best == -(2**62) else best
+
     # -- health ----------------------------------------------------------------------
 
     def stats(self) -> dict[str, Any]:

@@ -374,3 +374,18 @@ def test_appends_and_reads_proceed_while_a_compaction_is_stuck(
     store.compact()
     _assert_same(store.read_table("s1", "ecg"), batches)
     store.close()
+
+
+def test_last_ts_from_rings_and_from_parquet_after_reopen(tmp_path: Path) -> None:
+    cfg = StorageConfig(background=False)
+    store = TieredStore.open(tmp_path, cfg)
+    assert store.last_ts("s1", "ecg") is None
+    batches = _record(store, "s1", "ecg", ECG, 3)
+    newest = max(int(np.asarray(b.ts).max()) for b in batches)
+    assert store.last_ts("s1", "ecg") == newest
+    store.close()  # compacts everything to Parquet
+    reopened = TieredStore.open(tmp_path, cfg)
+    assert reopened.latest("s1", "ecg")[0].shape == (0,)  # rings empty: footer statistics answer
+    assert reopened.last_ts("s1", "ecg") == newest
+    assert reopened.last_ts("s1", "resp") is None
+    reopened.close()
