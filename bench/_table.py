@@ -77,7 +77,7 @@ def format_table(rows: Sequence[Row]) -> str:
         met = "-" if r.met is None else ("yes" if r.met else "NO")
         lines.append(
             f"| {r.area} | {r.measure} | {_fmt(r.ours)} | {_fmt(r.baseline)} | "
-            f"{r.baseline_name or '-'} | {'-' if ratio is None else f'{ratio:.2f}x'} | "
+            f"{r.baseline_name or '-'} | {'-' if ratio is None else f'{ratio:.3g}x'} | "
             f"{r.target or '-'} | {met} |"
         )
     return "\n".join(lines)
