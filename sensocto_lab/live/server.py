@@ -324,6 +324,8 @@ class _SensorChannel(_Channel):
         items: list[Sample | Batch] = []
         owner: list[int] = []
         duplicates = [0] * len(group)
+        if self.exactly_once:
+            await self._learn_newest(group)
         running = dict(self.newest)
         for k, (_, work) in enumerate(group):
             for item in work:
@@ -376,9 +378,7 @@ class _SensorChannel(_Channel):
     def _fresh(self, item: Sample | Batch, running: dict[str, int]) -> Sample | Batch | None:
         """``item`` without samples already stored (exactly-once channels only)."""
         attr = item.attribute_id
-        newest = running.get(attr)
-        if newest is None:
-            newest = self._stored_newest(attr)
+        newest = running[attr]
         if isinstance(item, Sample):
             keep: Sample | Batch | None = item if item.ts_ns > newest else None
         else:
@@ -394,12 +394,19 @@ class _SensorChannel(_Channel):
         running[attr] = newest
         return keep
 
-    def _stored_newest(self, attribute_id: str) -> int:
-        try:
-            ts, _ = self.socket.server.engine.store.latest(self.info.sensor_id, attribute_id, 1)
-        except (KeyError, LocalError):
-            return _NEVER
-        return int(ts[-1]) if len(ts) else _NEVER
+    async def _learn_newest(self, group: list[tuple[phx.Pushed, Any]]) -> None:
+        """Fill :attr:`newest` for attributes this channel has not stored to yet.
+
+        Asked of the store once per attribute and channel: ``last_ts`` covers the rings
+        and the WAL/Parquet tiers, so after a clean restart on the same data dir a
+        connector's resend of its unacknowledged buffer is still recognised. It may
+        read Parquet footers, so it runs off the event loop.
+        """
+        store = self.socket.server.engine.store
+        for attr in {item.attribute_id for _, work in group for item in work}:
+            if attr not in self.newest:
+                last = await asyncio.to_thread(_stored_last_ts, store, self.info.sensor_id, attr)
+                self.newest[attr] = _NEVER if last is None else last
 
     async def forward_backpressure(self) -> None:
         engine = self.socket.server.engine
@@ -816,6 +823,22 @@ class serve:
 def _origins(allowed: tuple[str | None, ...] | None) -> list[Any] | None:
     """``websockets`` wants ``Origin`` values (a str subtype) or ``None``."""
     return None if allowed is None else list(allowed)
+
+
+def _stored_last_ts(store: Any, sensor_id: str, attribute_id: str) -> int | None:
+    """Newest stored device timestamp of a series, or None.
+
+    ``TieredStore.last_ts`` sees every tier; a store without it (the ``Store``
+    protocol does not ask for it) is asked for the newest sample in memory.
+    """
+    try:
+        if hasattr(store, "last_ts"):
+            last: int | None = store.last_ts(sensor_id, attribute_id)
+            return last
+        ts, _ = store.latest(sensor_id, attribute_id, 1)
+    except (KeyError, LocalError):
+        return None
+    return int(ts[-1]) if len(ts) else None
 
 
 def _size(item: Sample | Batch) -> int:
