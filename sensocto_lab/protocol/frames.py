@@ -24,6 +24,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 from sensocto_lab.errors import ProtocolError
 
 __all__ = [
@@ -39,8 +41,18 @@ __all__ = [
 #: Kind byte of a client→server binary push (Phoenix serializer v2).
 BINARY_PUSH = 0
 
+# The standard library's codec defines what a frame means (NaN/Infinity literals and
+# integers of any size decode, NaN refuses to encode); orjson, about ten times faster on
+# the small frames of the ingest hot path, does the work whenever its result is the same.
 _decoder = json.JSONDecoder()
 _encoder = json.JSONEncoder(separators=(",", ":"), allow_nan=False, ensure_ascii=False)
+# Types the standard library would not encode (dataclasses, datetimes, str/int/dict
+# subclasses such as enums) make orjson raise too, so the standard library decides.
+_ORJSON_STRICT = (
+    orjson.OPT_PASSTHROUGH_DATACLASS
+    | orjson.OPT_PASSTHROUGH_DATETIME
+    | orjson.OPT_PASSTHROUGH_SUBCLASS
+)
 
 # The four header fields of a text frame, read without parsing the (possibly huge or
 # broken) payload, so an oversize or malformed frame can still be answered by ref.
@@ -110,9 +122,12 @@ def decode_text(text: str) -> Message:
         five-element array with string/null refs and non-empty topic and event.
     """
     try:
-        data = _decoder.decode(text)
-    except (ValueError, RecursionError) as exc:
-        raise ProtocolError(f"frame is not valid JSON: {exc}", reason="invalid_json") from None
+        data = orjson.loads(text)
+    except orjson.JSONDecodeError:  # maybe valid for the standard library (NaN, big ints)
+        try:
+            data = _decoder.decode(text)
+        except (ValueError, RecursionError) as exc:
+            raise ProtocolError(f"frame is not valid JSON: {exc}", reason="invalid_json") from None
     if not isinstance(data, list) or len(data) != 5:
         raise ProtocolError(
             "a v2 frame is a JSON array [join_ref, ref, topic, event, payload]",
@@ -130,9 +145,15 @@ def decode_text(text: str) -> Message:
 
 def encode_text(message: Message) -> str:
     """Encode ``message`` as a v2 text frame (compact JSON; NaN is refused)."""
-    return _encoder.encode(
-        [message.join_ref, message.ref, message.topic, message.event, message.payload]
-    )
+    frame = [message.join_ref, message.ref, message.topic, message.event, message.payload]
+    try:
+        head = orjson.dumps(frame[:4])
+        body = orjson.dumps(message.payload, option=_ORJSON_STRICT)
+    except orjson.JSONEncodeError:
+        return _encoder.encode(frame)  # encodes the same, or raises as before
+    if b"null" in body:  # orjson writes NaN and infinities as null: the stdlib refuses them
+        return _encoder.encode(frame)
+    return (head[:-1] + b"," + body + b"]").decode()
 
 
 def decode_binary(data: bytes) -> Message:
