@@ -669,8 +669,9 @@ class _Socket:
         return _ViewerChannel(self, join.topic, viewer)
 
     async def _flush(self) -> None:
-        for frame in self.proto.data_to_send():
-            await self.ws.send(frame)
+        frames = self.proto.data_to_send()
+        if frames:
+            await _send_all(self.ws, frames)
 
     async def _write(self) -> None:
         while True:
@@ -818,6 +819,22 @@ class serve:
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self._server.close()
+
+
+async def _send_all(ws: ServerConnection, frames: list[str]) -> None:
+    """Send text frames in order with one socket write, then wait for the write buffer.
+
+    ``ws.send`` writes each frame on its own (one ``send`` syscall a frame, the
+    largest single cost of acknowledging one-sample pushes); here the frames are
+    framed by the connection's protocol and handed to the transport together.
+    ``send_context`` keeps ``websockets``' state checks, close handling and flow
+    control.
+    """
+    async with ws.send_context():
+        protocol = ws.protocol
+        for frame in frames:
+            protocol.send_text(frame.encode())
+        ws.transport.write(b"".join(protocol.data_to_send()))
 
 
 def _origins(allowed: tuple[str | None, ...] | None) -> list[Any] | None:
