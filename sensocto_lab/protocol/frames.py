@@ -30,10 +30,13 @@ from sensocto_lab.errors import ProtocolError
 
 __all__ = [
     "BINARY_PUSH",
+    "Fields",
     "Message",
     "decode_binary",
+    "decode_fields",
     "decode_text",
     "encode_binary",
+    "encode_fields",
     "encode_text",
     "peek_header",
 ]
@@ -112,6 +115,10 @@ def _name(value: object, what: str) -> str:
     )
 
 
+#: The five fields of a frame, checked: ``(join_ref, ref, topic, event, payload)``.
+Fields = tuple[str | None, str | None, str, str, Any]
+
+
 def decode_text(text: str) -> Message:
     """Decode one v2 text frame.
 
@@ -121,6 +128,11 @@ def decode_text(text: str) -> Message:
         ``invalid_json`` when the text is not JSON; ``invalid_frame`` when it is not a
         five-element array with string/null refs and non-empty topic and event.
     """
+    return Message(*decode_fields(text))
+
+
+def decode_fields(text: str) -> Fields:
+    """:func:`decode_text` as a plain tuple (hot paths that need no :class:`Message`)."""
     try:
         data = orjson.loads(text)
     except orjson.JSONDecodeError:  # maybe valid for the standard library (NaN, big ints)
@@ -128,13 +140,13 @@ def decode_text(text: str) -> Message:
             data = _decoder.decode(text)
         except (ValueError, RecursionError) as exc:
             raise ProtocolError(f"frame is not valid JSON: {exc}", reason="invalid_json") from None
-    if not isinstance(data, list) or len(data) != 5:
+    if type(data) is not list or len(data) != 5:
         raise ProtocolError(
             "a v2 frame is a JSON array [join_ref, ref, topic, event, payload]",
             reason="invalid_frame",
         )
     join_ref, ref, topic, event, payload = data
-    return Message(
+    return (
         _ref(join_ref, "join_ref"),
         _ref(ref, "ref"),
         _name(topic, "topic"),
@@ -145,14 +157,22 @@ def decode_text(text: str) -> Message:
 
 def encode_text(message: Message) -> str:
     """Encode ``message`` as a v2 text frame (compact JSON; NaN is refused)."""
-    frame = [message.join_ref, message.ref, message.topic, message.event, message.payload]
+    return encode_fields(
+        message.join_ref, message.ref, message.topic, message.event, message.payload
+    )
+
+
+def encode_fields(
+    join_ref: str | None, ref: str | None, topic: str, event: str, payload: Any
+) -> str:
+    """:func:`encode_text` of the fields of a message (hot paths that make no :class:`Message`)."""
     try:
-        head = orjson.dumps(frame[:4])
-        body = orjson.dumps(message.payload, option=_ORJSON_STRICT)
+        head = orjson.dumps((join_ref, ref, topic, event))
+        body = orjson.dumps(payload, option=_ORJSON_STRICT)
     except orjson.JSONEncodeError:
-        return _encoder.encode(frame)  # encodes the same, or raises as before
+        return _encoder.encode([join_ref, ref, topic, event, payload])  # the same, or raises
     if b"null" in body:  # orjson writes NaN and infinities as null: the stdlib refuses them
-        return _encoder.encode(frame)
+        return _encoder.encode([join_ref, ref, topic, event, payload])
     return (head[:-1] + b"," + body + b"]").decode()
 
 
