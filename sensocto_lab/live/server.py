@@ -329,11 +329,14 @@ class _SensorChannel(_Channel):
         running = dict(self.newest)
         for k, (_, work) in enumerate(group):
             for item in work:
-                fresh = self._fresh(item, running) if self.exactly_once else item
-                duplicates[k] += _size(item) - (0 if fresh is None else _size(fresh))
-                if fresh is not None:
-                    items.append(fresh)
-                    owner.append(k)
+                if self.exactly_once:
+                    fresh = self._fresh(item, running)
+                    duplicates[k] += _size(item) - (0 if fresh is None else _size(fresh))
+                    if fresh is None:
+                        continue
+                    item = fresh
+                items.append(item)
+                owner.append(k)
         chunks, errors = merge(self.info, items)
         failed: dict[int, SensoctoError] = {owner[i]: e for i, e in errors.items()}
         stored = [0] * len(group)
@@ -556,21 +559,9 @@ class _Socket:
         watchdog = asyncio.create_task(self._watch(), name=f"ws{self.id}:idle")
         try:
             async for frame in self.ws:
-                self.last_frame = self.server.clock.monotonic()
-                if not self.bucket.take():
-                    self.proto.refuse(
-                        frame,
-                        LimitExceeded(
-                            f"more than {self.server.config.rate_per_s:g} frames a second; "
-                            "batch samples (measurements_batch) or slow down",
-                            reason="rate_limited",
-                        ),
-                    )
-                elif isinstance(frame, str):
-                    self.proto.receive_text(frame)
-                else:
-                    self.proto.receive_bytes(frame)
-                await self._handle_events()
+                self._receive(frame)
+                if self.pending:
+                    await self._run_pending()
                 self.wake()
         except ConnectionClosed:
             pass
@@ -583,24 +574,46 @@ class _Socket:
             writer.cancel()
             await asyncio.gather(writer, watchdog, return_exceptions=True)
 
-    async def _handle_events(self) -> None:
+    def _receive(self, frame: str | bytes) -> None:
+        """Feed one frame to the protocol and its events to the channels.
+
+        Synchronous, so a push costs no coroutine: what must be awaited (joins,
+        closing channels, a full channel queue) goes to :attr:`pending` in order.
+        """
+        self.last_frame = self.server.clock.monotonic()
+        if not self.bucket.take():
+            self.proto.refuse(
+                frame,
+                LimitExceeded(
+                    f"more than {self.server.config.rate_per_s:g} frames a second; "
+                    "batch samples (measurements_batch) or slow down",
+                    reason="rate_limited",
+                ),
+            )
+        elif isinstance(frame, str):
+            self.proto.receive_text(frame)
+        else:
+            self.proto.receive_bytes(frame)
         for event in self.proto.events_received():
             if isinstance(event, phx.Pushed):
                 channel = self.channels.get(event.topic)
                 if channel is not None:
                     channel.handle(event)
             elif isinstance(event, phx.JoinRequested):
-                await self._join(event)
+                self.pending.append(self._join(event))
             elif isinstance(event, phx.LeaveRequested | phx.ChannelReplaced):
                 channel = self.channels.pop(event.topic, None)
                 if channel is not None:
-                    await channel.close()
+                    self.pending.append(channel.close())
             elif isinstance(event, phx.Heartbeat):
                 for channel in self.channels.values():
                     if isinstance(channel, _ViewerChannel) and channel.lens is None:
                         self.pending.append(self.server.engine.renew_viewer(channel.viewer_id))
             elif isinstance(event, phx.FrameRejected):
                 log.debug("socket %d refused a frame: %s", self.id, event.error)
+
+    async def _run_pending(self) -> None:
+        """Await what the last frame left in :attr:`pending`, oldest first."""
         for awaitable in self.pending:
             await awaitable
         self.pending.clear()
