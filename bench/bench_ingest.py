@@ -26,10 +26,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -277,23 +279,43 @@ def _vs_raw(ours_rate: float, raw_rate: float) -> bool:
     return ours_rate >= 0.6 * raw_rate
 
 
+async def _best(reps: int, runs: dict[str, Callable[[], Awaitable[float]]]) -> dict[str, float]:
+    """The shortest time of each run over ``reps`` rounds, the runs interleaved in each.
+
+    The machine is shared: interference only ever slows a run down, so the best of a
+    few rounds is the least disturbed, for ours and the baselines alike.
+    """
+    best = dict.fromkeys(runs, math.inf)
+    for _ in range(reps):
+        for name, run in runs.items():
+            best[name] = min(best[name], await run())
+    return best
+
+
 async def _run(quick: bool) -> list[Row]:
     rows = []
+    reps = 1 if quick else 3
     n = 5_000 if quick else 30_000
-    t_raw = await raw_loop("single", n, 1)
+    t = await _best(
+        reps,
+        {
+            "raw": partial(raw_loop, "single", n, 1),
+            "single": partial(ours, "single", n, 1, n),
+            "single_noref": partial(ours, "single_noref", n, 1, n),
+            "ceiling": partial(acked_raw_loop, n),
+        },
+    )
     for measure, kind in [
         ("single-sample frames/s (each acknowledged)", "single"),
         ("single-sample frames/s (no ref: no reply)", "single_noref"),
     ]:
-        t_ours = await ours(kind, n, 1, n)
-        rows.append(_row(measure, n, t_ours, t_raw, ">= 0.6x raw", _vs_raw))
-    t_ceiling = await acked_raw_loop(n)
+        rows.append(_row(measure, n, t[kind], t["raw"], ">= 0.6x raw", _vs_raw))
     rows.append(
         Row(
             AREA,
             "single-sample frames/s, raw loop + canned reply each (ceiling of the first)",
-            n / t_ceiling,
-            n / t_raw,
+            n / t["ceiling"],
+            n / t["raw"],
             "raw websockets + json.loads",
         )
     )
@@ -303,15 +325,20 @@ async def _run(quick: bool) -> list[Row]:
         ("batched JSON samples/s (Sensocto list)", "list", 1_000, 1e6),
         ("binary samples/s (float32 blocks)", "binary", 50_000, 1e7),
     ]:
-        t_raw = await raw_loop(kind, count, size)
-        t_ours = await ours(kind, count, size, count * size)
-        rate = count * size / t_ours
+        t = await _best(
+            reps,
+            {
+                "raw": partial(raw_loop, kind, count, size),
+                "ours": partial(ours, kind, count, size, count * size),
+            },
+        )
+        rate = count * size / t["ours"]
         rows.append(
             Row(
                 AREA,
                 measure,
                 rate,
-                count * size / t_raw,
+                count * size / t["raw"],
                 "raw websockets + json.loads",
                 f">= {target / 1e6:g} M",
                 rate >= target,

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from engine_support import MemoryStore
 from test_server_support import MS, Raw
 
 from sensocto_lab.live.engine import Engine
@@ -33,16 +34,13 @@ def columnar(first: int, n: int) -> dict[str, Any]:
     }
 
 
-async def ingest_on_fresh_server(data: Path, pushes: list[tuple[str, Any]]) -> list[Any]:
-    """Start engine and server on ``data``, join exactly-once, send ``pushes``, stop both.
+async def send_exactly_once(engine: Engine, pushes: list[tuple[str, Any]]) -> list[Any]:
+    """Serve ``engine``, join a new exactly-once channel, send ``pushes``, stop serving.
 
     Returns the ``response`` of each push's reply, in order.
     """
     responses = []
-    async with (
-        Engine(data, thread=False) as engine,
-        serve(engine, config=ServerConfig.open()) as server,
-    ):
+    async with serve(engine, config=ServerConfig.open()) as server:
         raw = await Raw.open(server.url)
         assert (await raw.join(TOPIC, JOIN))["status"] == "ok"
         for event, payload in pushes:
@@ -56,6 +54,12 @@ async def ingest_on_fresh_server(data: Path, pushes: list[tuple[str, Any]]) -> l
             responses.append(reply["response"])
         await raw.close()
     return responses
+
+
+async def ingest_on_fresh_server(data: Path, pushes: list[tuple[str, Any]]) -> list[Any]:
+    """:func:`send_exactly_once` to a new engine on ``data``, closed afterwards."""
+    async with Engine(data, thread=False) as engine:
+        return await send_exactly_once(engine, pushes)
 
 
 async def test_resend_after_restart_is_deduplicated_against_storage(tmp_path: Path) -> None:
@@ -95,3 +99,14 @@ async def test_resend_after_restart_is_deduplicated_against_storage(tmp_path: Pa
         assert len(ts) == 130 and (np.diff(ts) > 0).all()  # every sample once, in order
         hr = engine.store.history(["s1"], ["hr"])
         assert hr.sizes["time"] == 2
+
+
+async def test_a_store_without_last_ts_dedupes_against_memory() -> None:
+    """A store with only the ``Store`` protocol (no ``last_ts``): its in-memory newest."""
+    store = MemoryStore()
+    async with Engine(store=store, thread=False) as engine:
+        first = await send_exactly_once(engine, [("measurements_batch", columnar(0, 100))])
+        again = await send_exactly_once(engine, [("measurements_batch", columnar(50, 60))])
+    assert first == [{"stored": 100, "duplicates": 0}]
+    assert again == [{"stored": 10, "duplicates": 50}]
+    assert store.samples("s1") == 110
