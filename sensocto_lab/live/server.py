@@ -150,7 +150,8 @@ class TokenBucket:
     def take(self, n: float = 1.0) -> bool:
         """Take ``n`` tokens if there are that many; False (nothing taken) otherwise."""
         now = self._clock.monotonic()
-        self._tokens = min(self.burst, self._tokens + (now - self._at) * self.rate)
+        tokens = self._tokens + (now - self._at) * self.rate
+        self._tokens = tokens if tokens < self.burst else float(self.burst)
         self._at = now
         if self._tokens >= n:
             self._tokens -= n

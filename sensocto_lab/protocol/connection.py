@@ -147,7 +147,7 @@ class _Channels:
         return self._join_ref.get(topic)
 
     def step(self, topic: str, trigger: Trigger, join_ref: str | None = None) -> ChannelState:
-        new = transition(self.state(topic), trigger)
+        new = transition(self._state.get(topic, ChannelState.CLOSED), trigger)
         if new is ChannelState.CLOSED:
             self._state.pop(topic, None)
             self._join_ref.pop(topic, None)

@@ -166,14 +166,16 @@ def encode_fields(
     join_ref: str | None, ref: str | None, topic: str, event: str, payload: Any
 ) -> str:
     """:func:`encode_text` of the fields of a message (hot paths that make no :class:`Message`)."""
+    frame = (join_ref, ref, topic, event, payload)
     try:
-        head = orjson.dumps((join_ref, ref, topic, event))
-        body = orjson.dumps(payload, option=_ORJSON_STRICT)
+        fast = orjson.dumps(frame, option=_ORJSON_STRICT)
+        if b"null" in fast:  # NaN and infinities come out as null; null refs do too
+            body = orjson.dumps(payload, option=_ORJSON_STRICT)
+            if b"null" in body:  # a payload with null or NaN: the stdlib decides
+                return _encoder.encode(frame)
     except orjson.JSONEncodeError:
-        return _encoder.encode([join_ref, ref, topic, event, payload])  # the same, or raises
-    if b"null" in body:  # orjson writes NaN and infinities as null: the stdlib refuses them
-        return _encoder.encode([join_ref, ref, topic, event, payload])
-    return (head[:-1] + b"," + body + b"]").decode()
+        return _encoder.encode(frame)  # the same, or raises as before
+    return fast.decode()
 
 
 def decode_binary(data: bytes) -> Message:
