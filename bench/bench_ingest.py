@@ -13,7 +13,10 @@ do), sends pre-encoded frames without waiting for replies (it reads them alongsi
 with compression off. Time runs from the sender's "go" until the last sample is
 stored and published (ours) or the last frame is decoded (raw). Measures:
 
-- single-sample frames/s: one ``measurement`` per frame (target >= 0.6x the raw loop);
+- single-sample frames/s: one ``measurement`` per frame (target >= 0.6x the raw loop),
+  next to a raw loop that also answers each frame with a canned reply: what acknowledging
+  alone costs here (decode, encode, write; the sender reads every reply), the ceiling
+  for the acknowledged measure;
 - batched JSON samples/s: ``measurements_batch``, columnar form and Sensocto's list of
   sample objects (target >= 1 M samples/s);
 - binary samples/s: ``measurements_binary`` float32 blocks (target >= 10 M samples/s).
@@ -23,10 +26,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -191,6 +196,49 @@ async def raw_loop(kind: str, count: int, size: int) -> float:
         return await _drive(f"ws://127.0.0.1:{port}", kind, count, size, False, done)
 
 
+async def acked_raw_loop(count: int) -> float:
+    """Seconds for a raw server that json.loads each frame and answers it with a canned reply.
+
+    The least any endpoint must do for acknowledged single-sample frames: decode, encode
+    a ``phx_reply``, write it (replies queued while reading go out in one socket write,
+    as ours does). Its ratio to :func:`raw_loop` is the ceiling of ours on this machine.
+    """
+    done: asyncio.Future[float] = asyncio.get_running_loop().create_future()
+    ok = {"status": "ok", "response": {"stored": 1, "duplicates": 0}}
+
+    async def handler(ws: ServerConnection) -> None:
+        replies: list[str] = []
+        wake = asyncio.Event()
+
+        async def writer() -> None:
+            while True:
+                await wake.wait()
+                wake.clear()
+                async with ws.send_context():
+                    for reply in replies:
+                        ws.protocol.send_text(reply.encode())
+                    replies.clear()
+                    ws.transport.write(b"".join(ws.protocol.data_to_send()))
+
+        task = asyncio.create_task(writer())
+        received = 0
+        async for frame in ws:
+            join_ref, ref, topic, event, _ = json.loads(frame)
+            replies.append(json.dumps([join_ref, ref, topic, "phx_reply", ok]))
+            wake.set()
+            if event != "phx_join":
+                received += 1
+                if received == count:
+                    done.set_result(time.perf_counter())
+        task.cancel()
+
+    async with ws_serve(
+        handler, "127.0.0.1", 0, compression=None, max_size=None, ping_interval=None
+    ) as server:
+        port = next(iter(server.sockets)).getsockname()[1]
+        return await _drive(f"ws://127.0.0.1:{port}", "single", count, 1, True, done)
+
+
 async def ours(kind: str, count: int, size: int, samples: int) -> float:
     """Seconds for our endpoint to store and publish every frame's samples."""
     with tempfile.TemporaryDirectory() as tmp:
@@ -231,31 +279,66 @@ def _vs_raw(ours_rate: float, raw_rate: float) -> bool:
     return ours_rate >= 0.6 * raw_rate
 
 
+async def _best(reps: int, runs: dict[str, Callable[[], Awaitable[float]]]) -> dict[str, float]:
+    """The shortest time of each run over ``reps`` rounds, the runs interleaved in each.
+
+    The machine is shared: interference only ever slows a run down, so the best of a
+    few rounds is the least disturbed, for ours and the baselines alike.
+    """
+    best = dict.fromkeys(runs, math.inf)
+    for _ in range(reps):
+        for name, run in runs.items():
+            best[name] = min(best[name], await run())
+    return best
+
+
 async def _run(quick: bool) -> list[Row]:
     rows = []
+    reps = 1 if quick else 3
     n = 5_000 if quick else 30_000
-    t_raw = await raw_loop("single", n, 1)
+    t = await _best(
+        reps,
+        {
+            "raw": partial(raw_loop, "single", n, 1),
+            "single": partial(ours, "single", n, 1, n),
+            "single_noref": partial(ours, "single_noref", n, 1, n),
+            "ceiling": partial(acked_raw_loop, n),
+        },
+    )
     for measure, kind in [
         ("single-sample frames/s (each acknowledged)", "single"),
         ("single-sample frames/s (no ref: no reply)", "single_noref"),
     ]:
-        t_ours = await ours(kind, n, 1, n)
-        rows.append(_row(measure, n, t_ours, t_raw, ">= 0.6x raw", _vs_raw))
+        rows.append(_row(measure, n, t[kind], t["raw"], ">= 0.6x raw", _vs_raw))
+    rows.append(
+        Row(
+            AREA,
+            "single-sample frames/s, raw loop + canned reply each (ceiling of the first)",
+            n / t["ceiling"],
+            n / t["raw"],
+            "raw websockets + json.loads",
+        )
+    )
     count = 50 if quick else 200
     for measure, kind, size, target in [
         ("batched JSON samples/s (columnar)", "columnar", 1_000, 1e6),
         ("batched JSON samples/s (Sensocto list)", "list", 1_000, 1e6),
         ("binary samples/s (float32 blocks)", "binary", 50_000, 1e7),
     ]:
-        t_raw = await raw_loop(kind, count, size)
-        t_ours = await ours(kind, count, size, count * size)
-        rate = count * size / t_ours
+        t = await _best(
+            reps,
+            {
+                "raw": partial(raw_loop, kind, count, size),
+                "ours": partial(ours, kind, count, size, count * size),
+            },
+        )
+        rate = count * size / t["ours"]
         rows.append(
             Row(
                 AREA,
                 measure,
                 rate,
-                count * size / t_raw,
+                count * size / t["raw"],
                 "raw websockets + json.loads",
                 f">= {target / 1e6:g} M",
                 rate >= target,

@@ -150,7 +150,8 @@ class TokenBucket:
     def take(self, n: float = 1.0) -> bool:
         """Take ``n`` tokens if there are that many; False (nothing taken) otherwise."""
         now = self._clock.monotonic()
-        self._tokens = min(self.burst, self._tokens + (now - self._at) * self.rate)
+        tokens = self._tokens + (now - self._at) * self.rate
+        self._tokens = tokens if tokens < self.burst else float(self.burst)
         self._at = now
         if self._tokens >= n:
             self._tokens -= n
@@ -324,14 +325,19 @@ class _SensorChannel(_Channel):
         items: list[Sample | Batch] = []
         owner: list[int] = []
         duplicates = [0] * len(group)
+        if self.exactly_once:
+            await self._learn_newest(group)
         running = dict(self.newest)
         for k, (_, work) in enumerate(group):
             for item in work:
-                fresh = self._fresh(item, running) if self.exactly_once else item
-                duplicates[k] += _size(item) - (0 if fresh is None else _size(fresh))
-                if fresh is not None:
-                    items.append(fresh)
-                    owner.append(k)
+                if self.exactly_once:
+                    fresh = self._fresh(item, running)
+                    duplicates[k] += _size(item) - (0 if fresh is None else _size(fresh))
+                    if fresh is None:
+                        continue
+                    item = fresh
+                items.append(item)
+                owner.append(k)
         chunks, errors = merge(self.info, items)
         failed: dict[int, SensoctoError] = {owner[i]: e for i, e in errors.items()}
         stored = [0] * len(group)
@@ -376,9 +382,7 @@ class _SensorChannel(_Channel):
     def _fresh(self, item: Sample | Batch, running: dict[str, int]) -> Sample | Batch | None:
         """``item`` without samples already stored (exactly-once channels only)."""
         attr = item.attribute_id
-        newest = running.get(attr)
-        if newest is None:
-            newest = self._stored_newest(attr)
+        newest = running[attr]
         if isinstance(item, Sample):
             keep: Sample | Batch | None = item if item.ts_ns > newest else None
         else:
@@ -394,12 +398,19 @@ class _SensorChannel(_Channel):
         running[attr] = newest
         return keep
 
-    def _stored_newest(self, attribute_id: str) -> int:
-        try:
-            ts, _ = self.socket.server.engine.store.latest(self.info.sensor_id, attribute_id, 1)
-        except (KeyError, LocalError):
-            return _NEVER
-        return int(ts[-1]) if len(ts) else _NEVER
+    async def _learn_newest(self, group: list[tuple[phx.Pushed, Any]]) -> None:
+        """Fill :attr:`newest` for attributes this channel has not stored to yet.
+
+        Asked of the store once per attribute and channel: ``last_ts`` covers the rings
+        and the WAL/Parquet tiers, so after a clean restart on the same data dir a
+        connector's resend of its unacknowledged buffer is still recognised. It may
+        read Parquet footers, so it runs off the event loop.
+        """
+        store = self.socket.server.engine.store
+        for attr in {item.attribute_id for _, work in group for item in work}:
+            if attr not in self.newest:
+                last = await asyncio.to_thread(_stored_last_ts, store, self.info.sensor_id, attr)
+                self.newest[attr] = _NEVER if last is None else last
 
     async def forward_backpressure(self) -> None:
         engine = self.socket.server.engine
@@ -549,21 +560,9 @@ class _Socket:
         watchdog = asyncio.create_task(self._watch(), name=f"ws{self.id}:idle")
         try:
             async for frame in self.ws:
-                self.last_frame = self.server.clock.monotonic()
-                if not self.bucket.take():
-                    self.proto.refuse(
-                        frame,
-                        LimitExceeded(
-                            f"more than {self.server.config.rate_per_s:g} frames a second; "
-                            "batch samples (measurements_batch) or slow down",
-                            reason="rate_limited",
-                        ),
-                    )
-                elif isinstance(frame, str):
-                    self.proto.receive_text(frame)
-                else:
-                    self.proto.receive_bytes(frame)
-                await self._handle_events()
+                self._receive(frame)
+                if self.pending:
+                    await self._run_pending()
                 self.wake()
         except ConnectionClosed:
             pass
@@ -576,24 +575,46 @@ class _Socket:
             writer.cancel()
             await asyncio.gather(writer, watchdog, return_exceptions=True)
 
-    async def _handle_events(self) -> None:
+    def _receive(self, frame: str | bytes) -> None:
+        """Feed one frame to the protocol and its events to the channels.
+
+        Synchronous, so a push costs no coroutine: what must be awaited (joins,
+        closing channels, a full channel queue) goes to :attr:`pending` in order.
+        """
+        self.last_frame = self.server.clock.monotonic()
+        if not self.bucket.take():
+            self.proto.refuse(
+                frame,
+                LimitExceeded(
+                    f"more than {self.server.config.rate_per_s:g} frames a second; "
+                    "batch samples (measurements_batch) or slow down",
+                    reason="rate_limited",
+                ),
+            )
+        elif isinstance(frame, str):
+            self.proto.receive_text(frame)
+        else:
+            self.proto.receive_bytes(frame)
         for event in self.proto.events_received():
             if isinstance(event, phx.Pushed):
                 channel = self.channels.get(event.topic)
                 if channel is not None:
                     channel.handle(event)
             elif isinstance(event, phx.JoinRequested):
-                await self._join(event)
+                self.pending.append(self._join(event))
             elif isinstance(event, phx.LeaveRequested | phx.ChannelReplaced):
                 channel = self.channels.pop(event.topic, None)
                 if channel is not None:
-                    await channel.close()
+                    self.pending.append(channel.close())
             elif isinstance(event, phx.Heartbeat):
                 for channel in self.channels.values():
                     if isinstance(channel, _ViewerChannel) and channel.lens is None:
                         self.pending.append(self.server.engine.renew_viewer(channel.viewer_id))
             elif isinstance(event, phx.FrameRejected):
                 log.debug("socket %d refused a frame: %s", self.id, event.error)
+
+    async def _run_pending(self) -> None:
+        """Await what the last frame left in :attr:`pending`, oldest first."""
         for awaitable in self.pending:
             await awaitable
         self.pending.clear()
@@ -662,8 +683,9 @@ class _Socket:
         return _ViewerChannel(self, join.topic, viewer)
 
     async def _flush(self) -> None:
-        for frame in self.proto.data_to_send():
-            await self.ws.send(frame)
+        frames = self.proto.data_to_send()
+        if frames:
+            await _send_all(self.ws, frames)
 
     async def _write(self) -> None:
         while True:
@@ -813,9 +835,41 @@ class serve:
         await self._server.close()
 
 
+async def _send_all(ws: ServerConnection, frames: list[str]) -> None:
+    """Send text frames in order with one socket write, then wait for the write buffer.
+
+    ``ws.send`` writes each frame on its own (one ``send`` syscall a frame, the
+    largest single cost of acknowledging one-sample pushes); here the frames are
+    framed by the connection's protocol and handed to the transport together.
+    ``send_context`` keeps ``websockets``' state checks, close handling and flow
+    control.
+    """
+    async with ws.send_context():
+        protocol = ws.protocol
+        for frame in frames:
+            protocol.send_text(frame.encode())
+        ws.transport.write(b"".join(protocol.data_to_send()))
+
+
 def _origins(allowed: tuple[str | None, ...] | None) -> list[Any] | None:
     """``websockets`` wants ``Origin`` values (a str subtype) or ``None``."""
     return None if allowed is None else list(allowed)
+
+
+def _stored_last_ts(store: Any, sensor_id: str, attribute_id: str) -> int | None:
+    """Newest stored device timestamp of a series, or None.
+
+    ``TieredStore.last_ts`` sees every tier; a store without it (the ``Store``
+    protocol does not ask for it) is asked for the newest sample in memory.
+    """
+    try:
+        if hasattr(store, "last_ts"):
+            last: int | None = store.last_ts(sensor_id, attribute_id)
+            return last
+        ts, _ = store.latest(sensor_id, attribute_id, 1)
+    except (KeyError, LocalError):
+        return None
+    return int(ts[-1]) if len(ts) else None
 
 
 def _size(item: Sample | Batch) -> int:

@@ -33,8 +33,10 @@ from sensocto_lab.protocol.channel import ChannelState, Trigger, transition
 from sensocto_lab.protocol.frames import (
     Message,
     decode_binary,
+    decode_fields,
     decode_text,
     encode_binary,
+    encode_fields,
     encode_text,
     peek_header,
 )
@@ -145,7 +147,7 @@ class _Channels:
         return self._join_ref.get(topic)
 
     def step(self, topic: str, trigger: Trigger, join_ref: str | None = None) -> ChannelState:
-        new = transition(self.state(topic), trigger)
+        new = transition(self._state.get(topic, ChannelState.CLOSED), trigger)
         if new is ChannelState.CLOSED:
             self._state.pop(topic, None)
             self._join_ref.pop(topic, None)
@@ -190,11 +192,11 @@ class ServerConnection:
             )
             return
         try:
-            message = decode_text(text)
+            fields = decode_fields(text)
         except ProtocolError as exc:
             self._reject(exc, peek_header(text))
             return
-        self._dispatch(message)
+        self._dispatch(*fields)
 
     def receive_bytes(self, data: bytes) -> None:
         """Take one binary frame (a v2 binary push)."""
@@ -212,7 +214,7 @@ class ServerConnection:
         except ProtocolError as exc:
             self._reject(exc, None)
             return
-        self._dispatch(message)
+        self._dispatch(message.join_ref, message.ref, message.topic, message.event, message.payload)
 
     # -- output -----------------------------------------------------------------------
 
@@ -267,7 +269,7 @@ class ServerConnection:
         """Send a server push on a joined channel; False (nothing sent) when not joined."""
         if self._channels.state(topic) is not ChannelState.JOINED:
             return False
-        self._send(Message(self._channels.join_ref(topic), None, topic, event, payload))
+        self._send(self._channels.join_ref(topic), None, topic, event, payload)
         return True
 
     def close_channel(self, topic: str, *, error: SensoctoError | None = None) -> bool:
@@ -281,9 +283,7 @@ class ServerConnection:
         join_ref = self._channels.join_ref(topic)
         self._channels.step(topic, Trigger.CLOSE)
         payload = {} if error is None else error_response(error)
-        self._send(
-            Message(join_ref, join_ref, topic, "phx_error" if error else "phx_close", payload)
-        )
+        self._send(join_ref, join_ref, topic, "phx_error" if error else "phx_close", payload)
         return True
 
     def refuse(self, data: str | bytes, error: PeerError) -> None:
@@ -293,58 +293,52 @@ class ServerConnection:
 
     # -- internals ----------------------------------------------------------------------
 
-    def _dispatch(self, msg: Message) -> None:
-        if msg.topic == PHOENIX_TOPIC:
-            if msg.event == "heartbeat":
-                self._send_reply(None, msg.ref, PHOENIX_TOPIC, "ok", {})
-                self._events.append(Heartbeat(msg.ref))
+    def _dispatch(
+        self, join_ref: str | None, ref: str | None, topic: str, event: str, payload: Any
+    ) -> None:
+        if topic == PHOENIX_TOPIC:
+            if event == "heartbeat":
+                self._send_reply(None, ref, PHOENIX_TOPIC, "ok", {})
+                self._events.append(Heartbeat(ref))
             else:
                 self._reject(
                     ProtocolError(
-                        f"topic phoenix only takes heartbeat, got {msg.event!r:.40}",
+                        f"topic phoenix only takes heartbeat, got {event!r:.40}",
                         reason="invalid_event",
                     ),
-                    msg,
+                    (join_ref, ref, topic, event),
                 )
             return
         try:
-            if msg.event == "phx_join":
-                self._join(msg)
-            elif msg.event == "phx_leave":
-                self._channels.step(msg.topic, Trigger.LEAVE)
-                self._channels.step(msg.topic, Trigger.LEAVE_OK)
-                self._send_reply(msg.join_ref, msg.ref, msg.topic, "ok", {})
-                self._events.append(LeaveRequested(msg.topic, msg.join_ref))
-            elif msg.event.startswith("phx_"):
-                raise ProtocolError(
-                    f"clients may not send {msg.event!r:.40}", reason="invalid_event"
-                )
+            if event == "phx_join":
+                self._join(join_ref, ref, topic, payload)
+            elif event == "phx_leave":
+                self._channels.step(topic, Trigger.LEAVE)
+                self._channels.step(topic, Trigger.LEAVE_OK)
+                self._send_reply(join_ref, ref, topic, "ok", {})
+                self._events.append(LeaveRequested(topic, join_ref))
+            elif event.startswith("phx_"):
+                raise ProtocolError(f"clients may not send {event!r:.40}", reason="invalid_event")
             else:
-                self._channels.step(msg.topic, Trigger.PUSH)
-                self._events.append(
-                    Pushed(msg.topic, msg.event, msg.payload, msg.join_ref, msg.ref)
-                )
+                self._channels.step(topic, Trigger.PUSH)
+                self._events.append(Pushed(topic, event, payload, join_ref, ref))
         except ProtocolError as exc:
-            self._reject(exc, msg)
+            self._reject(exc, (join_ref, ref, topic, event))
 
-    def _join(self, msg: Message) -> None:
-        if not isinstance(msg.payload, dict):
+    def _join(self, join_ref: str | None, ref: str | None, topic: str, params: Any) -> None:
+        if not isinstance(params, dict):
             raise ProtocolError("join params must be a JSON object", reason="invalid_params")
-        if self._channels.state(msg.topic) is ChannelState.JOINED:
-            old = self._channels.join_ref(msg.topic)
-            self.close_channel(msg.topic)
-            self._events.append(ChannelReplaced(msg.topic, old))
-        self._channels.step(msg.topic, Trigger.JOIN, msg.join_ref)
-        self._events.append(JoinRequested(msg.topic, msg.join_ref, msg.ref, msg.payload))
+        if self._channels.state(topic) is ChannelState.JOINED:
+            old = self._channels.join_ref(topic)
+            self.close_channel(topic)
+            self._events.append(ChannelReplaced(topic, old))
+        self._channels.step(topic, Trigger.JOIN, join_ref)
+        self._events.append(JoinRequested(topic, join_ref, ref, params))
 
     def _reject(
-        self,
-        error: PeerError,
-        where: Message | tuple[str | None, str | None, str, str] | None,
+        self, error: PeerError, where: tuple[str | None, str | None, str, str] | None
     ) -> None:
-        if isinstance(where, Message):
-            join_ref, ref, topic = where.join_ref, where.ref, where.topic
-        elif where is not None:
+        if where is not None:
             join_ref, ref, topic, _ = where
         else:
             join_ref = ref = topic = None
@@ -355,12 +349,12 @@ class ServerConnection:
     def _send_reply(
         self, join_ref: str | None, ref: str | None, topic: str, status: str, response: Any
     ) -> None:
-        self._send(
-            Message(join_ref, ref, topic, "phx_reply", {"status": status, "response": response})
-        )
+        self._send(join_ref, ref, topic, "phx_reply", {"status": status, "response": response})
 
-    def _send(self, message: Message) -> None:
-        self._out.append(encode_text(message))
+    def _send(
+        self, join_ref: str | None, ref: str | None, topic: str, event: str, payload: Any
+    ) -> None:
+        self._out.append(encode_fields(join_ref, ref, topic, event, payload))
 
 
 def _peek_binary(data: bytes) -> tuple[str | None, str | None, str, str] | None:

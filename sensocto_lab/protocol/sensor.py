@@ -481,7 +481,9 @@ def sample_from_measurement(info: SensorInfo, payload: object) -> Sample:
         ``invalid_value``, ``non_finite_value``. Ranges and shapes are checked when
         samples are merged into a batch (:func:`merge`).
     """
-    if not isinstance(payload, Mapping):
+    # One sample per frame is the hot path: exact type checks first (JSON gives plain
+    # dicts, ints and floats), the general checks only for anything else.
+    if type(payload) is not dict and not isinstance(payload, Mapping):
         raise ValidationError("a measurement is an object", reason="invalid_payload")
     try:
         attribute_id, ts, raw = payload["attribute_id"], payload["timestamp"], payload["payload"]
@@ -491,13 +493,16 @@ def sample_from_measurement(info: SensorInfo, payload: object) -> Sample:
             f"measurement is missing {', '.join(missing)}", reason="missing_fields"
         ) from None
     attr_id, kind = _kind(info, attribute_id)
-    if not is_finite_number(ts):
+    if type(ts) is not int and not is_finite_number(ts):
         raise ValidationError(
             f"timestamp must be a number of ms since the epoch, got {ts!r:.40}",
             reason="invalid_timestamp",
         )
-    value = _value(kind, raw)
-    _check_numbers(value)
+    if type(raw) is int or (type(raw) is float and math.isfinite(raw)):
+        value = raw
+    else:
+        value = _value(kind, raw)
+        _check_numbers(value)
     ts_ns = ts * 1_000_000 if isinstance(ts, int) else int(ms_to_ns(ts))  # ints: exact, fast
     return Sample(attr_id, ts_ns, value)
 

@@ -26,6 +26,14 @@ def test_evenly_spaced_scalar_round_trip() -> None:
     assert len(block) == 16 + 3 + 16 + 4 * 130
 
 
+@pytest.mark.parametrize("dt", [1e6, 1e9 / 130, 3.0, 0.0, 2.5e12])
+def test_evenly_spaced_stamps_are_t0_plus_rounded_multiples(dt: float) -> None:
+    n = 50_000
+    out = decode_batch(encode_batch("ecg", np.zeros(n), t0_ns=T0, dt_ns=dt))
+    expected = [T0 + round(i * dt) for i in range(n)]
+    np.testing.assert_array_equal(out.ts, expected)
+
+
 def test_explicit_timestamps_and_vectors() -> None:
     ts = T0 + np.array([0, 7, 7, 100], dtype=np.int64)
     values = np.arange(12, dtype=np.float32).reshape(4, 3)

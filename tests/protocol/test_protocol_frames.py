@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 from hypothesis import given
@@ -62,9 +63,23 @@ def test_bad_text_frames_raise_protocol_error(text: str, reason: str) -> None:
     assert info.value.reason == reason
 
 
-def test_encode_refuses_nan() -> None:
+@pytest.mark.parametrize("refs", [(None, None), ("1", "2")])
+def test_encode_refuses_nan(refs: tuple[str | None, str | None]) -> None:
     with pytest.raises(ValueError):
-        encode_text(Message(None, None, "t", "e", {"x": float("nan")}))
+        encode_text(Message(*refs, "t", "e", {"x": float("nan")}))
+
+
+def test_literals_only_the_stdlib_reads_still_decode() -> None:
+    msg = decode_text(
+        '["1","2","t","e",{"x":NaN,"y":-Infinity,"n":123456789012345678901234567890}]'
+    )
+    assert math.isnan(msg.payload["x"]) and msg.payload["y"] == -math.inf
+    assert msg.payload["n"] == 123456789012345678901234567890
+
+
+def test_what_the_stdlib_cannot_encode_still_raises() -> None:
+    with pytest.raises(TypeError):
+        encode_text(Message("1", "2", "t", "e", {"x": Message(None, None, "t", "e", {})}))
 
 
 @given(refs, refs, names, names, json_values)

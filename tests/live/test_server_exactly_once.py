@@ -1,0 +1,112 @@
+"""Exactly-once ingest across a clean restart of server and engine on the same data dir."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from engine_support import MemoryStore
+from test_server_support import MS, Raw
+
+from sensocto_lab.live.engine import Engine
+from sensocto_lab.live.server import ServerConfig, serve
+from sensocto_lab.protocol.binary import encode_batch
+from sensocto_lab.protocol.frames import Message, encode_binary
+
+TOPIC = "sensor:s1"
+JOIN = {
+    "attributes": [
+        {"attribute_id": "hr", "attribute_type": "hr"},
+        {"attribute_id": "ecg", "attribute_type": "ecg"},
+    ],
+    "exactly_once": True,
+}
+
+
+def columnar(first: int, n: int) -> dict[str, Any]:
+    """``n`` ecg samples 1 ms apart from ``MS + first``, values = their index."""
+    return {
+        "attribute_id": "ecg",
+        "t0": MS + first,
+        "dt": 1.0,
+        "values": [float(i) for i in range(first, first + n)],
+    }
+
+
+async def send_exactly_once(engine: Engine, pushes: list[tuple[str, Any]]) -> list[Any]:
+    """Serve ``engine``, join a new exactly-once channel, send ``pushes``, stop serving.
+
+    Returns the ``response`` of each push's reply, in order.
+    """
+    responses = []
+    async with serve(engine, config=ServerConfig.open()) as server:
+        raw = await Raw.open(server.url)
+        assert (await raw.join(TOPIC, JOIN))["status"] == "ok"
+        for event, payload in pushes:
+            if isinstance(payload, bytes):
+                ref = raw.ref()
+                await raw.send(encode_binary(Message("1", ref, TOPIC, event, payload)))
+                reply = await raw.reply(ref)
+            else:
+                reply = await raw.request(TOPIC, event, payload)
+            assert reply["status"] == "ok", reply
+            responses.append(reply["response"])
+        await raw.close()
+    return responses
+
+
+async def ingest_on_fresh_server(data: Path, pushes: list[tuple[str, Any]]) -> list[Any]:
+    """:func:`send_exactly_once` to a new engine on ``data``, closed afterwards."""
+    async with Engine(data, thread=False) as engine:
+        return await send_exactly_once(engine, pushes)
+
+
+async def test_resend_after_restart_is_deduplicated_against_storage(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    first = await ingest_on_fresh_server(
+        data,
+        [
+            ("measurements_batch", columnar(0, 100)),
+            ("measurement", {"attribute_id": "hr", "payload": 60, "timestamp": MS + 5}),
+        ],
+    )
+    assert first == [{"stored": 100, "duplicates": 0}, {"stored": 1, "duplicates": 0}]
+
+    # The connector lost the replies and resends its buffer, overlapping what is stored.
+    block = encode_batch(
+        "ecg", np.arange(90, 130, dtype=np.float32), t0_ns=(MS + 90) * 10**6, dt_ns=1e6
+    )
+    second = await ingest_on_fresh_server(
+        data,
+        [
+            ("measurements_batch", columnar(50, 60)),  # 50..109: 50 stored before
+            ("measurements_binary", block),  # 90..129: 110..129 are new
+            ("measurement", {"attribute_id": "hr", "payload": 60, "timestamp": MS + 5}),
+            ("measurement", {"attribute_id": "hr", "payload": 61, "timestamp": MS + 6}),
+        ],
+    )
+    assert second == [
+        {"stored": 10, "duplicates": 50},
+        {"stored": 20, "duplicates": 20},
+        {"stored": 0, "duplicates": 1},
+        {"stored": 1, "duplicates": 0},
+    ]
+
+    async with Engine(data, thread=False) as engine:
+        ecg = engine.store.history(["s1"], ["ecg"])
+        ts = ecg["time"].values.astype(np.int64)
+        assert len(ts) == 130 and (np.diff(ts) > 0).all()  # every sample once, in order
+        hr = engine.store.history(["s1"], ["hr"])
+        assert hr.sizes["time"] == 2
+
+
+async def test_a_store_without_last_ts_dedupes_against_memory() -> None:
+    """A store with only the ``Store`` protocol (no ``last_ts``): its in-memory newest."""
+    store = MemoryStore()
+    async with Engine(store=store, thread=False) as engine:
+        first = await send_exactly_once(engine, [("measurements_batch", columnar(0, 100))])
+        again = await send_exactly_once(engine, [("measurements_batch", columnar(50, 60))])
+    assert first == [{"stored": 100, "duplicates": 0}]
+    assert again == [{"stored": 10, "duplicates": 50}]
+    assert store.samples("s1") == 110
