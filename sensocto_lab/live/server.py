@@ -812,10 +812,10 @@ class _Socket:
                 ident, self.server.engine, channel.send_batches, clock=self.server.clock
             )
             await channel.lens.start()
-        channel.reply = channel.snapshot(name, params.backfill)
         if rooms is not None and room is not None:
             with contextlib.suppress(ValidationError):
                 rooms.enter(room, viewer, params.user_id)
+        channel.reply = channel.snapshot(name, params.backfill)
         return channel
 
     def _viewer_token(self, raw: Mapping[str, Any], params: ViewerParams) -> bool:

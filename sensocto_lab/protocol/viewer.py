@@ -14,7 +14,7 @@ event                 payload                                    effect
                                                                  hidden
 ``set_views``         ``{"views": {sensor_id: level}}``,         exactly these levels
                       optional ``"attributes": {sensor_id:       (``high`` … ``none``), in
-                      [attribute_id, ...]}``                     one message
+                      [attribute_id, ...]}``                     one message (not hidden)
 ====================  =========================================  =====================
 
 :class:`ViewerState` folds these into ``{sensor_id: AttentionLevel}`` for
@@ -152,7 +152,7 @@ class ViewerState:
         visible = {check_id(s, "sensor_id"): AttentionLevel.parse(lv) for s, lv in views.items()}
         attributes = _attributes(payload.get("attributes", {}))
         focused = [s for s, lv in visible.items() if lv is AttentionLevel.HIGH]
-        self.visible, self.attributes = visible, attributes
+        self.visible, self.attributes, self.hidden = visible, attributes, False
         self.focused = focused[0] if len(focused) == 1 else None
 
     def levels(self) -> dict[str, AttentionLevel]:
