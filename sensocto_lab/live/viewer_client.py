@@ -35,6 +35,7 @@ import logging
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from websockets.asyncio.client import ClientConnection as WsConnection
 
@@ -48,6 +49,7 @@ from sensocto_lab.live._reconnect import (
     wait_started,
 )
 from sensocto_lab.live.bus import Bus
+from sensocto_lab.live.server import SOCKET_PATH
 from sensocto_lab.model import AttentionLevel, SensorInfo
 from sensocto_lab.protocol.connection import ChannelClosed, ClientConnection, Replied, ServerPushed
 from sensocto_lab.protocol.viewer import (
@@ -60,7 +62,7 @@ from sensocto_lab.protocol.viewer import (
     sensor_from_payload,
 )
 
-__all__ = ["ViewerClient", "ViewerStats"]
+__all__ = ["ViewerClient", "ViewerStats", "socket_url"]
 
 log = logging.getLogger(__name__)
 
@@ -422,3 +424,15 @@ def _set_views_payload(
     if attributes:
         payload["attributes"] = {s: list(a) for s, a in attributes.items()}
     return payload
+
+
+def socket_url(endpoint: str) -> str:
+    """The socket URL of an endpoint given as ``ws://host:port`` (or ``http://``, or in full).
+
+    >>> socket_url("ws://127.0.0.1:4000")
+    'ws://127.0.0.1:4000/socket/websocket?vsn=2.0.0'
+    """
+    parts = urlsplit(endpoint if "://" in endpoint else f"ws://{endpoint}")
+    scheme = {"http": "ws", "https": "wss"}.get(parts.scheme, parts.scheme)
+    path = parts.path if parts.path not in ("", "/") else SOCKET_PATH
+    return urlunsplit((scheme, parts.netloc, path, parts.query or "vsn=2.0.0", ""))
