@@ -500,11 +500,22 @@ def _client_id() -> str:
 
 
 def _viewer_id() -> str:
-    """This session's viewer id (its attention views and presence are under it)."""
+    """This page's viewer id (its attention views and presence are under it).
+
+    Unique per page: a session discarded before its browser connected is made anew
+    under the same session id, and the two must not share views.
+    """
     doc = pn.state.curdoc
     session = doc.session_context if doc is not None else None
-    viewer_id = f"dash-{session.id if session is not None else uuid.uuid4().hex}"[:120]
+    name = session.id[:100] if session is not None else "page"
+    viewer_id = f"dash-{name}-{uuid.uuid4().hex[:12]}"
     return "".join(c if c.isalnum() or c in "_.:-" else "-" for c in viewer_id)
+
+
+def _gone(doc: Document | None) -> bool:
+    """Whether the session of ``doc`` was destroyed (its browser left, or never came)."""
+    context = doc.session_context if doc is not None else None
+    return context is not None and bool(getattr(context, "destroyed", False))
 
 
 def _open_dashboard(
@@ -536,6 +547,8 @@ def _on_document(doc: Document | None, callback: Callable[[], object]) -> None:
     """Run ``callback`` as the session's next tick: under its document lock, as its curdoc."""
     if doc is None or doc.session_context is None:
         callback()
+        return
+    if _gone(doc):
         return
 
     def run() -> None:
@@ -591,6 +604,9 @@ def room_page(ctx: Context) -> pn.viewable.Viewable:
         except SensoctoError as exc:
             detail = exc.detail
             _on_document(doc, lambda: setattr(message, "object", detail))
+            return
+        if _gone(doc):  # the page went while the room was being opened
+            await session.engine.remove_viewer(viewer_id)
             return
         _on_document(
             doc, lambda: _open_dashboard(ctx, session, viewer_id, user or "guest", container)
