@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
 import signal
 import subprocess
@@ -23,7 +24,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
-from browser_support import TIMEOUT_S, browser, card_points, page, wait_until
+from browser_support import TIMEOUT_S, browser, card_points, listening, page, wait_until
 from playwright.sync_api import Browser, Page
 
 from sensocto_lab.widgets.panel_server import DashboardServer, serve_remote_dashboards
@@ -41,6 +42,7 @@ class Remote:
     """The engine process, and the dashboard server of this process connected to it."""
 
     engine: subprocess.Popen[str]
+    endpoint: str
     health_url: str
     code: str
     server: DashboardServer
@@ -89,7 +91,7 @@ def remote(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Remote]:
         server = asyncio.run_coroutine_threadsafe(
             serve_remote_dashboards(endpoint, session_cleanup_ms=5000), loop
         ).result(TIMEOUT_S)
-        lab = Remote(engine, said["health"], code.group(1), server, loop)
+        lab = Remote(engine, endpoint, said["health"], code.group(1), server, loop)
         yield lab
         lab.run(server.stop())
     finally:
@@ -189,3 +191,33 @@ def test_the_lobby_finds_the_room_by_its_code(remote: Remote, page: Page) -> Non
         arg=f"card:{SENSORS[0]}",
         timeout=TIMEOUT_S * 1000,
     )
+
+
+def test_panel_serve_entry_points_reach_the_engine_by_env(
+    remote: Remote, page: Page, unused_tcp_port: int
+) -> None:
+    """``SENSOCTO_LAB_CONNECT=ws://... panel serve panel_apps/room.py panel_apps/lobby.py``."""
+    port = unused_tcp_port
+    root = Path(__file__).resolve().parents[2]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "panel", "serve", "panel_apps/room.py", "panel_apps/lobby.py",
+         "--port", str(port), "--address", "127.0.0.1",
+         "--allow-websocket-origin", f"127.0.0.1:{port}"],
+        cwd=root, env={**os.environ, "SENSOCTO_LAB_CONNECT": remote.endpoint},
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        wait_until("the panel server", lambda: listening(port))
+        page.goto(f"http://127.0.0.1:{port}/lobby")
+        page.get_by_placeholder("ABCDE-12345").fill(remote.code)
+        page.get_by_role("button", name="Open room").click()
+        page.get_by_text("Open lab").click()
+        page.get_by_text(SENSORS[0], exact=True).wait_for(timeout=TIMEOUT_S * 1000)
+        page.wait_for_function(
+            "(name) => Bokeh.documents[0].get_model_by_name(name).data.t.length > 0",
+            arg=f"card:{SENSORS[0]}",
+            timeout=TIMEOUT_S * 1000,
+        )
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
