@@ -40,7 +40,7 @@ from websockets.asyncio.client import ClientConnection as WsConnection
 
 from sensocto_lab.clock import Clock, SystemClock
 from sensocto_lab.errors import AuthError, ClosedResourceError
-from sensocto_lab.live._reconnect import Backoff, run_reconnecting, send_frames, wait_started
+from sensocto_lab.live._reconnect import KeepConnected, send_frames
 from sensocto_lab.protocol.binary import BINARY_EVENT, encode_batch
 from sensocto_lab.protocol.connection import ChannelClosed, ClientConnection, Replied, ServerPushed
 
@@ -171,12 +171,18 @@ class SensorClient:
         self._last_ts: dict[str, float] = {}
         self._wake_sender = asyncio.Event()  # something to send, or room to send it
         self._progress = asyncio.Event()  # a reply, a requeue or a failure (for drain)
-        self._joined = asyncio.Event()
         self._backpressure_changed = asyncio.Event()  # replaced by a fresh one on each change
-        self._backoff = Backoff(*backoff_s)
         self._retry_after = 0.0  # monotonic time before which nothing is resent
-        self._fatal: BaseException | None = None
-        self._task: asyncio.Task[None] | None = None
+        self._conn = KeepConnected(
+            url,
+            self._session,
+            clock=self.clock,
+            backoff_s=backoff_s,
+            on_lost=self._requeue_inflight,
+            on_fatal=self._kick,
+            name=f"client:{sensor_id}",
+        )
+        self._joined = self._conn.joined  # the sender waits on it
         self._closing = False
 
     # -- lifecycle --------------------------------------------------------------------
@@ -191,24 +197,13 @@ class SensorClient:
         TimeoutError
             Not joined within ``timeout`` seconds (the client keeps trying).
         """
-        if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(
-                self._run(), name=f"client:{self.sensor_id}"
-            )
-        started = await wait_started(self._task, self._joined, timeout)
-        if self._fatal is not None:
-            raise self._fatal
-        if not started:
-            raise TimeoutError(f"not joined to {self.topic} within {timeout} s")
+        await self._conn.start(timeout)
         return self
 
     async def close(self) -> None:
         """Stop (without draining; call :meth:`drain` first to wait for acknowledgements)."""
         self._closing = True
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await self._conn.stop()
 
     async def __aenter__(self) -> SensorClient:
         return await self.connect()
@@ -376,22 +371,12 @@ class SensorClient:
 
     # -- the connection loop --------------------------------------------------------------
 
-    async def _run(self) -> None:
-        try:
-            await run_reconnecting(
-                self.url,
-                self._session,
-                clock=self.clock,
-                backoff=self._backoff,
-                on_lost=self._requeue_inflight,
-                name=f"client {self.sensor_id}",
-            )
-        except AuthError as exc:
-            self._fatal = exc
-            self._kick()
+    @property
+    def _fatal(self) -> BaseException | None:
+        """The refused join that stopped the client, if one did."""
+        return self._conn.fatal
 
     def _requeue_inflight(self) -> None:
-        self._joined.clear()
         if self._inflight:
             lost = sorted(self._inflight.values(), key=lambda o: o.seq)
             self._inflight.clear()
@@ -434,8 +419,7 @@ class SensorClient:
                 reason=str(response.get("reason", "join_refused")),
             )
         self.stats.connects += 1
-        self._backoff.reset()
-        self._joined.set()
+        self._conn.joined_ok()
         self._kick()
 
     def _on_reply(self, reply: Replied) -> None:

@@ -30,7 +30,6 @@ and :mod:`sensocto_lab.protocol.viewer`::
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
@@ -41,13 +40,7 @@ from websockets.asyncio.client import ClientConnection as WsConnection
 
 from sensocto_lab.clock import Clock, SystemClock
 from sensocto_lab.errors import AuthError, ClosedResourceError, ValidationError
-from sensocto_lab.live._reconnect import (
-    TRANSIENT,
-    Backoff,
-    run_reconnecting,
-    send_frames,
-    wait_started,
-)
+from sensocto_lab.live._reconnect import TRANSIENT, KeepConnected, send_frames
 from sensocto_lab.live.bus import Bus
 from sensocto_lab.live.server import SOCKET_PATH
 from sensocto_lab.model import AttentionLevel, SensorInfo
@@ -155,13 +148,18 @@ class ViewerClient:
         #: Who is watching the room.
         self.present: list[Watcher] = []
         self._views = ViewerState()  # what this viewer shows; sent again after a rejoin
-        self._backoff = Backoff(*backoff_s)
-        self._joined = asyncio.Event()
+        self._conn = KeepConnected(
+            url,
+            self._session,
+            clock=self.clock,
+            backoff_s=backoff_s,
+            on_lost=self._lost,
+            on_fatal=self._notify,
+            name=f"viewer:{topic}",
+        )
         self._changed = asyncio.Event()  # replaced by a fresh one on every change
         self._pending: dict[str, asyncio.Future[Replied | None]] = {}
         self._link: tuple[WsConnection, ClientConnection] | None = None
-        self._fatal: BaseException | None = None
-        self._task: asyncio.Task[None] | None = None
         self._closed = False
 
     # -- lifecycle --------------------------------------------------------------------
@@ -179,24 +177,13 @@ class ViewerClient:
         """
         if self._closed:
             raise ClosedResourceError("the viewer client is closed", reason="closed")
-        if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(
-                self._run(), name=f"viewer:{self.topic}"
-            )
-        started = await wait_started(self._task, self._joined, timeout)
-        if self._fatal is not None:
-            raise self._fatal
-        if not started:
-            raise TimeoutError(f"not joined to {self.topic} within {timeout} s")
+        await self._conn.start(timeout)
         return self
 
     async def close(self) -> None:
         """Leave: close the socket (the engine removes this viewer) and the client's bus."""
         self._closed = True
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await self._conn.stop()
         self.bus.close()
 
     async def __aenter__(self) -> ViewerClient:
@@ -208,7 +195,7 @@ class ViewerClient:
     @property
     def connected(self) -> bool:
         """True while joined."""
-        return self._joined.is_set()
+        return self._conn.joined.is_set()
 
     @property
     def viewer_id(self) -> str | None:
@@ -231,8 +218,8 @@ class ViewerClient:
 
         async def until() -> None:
             while not condition():
-                if self._fatal is not None:
-                    raise self._fatal
+                if self._conn.fatal is not None:
+                    raise self._conn.fatal
                 await self._changed.wait()
 
         await asyncio.wait_for(until(), timeout)
@@ -294,7 +281,7 @@ class ViewerClient:
 
     async def _request(self, event: str, payload: dict[str, Any]) -> Replied | None:
         """Push on the channel and await the reply; ``None`` if not joined or the socket went."""
-        if self._link is None or not self._joined.is_set():
+        if self._link is None or not self._conn.joined.is_set():
             return None
         ws, proto = self._link
         ref = proto.push(self.topic, event, payload)
@@ -311,22 +298,7 @@ class ViewerClient:
 
     # -- the connection loop --------------------------------------------------------------
 
-    async def _run(self) -> None:
-        try:
-            await run_reconnecting(
-                self.url,
-                self._session,
-                clock=self.clock,
-                backoff=self._backoff,
-                on_lost=self._lost,
-                name=f"viewer {self.topic}",
-            )
-        except AuthError as exc:
-            self._fatal = exc
-            self._notify()
-
     def _lost(self) -> None:
-        self._joined.clear()
         self._link = None
         for future in self._pending.values():
             if not future.done():
@@ -374,8 +346,7 @@ class ViewerClient:
         self.levels = dict(snapshot.levels)
         self.present = list(snapshot.present)
         self.stats.connects += 1
-        self._backoff.reset()
-        self._joined.set()
+        self._conn.joined_ok()
 
     async def _resend_views(self, ws: WsConnection, proto: ClientConnection) -> None:
         """After a rejoin the server knows nothing of this viewer's views: send them."""

@@ -73,14 +73,7 @@ class RemoteContext:
         return []
 
     async def find_room(self, code: str, *, client: str) -> Room:
-        viewer = ViewerClient(
-            self.url,
-            f"lens:lobby-{uuid.uuid4().hex[:16]}",
-            code=code,
-            token=self.token,
-            client=client,
-            clock=self.clock,
-        )
+        viewer = self._viewer(f"lens:lobby-{uuid.uuid4().hex[:16]}", code, client)
         try:
             await self._connect(viewer)
         finally:
@@ -90,16 +83,13 @@ class RemoteContext:
     async def open_room(
         self, room_id: str, code: str, user: str | None, *, client: str, viewer_id: str
     ) -> RoomSession:
-        viewer = ViewerClient(
-            self.url,
+        viewer = self._viewer(
             f"lens:{viewer_id}",
-            code=code,
-            token=self.token,
+            code,
+            client,
             room=room_id,
             user_id=user or "guest",
-            client=client,
             backfill=self.backfill,
-            clock=self.clock,
         )
         try:
             await self._connect(viewer)
@@ -108,6 +98,12 @@ class RemoteContext:
             raise
         mirror = RoomMirror(viewer)
         return RoomSession(_room(viewer, code), mirror, mirror.rooms)
+
+    def _viewer(self, topic: str, code: str, client: str, **params: Any) -> ViewerClient:
+        """A viewer client of ``topic`` that presents ``code`` for ``client``."""
+        return ViewerClient(
+            self.url, topic, code=code, token=self.token, client=client, clock=self.clock, **params
+        )
 
     async def _connect(self, viewer: ViewerClient) -> None:
         try:

@@ -65,3 +65,22 @@ def listening(port: int) -> bool:
     """Whether something accepts connections on 127.0.0.1:``port``."""
     with socket.socket() as s:
         return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def card_sources(page: Page) -> int:
+    """How many cards' data sources the page's documents hold (0: no room was shown)."""
+    return int(
+        page.evaluate(
+            "() => Bokeh.documents.flatMap(d => [...d.all_models])"
+            ".filter(m => (m.name || '').startsWith('card:')).length"
+        )
+    )
+
+
+def wait_for_card_data(page: Page, sensor: str, more_than: int = 0) -> None:
+    """Wait until ``sensor``'s card holds more than ``more_than`` samples."""
+    page.wait_for_function(
+        "([name, n]) => Bokeh.documents[0].get_model_by_name(name).data.t.length > n",
+        arg=[f"card:{sensor}", more_than],
+        timeout=TIMEOUT_S * 1000,
+    )

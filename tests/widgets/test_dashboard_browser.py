@@ -19,7 +19,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from browser_support import TIMEOUT_S, browser, card_points, listening, page, wait_until
+from browser_support import (
+    TIMEOUT_S,
+    browser,
+    card_points,
+    card_sources,
+    listening,
+    page,
+    wait_until,
+)
 from playwright.sync_api import Browser, Page
 
 from sensocto_lab.live.engine import Engine
@@ -125,11 +133,7 @@ def test_a_session_without_the_join_code_sees_no_data(lab: Lab, page: Page) -> N
     page.goto(lab.server.room_url("lab", "ZZZZZ-ZZZZZ"))
     page.get_by_text("that join code does not open this room").wait_for(timeout=TIMEOUT_S * 1000)
     assert page.get_by_text(SENSORS[0], exact=True).count() == 0
-    sources = page.evaluate(
-        "() => Bokeh.documents.flatMap(d => [...d.all_models])"
-        ".filter(m => (m.name || '').startsWith('card:')).length"
-    )
-    assert sources == 0
+    assert card_sources(page) == 0
     assert lab.server.context.dashboards == {}
     assert all(level == N for level in lab.levels().values())
 

@@ -24,7 +24,16 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
-from browser_support import TIMEOUT_S, browser, card_points, listening, page, wait_until
+from browser_support import (
+    TIMEOUT_S,
+    browser,
+    card_points,
+    card_sources,
+    listening,
+    page,
+    wait_for_card_data,
+    wait_until,
+)
 from playwright.sync_api import Browser, Page
 
 from sensocto_lab.widgets.panel_server import DashboardServer, serve_remote_dashboards
@@ -111,11 +120,7 @@ def test_wrong_or_no_code_gets_no_data(remote: Remote, page: Page) -> None:
     page.goto(remote.server.room_url("lab", "ZZZZZ-ZZZZZ"))
     page.get_by_text("that join code does not open this room").wait_for(timeout=TIMEOUT_S * 1000)
     assert page.get_by_text(SENSORS[0], exact=True).count() == 0
-    sources = page.evaluate(
-        "() => Bokeh.documents.flatMap(d => [...d.all_models])"
-        ".filter(m => (m.name || '').startsWith('card:')).length"
-    )
-    assert sources == 0
+    assert card_sources(page) == 0
     assert remote.server.context.dashboards == {}
     assert set(remote.levels().values()) == {"none"}
 
@@ -137,11 +142,7 @@ def test_cards_get_data_and_attention_follows_in_the_engine_process(
             lambda: (lv := remote.levels())[SENSORS[0]] == "medium" and "low" in lv.values(),
         )
         first = wait_until("data on the first card", lambda: card_points(page, SENSORS[0]) > 0)
-        page.wait_for_function(
-            "([name, n]) => Bokeh.documents[0].get_model_by_name(name).data.t.length > n",
-            arg=[f"card:{SENSORS[0]}", first],
-            timeout=TIMEOUT_S * 1000,
-        )
+        wait_for_card_data(page, SENSORS[0], first)
 
         # focused (pointer) → high
         page.get_by_text(SENSORS[1], exact=True).hover()
@@ -157,11 +158,7 @@ def test_cards_get_data_and_attention_follows_in_the_engine_process(
                 and lv[SENSORS[0]] == "low"
             ),
         )
-        page.wait_for_function(
-            "(name) => Bokeh.documents[0].get_model_by_name(name).data.t.length > 0",
-            arg=f"card:{SENSORS[-1]}",
-            timeout=TIMEOUT_S * 1000,
-        )
+        wait_for_card_data(page, SENSORS[-1])
 
         # page hidden → none
         page.evaluate(
@@ -182,15 +179,7 @@ def test_the_lobby_finds_the_room_by_its_code(remote: Remote, page: Page) -> Non
     page.get_by_placeholder("ABCDE-12345").fill("wrong")
     page.get_by_role("button", name="Open room").click()
     page.get_by_text("no room has that join code").wait_for(timeout=TIMEOUT_S * 1000)
-    page.get_by_placeholder("ABCDE-12345").fill(remote.code.lower())
-    page.get_by_role("button", name="Open room").click()
-    page.get_by_text("Open lab").click()
-    page.get_by_text(SENSORS[0], exact=True).wait_for(timeout=TIMEOUT_S * 1000)
-    page.wait_for_function(
-        "(name) => Bokeh.documents[0].get_model_by_name(name).data.t.length > 0",
-        arg=f"card:{SENSORS[0]}",
-        timeout=TIMEOUT_S * 1000,
-    )
+    open_from_the_lobby(page, remote.code.lower())
 
 
 def test_panel_serve_entry_points_reach_the_engine_by_env(
@@ -209,15 +198,16 @@ def test_panel_serve_entry_points_reach_the_engine_by_env(
     try:
         wait_until("the panel server", lambda: listening(port))
         page.goto(f"http://127.0.0.1:{port}/lobby")
-        page.get_by_placeholder("ABCDE-12345").fill(remote.code)
-        page.get_by_role("button", name="Open room").click()
-        page.get_by_text("Open lab").click()
-        page.get_by_text(SENSORS[0], exact=True).wait_for(timeout=TIMEOUT_S * 1000)
-        page.wait_for_function(
-            "(name) => Bokeh.documents[0].get_model_by_name(name).data.t.length > 0",
-            arg=f"card:{SENSORS[0]}",
-            timeout=TIMEOUT_S * 1000,
-        )
+        open_from_the_lobby(page, remote.code)
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def open_from_the_lobby(page: Page, code: str) -> None:
+    """On the lobby page: the code gives the room's link, which opens it with live cards."""
+    page.get_by_placeholder("ABCDE-12345").fill(code)
+    page.get_by_role("button", name="Open room").click()
+    page.get_by_text("Open lab").click()
+    page.get_by_text(SENSORS[0], exact=True).wait_for(timeout=TIMEOUT_S * 1000)
+    wait_for_card_data(page, SENSORS[0])
