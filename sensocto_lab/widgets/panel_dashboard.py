@@ -598,10 +598,17 @@ def room_page(ctx: Context) -> pn.viewable.Viewable:
     join = pn.widgets.Button(label="Join", color="primary", width=100)
     message = pn.pane.HTML("", styles={"color": "#c0392b"})
 
+    busy = False  # an attempt is under way, or the room is shown: one per page
+
     async def attempt(room_id: str, code: str) -> None:
+        nonlocal busy
+        if busy:
+            return
+        busy = True
         try:
             session = await ctx.open_room(room_id, code, user, client=client, viewer_id=viewer_id)
         except SensoctoError as exc:
+            busy = False
             detail = exc.detail
             _on_document(doc, lambda: setattr(message, "object", detail))
             return
