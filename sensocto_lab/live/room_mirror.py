@@ -16,7 +16,8 @@ engine part                 from the viewer client
 ``attention.level``         the engine's levels, as pushed by the server
 ``attention.lens_flush_ms`` the standard tier intervals (DESIGN §5)
 ``bus``                     the client's bus (``data:{sensor_id}``)
-``set_views``               the client's ``set_views`` (one message)
+``set_views``               the client's ``set_views`` (one message; only the attributes
+                            given to :meth:`RoomMirror.draw_only`, if any)
 ``remove_viewer``           closes the client (the server removes the viewer)
 ==========================  ==============================================================
 
@@ -108,6 +109,7 @@ class RoomMirror:
         self.attention = _Attention(client)
         self.store = _Recent(client)
         self.rooms = _Rooms(client)
+        self._drawn: dict[str, list[str]] = {}
 
     @property
     def sensors(self) -> Mapping[str, SensorInfo]:
@@ -119,11 +121,16 @@ class RoomMirror:
         """Where the room's batches arrive, as ``data:{sensor_id}``."""
         return self.client.bus
 
+    def draw_only(self, attributes: Mapping[str, list[str]]) -> None:
+        """From now on ask for just these attributes of each sensor (what its card draws)."""
+        self._drawn = {s: list(a) for s, a in attributes.items()}
+
     async def set_views(
         self, viewer_id: str, views: Mapping[str, object], *, replace: bool = False
     ) -> None:
         """Send the session's views (always replacing: the client holds them all)."""
-        await self.client.set_views({s: AttentionLevel.parse(lv) for s, lv in views.items()})
+        levels = {s: AttentionLevel.parse(lv) for s, lv in views.items()}
+        await self.client.set_views(levels, self._drawn or None)
 
     async def renew_viewer(self, viewer_id: str) -> None:
         """Nothing to do: the server's lens keeps the viewer alive while the socket is up."""

@@ -30,7 +30,7 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from html import escape
 from typing import Any, Protocol
@@ -98,11 +98,15 @@ class RoomSession:
     rooms
         What it reads of the room store: ``sensors(room_id)`` (assigned sensors),
         ``enter``, ``leave`` and ``present(room_id)``.
+    draws
+        Told once which attributes each shown sensor's card draws, so a remote
+        engine sends only those; ``None`` when nobody needs to know.
     """
 
     room: Room
     engine: Any
     rooms: Any
+    draws: Callable[[Mapping[str, list[str]]], None] | None = None
 
 
 class Context(Protocol):
@@ -247,6 +251,8 @@ class RoomDashboard:
         self._page_visible = True
         self.sync_id = sync_sensor_id(room.room_id)
         self._has_sync = self.sync_id in self.engine.sensors
+        if session.draws is not None:
+            session.draws(self._attributes())
         options = {"flush_ms": self._display_flush_ms, **ctx.lens_options}
         self.lens = Lens(viewer_id, self.engine, self._on_flush, clock=ctx.clock, **options)
         self._pending: list[LensFlush] = []

@@ -97,7 +97,7 @@ class RemoteContext:
             await viewer.close()
             raise
         mirror = RoomMirror(viewer)
-        return RoomSession(_room(viewer, code), mirror, mirror.rooms)
+        return RoomSession(_room(viewer, code), mirror, mirror.rooms, mirror.draw_only)
 
     def _viewer(self, topic: str, code: str, client: str, **params: Any) -> ViewerClient:
         """A viewer client of ``topic`` that presents ``code`` for ``client``."""

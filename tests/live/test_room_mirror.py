@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import numpy as np
 import pytest
-from test_server_support import engine
+from test_server_support import WAIT, engine
 
 from sensocto_lab.live.engine import Engine
 from sensocto_lab.live.room_mirror import RoomMirror
@@ -23,7 +24,7 @@ T0 = 1_767_225_600_000_000_000
 
 @pytest.fixture
 async def mirror(engine: Engine, tmp_path: Path) -> AsyncIterator[RoomMirror]:
-    attrs = {"respiration": AttributeInfo.of("respiration")}
+    attrs = {"respiration": AttributeInfo.of("respiration"), "battery": AttributeInfo.of("battery")}
     await engine.register_sensor(SensorInfo("p1", attrs, room="lab"))
     await engine.ingest(Batch("p1", "respiration", T0 + np.arange(5) * 10**8, np.arange(5.0)))
     with RoomStore(tmp_path / "rooms") as rooms:
@@ -45,9 +46,15 @@ async def test_mirror_reads_like_the_engine(mirror: RoomMirror, engine: Engine) 
     assert mirror.attention.lens_flush_ms(AttentionLevel.HIGH) == 32.0
     assert mirror.attention.level("p1") is AttentionLevel.NONE
 
+    mirror.draw_only({"p1": ["respiration"]})  # what the card draws: no battery sent
+    sub = mirror.bus.subscribe("data:p1")
     await mirror.set_views("tab", {"p1": AttentionLevel.HIGH}, replace=True)
     assert engine.attention.level("p1") is AttentionLevel.HIGH
     await mirror.client.wait_for(lambda: mirror.attention.level("p1") is AttentionLevel.HIGH)
+    await engine.ingest(Batch("p1", "battery", np.array([T0 + 10**9]), np.array([80.0])))
+    await engine.ingest(Batch("p1", "respiration", np.array([T0 + 10**9]), np.array([9.0])))
+    batch = await asyncio.wait_for(sub.get(), WAIT)
+    assert (batch.attribute_id, batch.values.tolist()) == ("respiration", [9.0])
 
     await mirror.remove_viewer("tab")  # the session ended: the client leaves
     assert not mirror.client.connected
