@@ -42,6 +42,7 @@ _EXPORTS: dict[str, str] = {
     "ServerConfig": "sensocto_lab.live.server",
     "IngestServer": "sensocto_lab.live.server",
     "SensorClient": "sensocto_lab.live.client",
+    "ViewerClient": "sensocto_lab.live.viewer_client",
     "BleCapture": "sensocto_lab.live.ble",
     "FakeRadio": "sensocto_lab.live.ble_radio",
     "replay_session": "sensocto_lab.live.replay",
@@ -53,6 +54,7 @@ _EXPORTS: dict[str, str] = {
     "StripWidget": "sensocto_lab.widgets.strip",
     "HistoryWidget": "sensocto_lab.widgets.history",
     "serve_dashboards": "sensocto_lab.widgets.panel_server",
+    "serve_remote_dashboards": "sensocto_lab.widgets.panel_server",
 }
 
 __all__ = sorted(_EXPORTS)

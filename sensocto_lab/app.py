@@ -91,7 +91,9 @@ class LabApp:
             config = ServerConfig(
                 tokens=options.tokens, require_token=options.auth, default_room=options.room
             )
-            server = await serve(engine, host=options.host, port=options.port, config=config)
+            server = await serve(
+                engine, host=options.host, port=options.port, config=config, rooms=rooms
+            )
             _ensure_room(rooms, options.room)
             group = None
             if options.simulate:

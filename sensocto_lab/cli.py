@@ -1,9 +1,10 @@
-"""The ``sensocto-lab`` command: demo, serve, record, replay, info.
+"""The ``sensocto-lab`` command: demo, serve, record, dashboard, replay, info.
 
 ``demo`` and ``serve`` run the engine, the Phoenix Channels ingest endpoint (with
 ``/health``) and the room dashboards in one process; ``record`` runs a session for a
-fixed time; ``replay`` pushes a stored session back through an endpoint; ``info``
-summarises a data directory.
+fixed time; ``dashboard`` serves the room dashboards of an engine in another process
+over its endpoint; ``replay`` pushes a stored session back through an endpoint;
+``info`` summarises a data directory.
 """
 
 from __future__ import annotations
@@ -65,6 +66,23 @@ def _parser() -> argparse.ArgumentParser:
     )
     rec = sub.add_parser("record", help="record a session for a fixed time, then stop")
     _add_serve_options(rec, demo=False)
+    dash = sub.add_parser(
+        "dashboard", help="room dashboards of an engine in another process (over its endpoint)"
+    )
+    dash.add_argument(
+        "--connect",
+        default="ws://127.0.0.1:4000",
+        metavar="URL",
+        help="the engine's endpoint (default ws://127.0.0.1:4000)",
+    )
+    dash.add_argument(
+        "--token", default=None, help="a viewer token of the engine (optional: rooms take codes)"
+    )
+    dash.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    dash.add_argument("--port", type=int, default=5006, help="dashboard port (0 = any free)")
+    dash.add_argument(
+        "--duration", type=float, default=None, help="stop after this many seconds (default: run)"
+    )
     rep = sub.add_parser("replay", help="replay a stored session through an ingest endpoint")
     rep.add_argument("--data", type=Path, default=DEFAULT_DATA, help="data directory to read")
     rep.add_argument(
@@ -98,6 +116,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print("sensocto-lab record: --duration SECONDS is required", file=sys.stderr)
             return 2
         return asyncio.run(_serve(args))
+    if args.command == "dashboard":
+        return asyncio.run(_dashboard(args))
     if args.command == "replay":
         return asyncio.run(_replay(args))
     if args.command == "info":
@@ -119,25 +139,51 @@ async def _serve(args: argparse.Namespace) -> int:
         room=args.room,
         coupling=args.coupling,
     )
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
     async with await LabApp.start(options) as app:
-        # after the start: the Panel server installs a SIGINT handler that stops the
-        # loop outright; ours shuts down in order and flushes storage instead
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(NotImplementedError):
-                loop.add_signal_handler(sig, stop.set)
-        for line in app.describe():
-            print(line, flush=True)
-        print("ready            press Ctrl-C to stop", flush=True)
-        if args.duration is not None:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), args.duration)
-        else:
-            await stop.wait()
+        await _run_until_stopped(app.describe(), args.duration)
         print("stopping: flushing storage ...", flush=True)
     print(f"data kept in {args.data}", flush=True)
     return 0
+
+
+async def _dashboard(args: argparse.Namespace) -> int:
+    from sensocto_lab.live.viewer_client import socket_url
+    from sensocto_lab.widgets.panel_server import serve_remote_dashboards
+
+    server = await serve_remote_dashboards(
+        args.connect, token=args.token, port=args.port, address=args.host
+    )
+    try:
+        await _run_until_stopped(
+            [
+                f"engine           {socket_url(args.connect)}",
+                f"dashboard        {server.url}  (enter a room's join code)",
+                f"room page        {server.url}room?room=ROOM&code=CODE",
+            ],
+            args.duration,
+        )
+    finally:
+        await server.stop()
+    return 0
+
+
+async def _run_until_stopped(lines: Sequence[str], duration: float | None) -> None:
+    """Print ``lines`` and "ready", then wait for Ctrl-C, SIGTERM or ``duration`` seconds."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    # after the start: the Panel server installs a SIGINT handler that stops the
+    # loop outright; ours shuts down in order (and flushes storage) instead
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    for line in lines:
+        print(line, flush=True)
+    print("ready            press Ctrl-C to stop", flush=True)
+    if duration is not None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), duration)
+    else:
+        await stop.wait()
 
 
 async def _replay(args: argparse.Namespace) -> int:

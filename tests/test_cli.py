@@ -167,3 +167,15 @@ def test_demo_serves_the_room_dashboard_and_the_endpoint(tmp_path: Path) -> None
         health = _get_json(lines["health"])
     assert len([s for s in health["sensors"] if s["id"].startswith("sim-demo-")]) == 8
     assert "sync:demo" in {s["id"] for s in health["sensors"]}
+
+
+def test_dashboard_serves_the_rooms_of_an_engine_in_another_process(tmp_path: Path) -> None:
+    engine_args = ["--no-auth", "--no-dashboard", "--port", "0", "--simulate", "2"]
+    with running("serve", *engine_args, "--data", str(tmp_path)) as (_, engine):
+        endpoint = engine["ingest endpoint"].split()[0]
+        with running("dashboard", "--connect", endpoint, "--port", "0") as (_, dash):
+            assert dash["engine"] == endpoint + "?vsn=2.0.0"
+            lobby = dash["dashboard"].split()[0]
+            with urllib.request.urlopen(lobby, timeout=30) as resp:
+                assert resp.status == 200
+                assert b"bokeh" in resp.read().lower()

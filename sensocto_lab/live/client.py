@@ -37,11 +37,10 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 from websockets.asyncio.client import ClientConnection as WsConnection
-from websockets.asyncio.client import connect
-from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
 from sensocto_lab.clock import Clock, SystemClock
-from sensocto_lab.errors import AuthError, ClosedResourceError, ProtocolError
+from sensocto_lab.errors import AuthError, ClosedResourceError
+from sensocto_lab.live._reconnect import KeepConnected, send_frames
 from sensocto_lab.protocol.binary import BINARY_EVENT, encode_batch
 from sensocto_lab.protocol.connection import ChannelClosed, ClientConnection, Replied, ServerPushed
 
@@ -172,12 +171,18 @@ class SensorClient:
         self._last_ts: dict[str, float] = {}
         self._wake_sender = asyncio.Event()  # something to send, or room to send it
         self._progress = asyncio.Event()  # a reply, a requeue or a failure (for drain)
-        self._joined = asyncio.Event()
         self._backpressure_changed = asyncio.Event()  # replaced by a fresh one on each change
-        self._joined_once = False  # joined since the last back-off reset
         self._retry_after = 0.0  # monotonic time before which nothing is resent
-        self._fatal: BaseException | None = None
-        self._task: asyncio.Task[None] | None = None
+        self._conn = KeepConnected(
+            url,
+            self._session,
+            clock=self.clock,
+            backoff_s=backoff_s,
+            on_lost=self._requeue_inflight,
+            on_fatal=self._kick,
+            name=f"client:{sensor_id}",
+        )
+        self._joined = self._conn.joined  # the sender waits on it
         self._closing = False
 
     # -- lifecycle --------------------------------------------------------------------
@@ -192,28 +197,13 @@ class SensorClient:
         TimeoutError
             Not joined within ``timeout`` seconds (the client keeps trying).
         """
-        if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(
-                self._run(), name=f"client:{self.sensor_id}"
-            )
-        joined = asyncio.ensure_future(self._joined.wait())
-        done, _ = await asyncio.wait(
-            {joined, self._task}, timeout=timeout, return_when="FIRST_COMPLETED"
-        )
-        joined.cancel()
-        if self._fatal is not None:
-            raise self._fatal
-        if not done:
-            raise TimeoutError(f"not joined to {self.topic} within {timeout} s")
+        await self._conn.start(timeout)
         return self
 
     async def close(self) -> None:
         """Stop (without draining; call :meth:`drain` first to wait for acknowledgements)."""
         self._closing = True
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await self._conn.stop()
 
     async def __aenter__(self) -> SensorClient:
         return await self.connect()
@@ -381,36 +371,12 @@ class SensorClient:
 
     # -- the connection loop --------------------------------------------------------------
 
-    async def _run(self) -> None:
-        delay = self.backoff_s[0]
-        while not self._closing:
-            try:
-                async with connect(
-                    self.url, compression=None, ping_interval=None, max_size=None
-                ) as ws:
-                    await self._session(ws)
-            except AuthError as exc:
-                self._fatal = exc
-                self._kick()
-                return
-            except (
-                OSError,
-                ConnectionClosed,
-                InvalidHandshake,
-                TimeoutError,
-                ProtocolError,
-            ) as exc:
-                log.debug("client %s: connection lost: %s", self.sensor_id, exc)
-            finally:
-                self._requeue_inflight()
-            if self._joined_once:
-                delay = self.backoff_s[0]
-                self._joined_once = False
-            await self.clock.sleep(delay)
-            delay = min(delay * 2, self.backoff_s[1])
+    @property
+    def _fatal(self) -> BaseException | None:
+        """The refused join that stopped the client, if one did."""
+        return self._conn.fatal
 
     def _requeue_inflight(self) -> None:
-        self._joined.clear()
         if self._inflight:
             lost = sorted(self._inflight.values(), key=lambda o: o.seq)
             self._inflight.clear()
@@ -420,7 +386,7 @@ class SensorClient:
     async def _session(self, ws: WsConnection) -> None:
         proto = ClientConnection()
         join_ref = proto.join(self.topic, self._params)
-        await _send(ws, proto)
+        await send_frames(ws, proto)
         tasks = [
             asyncio.create_task(self._sender(ws, proto)),
             asyncio.create_task(self._ticker()),
@@ -453,8 +419,7 @@ class SensorClient:
                 reason=str(response.get("reason", "join_refused")),
             )
         self.stats.connects += 1
-        self._joined_once = True
-        self._joined.set()
+        self._conn.joined_ok()
         self._kick()
 
     def _on_reply(self, reply: Replied) -> None:
@@ -487,7 +452,7 @@ class SensorClient:
                 self.stats.pushes += 1
                 self.stats.resent += out.sent > 0
                 out.sent += 1
-            await _send(ws, proto)
+            await send_frames(ws, proto)
             await self._wake_sender.wait()
 
     async def _ticker(self) -> None:
@@ -499,11 +464,6 @@ class SensorClient:
                 if held.ts and now - held.since >= window:
                     self._release(attribute_id)
             await self.clock.sleep(max(window / 4, 0.005))
-
-
-async def _send(ws: WsConnection, proto: ClientConnection) -> None:
-    for frame in proto.data_to_send():
-        await ws.send(frame)
 
 
 def _check_finite(value: Any) -> None:

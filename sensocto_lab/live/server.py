@@ -15,9 +15,15 @@ idle watchdog; each joined channel is a small handler object. Wire details are i
   contain ``"exactly_once": true`` drops samples at or before the newest stored
   timestamp of their attribute, so a client that resends unacknowledged pushes after
   a reconnect stores every sample once (it must send strictly increasing timestamps).
-- Viewer channels (``room:{id}``, ``lens:{viewer_id}``): visibility events become
+- Viewer channels (``room:{id}``, ``lens:{viewer_id}``): with a room store, a join
+  must present the room's join code (``code``; a lens names its ``room``, or is found
+  by the code) or a viewer token; without one, the ingest token rules as for sensors.
+  The join reply is the room's :class:`~sensocto_lab.protocol.viewer.RoomSnapshot`
+  (sensors, recent samples, levels, presence). Visibility events become
   ``engine.set_views``; the server pushes ``batch`` events (every batch of the room,
-  or the lens's tier-flushed batches). When the socket closes its viewers are removed.
+  or the lens's tier-flushed batches), ``sensor`` for sensors that appear later and
+  ``status`` when levels or presence change. When the socket closes its viewers are
+  removed.
 - Limits (:class:`ServerConfig`): ingest tokens, allowed origins, frame size, a
   per-socket token bucket, an idle timeout, a bound on errors per channel. Bad input
   gets an ``error`` reply; a channel past its error bound is closed with ``phx_error``;
@@ -56,6 +62,7 @@ from sensocto_lab.errors import (
 )
 from sensocto_lab.live.bus import Overflow
 from sensocto_lab.live.lens import Lens, LensFlush
+from sensocto_lab.live.rooms import RoomStore
 from sensocto_lab.model import AttentionLevel, AttributeInfo, Batch, SensorInfo
 from sensocto_lab.protocol import connection as phx
 from sensocto_lab.protocol.binary import BINARY_EVENT, decode_batch
@@ -69,7 +76,15 @@ from sensocto_lab.protocol.sensor import (
     sample_from_measurement,
     sensor_info_from_join,
 )
-from sensocto_lab.protocol.viewer import ViewerState, batch_payload
+from sensocto_lab.protocol.viewer import (
+    RoomSnapshot,
+    ViewerParams,
+    ViewerState,
+    Watcher,
+    batch_payload,
+    sensor_payload,
+    status_payload,
+)
 
 __all__ = ["SOCKET_PATH", "IngestServer", "ServerConfig", "TokenBucket", "serve"]
 
@@ -115,6 +130,12 @@ class ServerConfig:
         Validated pushes a sensor channel holds before the socket stops reading.
     viewer_queue
         Batches a viewer channel holds for a slow viewer (drop-oldest beyond).
+    viewer_tokens
+        Tokens that open every viewer channel without a join code (admins, trusted
+        dashboards); ``None``: the ingest ``tokens`` do.
+    viewer_status_s
+        How often a viewer channel checks its room for new sensors and changed
+        levels or presence, in seconds.
     default_room
         Room of sensors whose join names none.
     """
@@ -129,6 +150,8 @@ class ServerConfig:
     max_channel_errors: int = 100
     channel_queue: int = 256
     viewer_queue: int = 256
+    viewer_tokens: frozenset[str] | None = None
+    viewer_status_s: float = 0.5
     default_room: str = "default"
 
     @classmethod
@@ -456,27 +479,127 @@ class _ConnectorChannel(_Channel):
 
 
 class _ViewerChannel(_Channel):
-    """``room:{id}`` / ``lens:{viewer_id}``: visibility in, batches out."""
+    """``room:{id}`` / ``lens:{viewer_id}``: visibility in; batches and the room's news out.
 
-    def __init__(self, socket: _Socket, topic: str, viewer_id: str) -> None:
+    A channel opened with a join code is *restricted*: it may view only its room's
+    sensors. One opened with a token may view any sensor; its room (if any) only
+    decides what the join reply and the ``sensor``/``status`` pushes describe.
+    """
+
+    def __init__(
+        self,
+        socket: _Socket,
+        topic: str,
+        viewer_id: str,
+        *,
+        room: str | None = None,
+        user_id: str = "guest",
+        restricted: bool = False,
+    ) -> None:
         super().__init__(socket, topic)
         self.viewer_id = viewer_id
+        self.room = room
+        self.user_id = user_id
+        self.restricted = restricted
         self.state = ViewerState()
         self.lens: Lens | None = None
         self.dropped = 0  # batches not sent to a viewer too slow to take them
+        #: The join reply's response (set by the join).
+        self.reply: dict[str, Any] = {"viewer_id": viewer_id}
+        self._known: dict[str, SensorInfo] = {}  # sensors the viewer has been told of
+        self._status: dict[str, Any] | None = None
+
+    def sensors(self) -> dict[str, SensorInfo]:
+        """The room's sensors: recorded under it, or assigned to it in the room store."""
+        if self.room is None:
+            return {}
+        rooms = self.socket.server.rooms
+        assigned: set[str] = set()
+        if rooms is not None:
+            with contextlib.suppress(ValidationError, LocalError):  # a room it does not know
+                assigned = set(rooms.sensors(self.room))
+        return {
+            sid: info
+            for sid, info in self.socket.server.engine.sensors.items()
+            if info.room == self.room or sid in assigned
+        }
+
+    def _now(
+        self, sensors: Mapping[str, SensorInfo]
+    ) -> tuple[dict[str, AttentionLevel], list[Watcher]]:
+        """The engine's levels of ``sensors`` and who watches the room."""
+        attention = self.socket.server.engine.attention
+        rooms = self.socket.server.rooms
+        present: list[Watcher] = []
+        if rooms is not None and self.room is not None:
+            with contextlib.suppress(LocalError):
+                present = [Watcher(p.viewer_id, p.user_id) for p in rooms.present(self.room)]
+        return {sid: attention.level(sid) for sid in sensors}, present
+
+    def snapshot(self, name: str, backfill: int) -> dict[str, Any]:
+        """The join reply: the room's sensors, ``backfill`` recent samples each, status."""
+        sensors = self.sensors()
+        recent: list[Batch] = []
+        store = self.socket.server.engine.store
+        for sid, info in sorted(sensors.items()) if backfill else ():
+            for attr in info.attributes:
+                with contextlib.suppress(KeyError, LocalError):
+                    ts, values = store.latest(sid, attr, backfill)
+                    if len(ts):
+                        recent.append(Batch(sid, attr, ts, values))
+        levels, present = self._now(sensors)
+        self._known, self._status = sensors, status_payload(levels, present)
+        snap = RoomSnapshot(self.viewer_id, self.room, name, sensors, recent, levels, present)
+        return snap.to_payload()
+
+    def start(self) -> None:
+        """Start pushing: the room's batches (``room:``), its news (channels with a room)."""
+        if self.lens is None and self.room is not None:
+            self.spawn(self.forward_room(self.room), f"{self.topic}:batches")
+        if self.room is not None:
+            self.spawn(self.watch(), f"{self.topic}:status")
+
+    async def watch(self) -> None:
+        """Announce sensors that appear (or change) in the room; push changed status."""
+        clock, every = self.socket.server.clock, self.socket.server.config.viewer_status_s
+        while True:
+            await clock.sleep(every)
+            sensors = self.sensors()
+            for sid, info in sorted(sensors.items()):
+                if self._known.get(sid) != info:
+                    self.socket.push(self.topic, "sensor", sensor_payload(info))
+            self._known = sensors
+            status = status_payload(*self._now(sensors))
+            if status != self._status:
+                self._status = status
+                self.socket.push(self.topic, "status", status)
 
     def handle(self, push: phx.Pushed) -> None:
+        trial = self.state.copy()
         try:
-            self.state.apply(push.event, push.payload)
+            trial.apply(push.event, push.payload)
+            if self.restricted:
+                outside = sorted(set(trial.visible) - set(self.sensors()))
+                if outside:
+                    raise AuthError(
+                        f"not in room {self.room}: {', '.join(outside[:3]):.200}",
+                        reason="forbidden",
+                    )
         except PeerError as exc:
             self.fail(push, exc)
             return
-        self.socket.pending.append(self._apply(push, self.state.levels()))
+        self.state = trial
+        self.socket.pending.append(self._apply(push, trial.levels(), trial.attributes))
 
-    async def _apply(self, push: phx.Pushed, levels: dict[str, AttentionLevel]) -> None:
+    async def _apply(
+        self,
+        push: phx.Pushed,
+        levels: dict[str, AttentionLevel],
+        attributes: Mapping[str, tuple[str, ...]],
+    ) -> None:
         try:
             if self.lens is not None:
-                await self.lens.set_views(levels)
+                await self.lens.set_views(levels, attributes or None)
             else:
                 await self.socket.server.engine.set_views(self.viewer_id, levels)
         except PeerError as exc:
@@ -517,6 +640,9 @@ class _ViewerChannel(_Channel):
             await self.lens.close()
         with contextlib.suppress(PeerError, LocalError):
             await self.socket.server.engine.remove_viewer(self.viewer_id)
+        rooms = self.socket.server.rooms
+        if rooms is not None and self.room is not None:
+            rooms.leave(self.viewer_id)
 
 
 # --- one socket ---------------------------------------------------------------------------
@@ -628,7 +754,8 @@ class _Socket:
 
     async def _join(self, join: phx.JoinRequested) -> None:
         try:
-            if not self._authorized(join.params):
+            viewer = join.topic.startswith(("room:", "lens:"))  # they check their own access
+            if not viewer and not self._authorized(join.params):
                 raise AuthError(
                     "a valid ingest token is needed (socket ?token= or join param bearer_token)",
                     reason="unauthorized",
@@ -651,13 +778,13 @@ class _Socket:
                 "attributes": sorted(channel.info.attributes),
             }
         elif isinstance(channel, _ViewerChannel):
-            response = {"viewer_id": channel.viewer_id}
+            response = channel.reply
         self.proto.accept_join(join, response)
         if isinstance(channel, _SensorChannel):
             channel.spawn(channel.run(), f"{join.topic}:ingest")
             channel.spawn(channel.forward_backpressure(), f"{join.topic}:backpressure")
-        elif isinstance(channel, _ViewerChannel) and topic.kind == "room":
-            channel.spawn(channel.forward_room(topic.id), f"{join.topic}:batches")
+        elif isinstance(channel, _ViewerChannel):
+            channel.start()
 
     async def _join_sensor(self, join: phx.JoinRequested, sensor_id: str) -> _SensorChannel:
         engine, params = self.server.engine, join.params
@@ -670,17 +797,56 @@ class _Socket:
         return _SensorChannel(self, join.topic, info, exactly_once)
 
     async def _join_viewer(self, join: phx.JoinRequested, kind: str, ident: str) -> _ViewerChannel:
+        """Check a viewer's access, then make its channel (a lens starts at once).
+
+        With a room store, a join code opens its room (a lens without ``room`` finds it
+        by the code) and restricts the channel to it; without a code a viewer token is
+        needed. Without a room store the ingest token rules, as for sensors.
+        """
+        params = ViewerParams.from_params(join.params)
+        rooms = self.server.rooms
+        room = ident if kind == "room" else params.room
+        name, restricted = "", False
+        trusted = self._viewer_token(join.params, params)
+        if rooms is not None and params.code is not None:
+            peer = self.ws.remote_address[0] if self.ws.remote_address else f"ws-{self.id}"
+            client = f"{peer}/{params.client}" if trusted and params.client else str(peer)
+            if room is None:
+                found = rooms.find_by_code(params.code, client=client)
+            else:
+                found = rooms.check_code(room, params.code, client=client)
+            room, name, restricted = found.room_id, found.name, True
+        elif not trusted:
+            raise AuthError(
+                "a room's join code (join param code) or a viewer token is needed",
+                reason="unauthorized",
+            )
+        elif rooms is not None and room is not None:
+            with contextlib.suppress(ValidationError):
+                name = rooms.room(room).name
+        viewer = ident if kind == "lens" else params.viewer_id or f"ws-{self.id}-{ident}"
+        channel = _ViewerChannel(
+            self, join.topic, viewer, room=room, user_id=params.user_id, restricted=restricted
+        )
         if kind == "lens":
-            channel = _ViewerChannel(self, join.topic, ident)
             channel.lens = Lens(
                 ident, self.server.engine, channel.send_batches, clock=self.server.clock
             )
             await channel.lens.start()
-            return channel
-        viewer = join.params.get("viewer_id", f"ws-{self.id}-{ident}")
-        if not isinstance(viewer, str):
-            raise ValidationError("viewer_id must be a string", reason="invalid_params")
-        return _ViewerChannel(self, join.topic, viewer)
+        if rooms is not None and room is not None:
+            with contextlib.suppress(ValidationError):
+                rooms.enter(room, viewer, params.user_id)
+        channel.reply = channel.snapshot(name, params.backfill)
+        return channel
+
+    def _viewer_token(self, raw: Mapping[str, Any], params: ViewerParams) -> bool:
+        """Whether the join (or its socket) presents a token that opens any viewer channel."""
+        cfg = self.server.config
+        if self.server.rooms is None:  # no codes to check: as for sensors
+            return self._authorized(raw)
+        tokens = cfg.tokens if cfg.viewer_tokens is None else cfg.viewer_tokens
+        query = parse_qs(urlsplit(self.ws.request.path if self.ws.request else "").query)
+        return any(t in tokens for t in (params.token, query.get("token", [None])[0]) if t)
 
     async def _flush(self) -> None:
         frames = self.proto.data_to_send()
@@ -715,10 +881,13 @@ class IngestServer:
         The TCP port it listens on (the OS picks one for ``port=0``).
     """
 
-    def __init__(self, engine: _Engine, config: ServerConfig, clock: Clock) -> None:
+    def __init__(
+        self, engine: _Engine, config: ServerConfig, clock: Clock, rooms: RoomStore | None = None
+    ) -> None:
         self.engine = engine
         self.config = config
         self.clock = clock
+        self.rooms = rooms
         self._ws_server: Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self.port = 0
@@ -811,6 +980,9 @@ class serve:
         :class:`ServerConfig` (tokens on by default).
     clock
         Time source for the rate limit and the idle timeout.
+    rooms
+        The room store whose join codes open viewer channels (and whose presence
+        they join); without one, viewers need a token as sensors do.
     """
 
     def __init__(
@@ -821,8 +993,9 @@ class serve:
         config: ServerConfig | None = None,
         *,
         clock: Clock | None = None,
+        rooms: RoomStore | None = None,
     ) -> None:
-        self._server = IngestServer(engine, config or ServerConfig(), clock or SystemClock())
+        self._server = IngestServer(engine, config or ServerConfig(), clock or SystemClock(), rooms)
         self._where = (host, port)
 
     def __await__(self) -> Generator[Any, None, IngestServer]:

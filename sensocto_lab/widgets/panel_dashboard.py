@@ -15,6 +15,12 @@ Everything here runs on the loop the Panel server shares with the engine
 :func:`room_page` and :func:`lobby_page` build a session's page: a room is shown
 only to a session that presents its join code (``?room=...&code=...`` or the
 entry form) or whose authenticated user (``panel serve`` auth) is a member.
+
+Where rooms and data come from is the context's business (:class:`Context`):
+:class:`DashboardContext` reads an engine and a room store in this process; the
+remote context of :mod:`sensocto_lab.widgets.panel_remote` reaches an engine in
+another process over its WebSocket endpoint. Either hands a session that got in a
+:class:`RoomSession`, whose ``engine`` and ``rooms`` the dashboard reads.
 """
 
 from __future__ import annotations
@@ -24,9 +30,10 @@ import contextlib
 import logging
 import time
 import uuid
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from html import escape
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlencode
 
 import numpy as np
@@ -36,9 +43,10 @@ from bokeh.models import ColumnDataSource, Range1d
 from bokeh.models.widgets import Div
 from bokeh.plotting import figure
 from panel.io.resources import LOCAL_DIST
+from panel.io.state import set_curdoc
 
 from sensocto_lab.clock import Clock, SystemClock
-from sensocto_lab.errors import AuthError, LimitExceeded, ValidationError
+from sensocto_lab.errors import SensoctoError, ValidationError
 from sensocto_lab.live.lens import Lens, LensFlush
 from sensocto_lab.live.rooms import Room, RoomStore, format_code
 from sensocto_lab.live.synchrony import SYNC_ATTRIBUTE
@@ -46,7 +54,15 @@ from sensocto_lab.model import AttentionLevel, Batch, SensorInfo
 from sensocto_lab.widgets.panel_card import SensorCard
 from sensocto_lab.widgets.panel_observer import PageObserver, VisibilityObserver, level_for
 
-__all__ = ["DashboardContext", "RoomDashboard", "lobby_page", "room_page", "room_sensors"]
+__all__ = [
+    "Context",
+    "DashboardContext",
+    "RoomDashboard",
+    "RoomSession",
+    "lobby_page",
+    "room_page",
+    "room_sensors",
+]
 
 _log = logging.getLogger(__name__)
 
@@ -66,9 +82,67 @@ def sync_sensor_id(room_id: str) -> str:
     return f"sync:{room_id}"
 
 
+@dataclass(frozen=True, slots=True)
+class RoomSession:
+    """One session's way into a room, once its access was checked.
+
+    Attributes
+    ----------
+    room
+        The room shown.
+    engine
+        What the dashboard reads of the engine: ``sensors``, ``store.latest``,
+        ``attention.level`` / ``lens_flush_ms``, and what its lens needs (``bus``,
+        ``set_views``, ``renew_viewer``, ``remove_viewer``). The engine itself, or a
+        :class:`~sensocto_lab.live.room_mirror.RoomMirror` of one elsewhere.
+    rooms
+        What it reads of the room store: ``sensors(room_id)`` (assigned sensors),
+        ``enter``, ``leave`` and ``present(room_id)``.
+    draws
+        Told once which attributes each shown sensor's card draws, so a remote
+        engine sends only those; ``None`` when nobody needs to know.
+    """
+
+    room: Room
+    engine: Any
+    rooms: Any
+    draws: Callable[[Mapping[str, list[str]]], None] | None = None
+
+
+class Context(Protocol):
+    """What the pages and dashboards of one server share, wherever the engine runs."""
+
+    clock: Clock
+    max_cards: int
+    lens_options: dict[str, Any]
+    dashboards: dict[str, RoomDashboard]
+
+    def member(self, room_id: str, user: str | None) -> bool:
+        """Whether an authenticated ``user`` is a member of the room (needs no code)."""
+        ...
+
+    def rooms_of(self, user: str) -> list[Room]:
+        """The rooms ``user`` is a member of (for the lobby)."""
+        ...
+
+    async def find_room(self, code: str, *, client: str) -> Room:
+        """The room a join code opens (guessing limited per ``client``)."""
+        ...
+
+    async def open_room(
+        self, room_id: str, code: str, user: str | None, *, client: str, viewer_id: str
+    ) -> RoomSession:
+        """Check the session's access to the room and give it its way in.
+
+        Raises a :class:`~sensocto_lab.errors.SensoctoError` whose ``detail`` the page
+        shows (a wrong code, too many attempts, an engine out of reach).
+        """
+        ...
+
+
 @dataclass
 class DashboardContext:
-    """What every dashboard session of one server shares.
+    """What every dashboard session of one server shares: an engine in this process.
 
     Attributes
     ----------
@@ -94,17 +168,41 @@ class DashboardContext:
     lens_options: dict[str, Any] = field(default_factory=dict)
     dashboards: dict[str, RoomDashboard] = field(default_factory=dict)
 
+    def member(self, room_id: str, user: str | None) -> bool:
+        try:
+            return user is not None and self.rooms.role_of(room_id, user) is not None
+        except ValidationError:  # no such room
+            return False
 
-def room_sensors(ctx: DashboardContext, room_id: str) -> list[SensorInfo]:
-    """The engine's sensors shown in a room: assigned to it, or recorded under it.
+    def rooms_of(self, user: str) -> list[Room]:
+        return self.rooms.rooms(user)
+
+    async def find_room(self, code: str, *, client: str) -> Room:
+        return self.rooms.find_by_code(code, client=client)
+
+    async def open_room(
+        self, room_id: str, code: str, user: str | None, *, client: str, viewer_id: str
+    ) -> RoomSession:
+        if self.member(room_id, user):
+            room = self.rooms.room(room_id)
+        elif user:
+            room = self.rooms.join(code, user, client=client, room_id=room_id)
+        else:
+            room = self.rooms.check_code(room_id, code, client=client)
+        return RoomSession(room, self.engine, self.rooms)
+
+
+def room_sensors(session: RoomSession) -> list[SensorInfo]:
+    """The engine's sensors shown in a session's room: assigned to it, or recorded under it.
 
     The room's synchrony sensor is not among them (it has its own panel).
     """
-    assigned = set(ctx.rooms.sensors(room_id))
+    room_id = session.room.room_id
+    assigned = set(session.rooms.sensors(room_id))
     sync_id = sync_sensor_id(room_id)
     return [
         info
-        for sid, info in sorted(ctx.engine.sensors.items())
+        for sid, info in sorted(session.engine.sensors.items())
         if sid != sync_id and (sid in assigned or info.room == room_id)
     ]
 
@@ -116,8 +214,8 @@ class RoomDashboard:
     ----------
     ctx
         The server's shared context.
-    room
-        The room shown (access already checked by the caller).
+    session
+        The room shown and what to read it from (access already checked).
     viewer_id
         This session's viewer id (its attention views and presence are under it).
     user_id
@@ -128,19 +226,21 @@ class RoomDashboard:
 
     def __init__(
         self,
-        ctx: DashboardContext,
-        room: Room,
+        ctx: Context,
+        session: RoomSession,
         *,
         viewer_id: str,
         user_id: str,
         doc: Document,
     ) -> None:
         self.ctx = ctx
-        self.room = room
+        self.room = room = session.room
+        self.engine = session.engine
+        self.rooms = session.rooms
         self.viewer_id = viewer_id
         self.user_id = user_id
         self._doc = doc
-        sensors = room_sensors(ctx, room.room_id)
+        sensors = room_sensors(session)
         self.cards: dict[str, SensorCard] = {
             info.sensor_id: SensorCard(info) for info in sensors[: ctx.max_cards]
         }
@@ -150,9 +250,11 @@ class RoomDashboard:
         self._pointer: dict[str, bool] = {}
         self._page_visible = True
         self.sync_id = sync_sensor_id(room.room_id)
-        self._has_sync = self.sync_id in ctx.engine.sensors
+        self._has_sync = self.sync_id in self.engine.sensors
+        if session.draws is not None:
+            session.draws(self._attributes())
         options = {"flush_ms": self._display_flush_ms, **ctx.lens_options}
-        self.lens = Lens(viewer_id, ctx.engine, self._on_flush, clock=ctx.clock, **options)
+        self.lens = Lens(viewer_id, self.engine, self._on_flush, clock=ctx.clock, **options)
         self._pending: list[LensFlush] = []
         self._scheduled = False
         self._last_apply_ms = float("-inf")
@@ -181,7 +283,7 @@ class RoomDashboard:
 
     def _backfill(self) -> None:
         """Start every plot from what the store holds in memory (see SensorCard.backfill)."""
-        store = self.ctx.engine.store
+        store = self.engine.store
         for sid, card in self.cards.items():
             if card.attribute is not None:
                 card.backfill(*store.latest(sid, card.attribute, card.rollover))
@@ -225,7 +327,7 @@ class RoomDashboard:
 
     async def start(self) -> None:
         """Start the lens, register this session's views and its presence."""
-        self.ctx.rooms.enter(self.room.room_id, self.viewer_id, self.user_id)
+        self.rooms.enter(self.room.room_id, self.viewer_id, self.user_id)
         self.ctx.dashboards[self.viewer_id] = self
         await self.lens.start()
         await self.lens.set_views(self.levels(), self._attributes())
@@ -241,7 +343,7 @@ class RoomDashboard:
             return
         self._finished = self._closed = True
         self.ctx.dashboards.pop(self.viewer_id, None)
-        self.ctx.rooms.leave(self.viewer_id)
+        self.rooms.leave(self.viewer_id)
         if self._views_task is not None:
             self._views_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -275,7 +377,7 @@ class RoomDashboard:
         """
         if level <= AttentionLevel.LOW:
             return None
-        ms = self.ctx.engine.attention.lens_flush_ms(level)
+        ms = self.engine.attention.lens_flush_ms(level)
         return None if ms is None else float(ms)
 
     def _attributes(self) -> dict[str, list[str]]:
@@ -376,10 +478,10 @@ class RoomDashboard:
 
     def _refresh_status(self) -> None:
         """Cards show the engine's level of their sensor; the side lists who is watching."""
-        attention = self.ctx.engine.attention
+        attention = self.engine.attention
         for sid, card in self.cards.items():
             card.set_status(attention.level(sid), card.battery)
-        present = self.ctx.rooms.present(self.room.room_id)
+        present = self.rooms.present(self.room.room_id)
         names = sorted({p.user_id for p in present})
         self._present.text = f"<b>Watching now ({len(present)})</b><br>" + "<br>".join(
             names or ["nobody"]
@@ -403,16 +505,33 @@ def _client_id() -> str:
     return str(remote or (ctx.id if ctx is not None else "unknown"))
 
 
+def _viewer_id() -> str:
+    """This page's viewer id (its attention views and presence are under it).
+
+    Unique per page: a session discarded before its browser connected is made anew
+    under the same session id, and the two must not share views.
+    """
+    doc = pn.state.curdoc
+    session = doc.session_context if doc is not None else None
+    name = session.id[:100] if session is not None else "page"
+    viewer_id = f"dash-{name}-{uuid.uuid4().hex[:12]}"
+    return "".join(c if c.isalnum() or c in "_.:-" else "-" for c in viewer_id)
+
+
+def _gone(doc: Document | None) -> bool:
+    """Whether the session of ``doc`` was destroyed (its browser left, or never came)."""
+    context = doc.session_context if doc is not None else None
+    return context is not None and bool(getattr(context, "destroyed", False))
+
+
 def _open_dashboard(
-    ctx: DashboardContext, room: Room, user_id: str, container: pn.Column
+    ctx: Context, session: RoomSession, viewer_id: str, user_id: str, container: pn.Column
 ) -> RoomDashboard:
+    """Show the room's dashboard in ``container`` (on the session's document, under its lock)."""
     doc = pn.state.curdoc
     if doc is None:
         raise RuntimeError("a dashboard needs a Panel server session")
-    session = doc.session_context
-    viewer_id = f"dash-{session.id if session is not None else uuid.uuid4().hex}"[:120]
-    viewer_id = "".join(c if c.isalnum() or c in "_.:-" else "-" for c in viewer_id)
-    dash = RoomDashboard(ctx, room, viewer_id=viewer_id, user_id=user_id, doc=doc)
+    dash = RoomDashboard(ctx, session, viewer_id=viewer_id, user_id=user_id, doc=doc)
     container[:] = [dash.layout]
 
     def started(task: asyncio.Task[None]) -> None:
@@ -430,6 +549,31 @@ def _open_dashboard(
     return dash
 
 
+def _on_document(doc: Document | None, callback: Callable[[], object]) -> None:
+    """Run ``callback`` as the session's next tick: under its document lock, as its curdoc."""
+    if doc is None or doc.session_context is None:
+        callback()
+        return
+    if _gone(doc):
+        return
+
+    def run() -> None:
+        with set_curdoc(doc):
+            callback()
+
+    doc.add_next_tick_callback(run)
+
+
+def _run_task(what: Coroutine[Any, Any, None]) -> None:
+    """Run a page's async step (a network round trip for a remote engine) as a task."""
+
+    def done(task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            _log.error("dashboard page step failed", exc_info=task.exception())
+
+    asyncio.get_running_loop().create_task(what).add_done_callback(done)
+
+
 def serve_resources_locally() -> None:
     """Make this session's components load Panel's CSS from this server, not its CDN.
 
@@ -443,7 +587,7 @@ def serve_resources_locally() -> None:
         doc._template_variables["dist_url"] = f"{rel}/{LOCAL_DIST}" if rel else LOCAL_DIST
 
 
-def room_page(ctx: DashboardContext) -> pn.viewable.Viewable:
+def room_page(ctx: Context) -> pn.viewable.Viewable:
     """The page of one session at ``/room``: the entry form, then the room's dashboard.
 
     The room comes from ``?room=`` (or the form); the session must present the
@@ -452,69 +596,77 @@ def room_page(ctx: DashboardContext) -> pn.viewable.Viewable:
     """
     serve_resources_locally()
     user = pn.state.user
+    doc = pn.state.curdoc
+    viewer_id, client = _viewer_id(), _client_id()
     container = pn.Column(sizing_mode="stretch_width")
     room_in = pn.widgets.TextInput(label="Room", value=_session_arg("room"), width=200)
     code_in = pn.widgets.PasswordInput(label="Join code", placeholder="ABCDE-12345", width=200)
     join = pn.widgets.Button(label="Join", color="primary", width=100)
     message = pn.pane.HTML("", styles={"color": "#c0392b"})
 
-    def member(room_id: str) -> bool:
-        try:
-            return user is not None and ctx.rooms.role_of(room_id, user) is not None
-        except ValidationError:  # no such room
-            return False
+    busy = False  # an attempt is under way, or the room is shown: one per page
 
-    def attempt(room_id: str, code: str) -> None:
-        client = _client_id()
-        try:
-            if member(room_id):
-                room = ctx.rooms.room(room_id)
-            elif user:
-                room = ctx.rooms.join(code, user, client=client, room_id=room_id)
-            else:
-                room = ctx.rooms.check_code(room_id, code, client=client)
-        except (AuthError, LimitExceeded, ValidationError) as exc:
-            message.object = exc.detail
+    async def attempt(room_id: str, code: str) -> None:
+        nonlocal busy
+        if busy:
             return
-        _open_dashboard(ctx, room, user or "guest", container)
+        busy = True
+        try:
+            session = await ctx.open_room(room_id, code, user, client=client, viewer_id=viewer_id)
+        except SensoctoError as exc:
+            busy = False
+            detail = exc.detail
+            _on_document(doc, lambda: setattr(message, "object", detail))
+            return
+        if _gone(doc):  # the page went while the room was being opened
+            await session.engine.remove_viewer(viewer_id)
+            return
+        _on_document(
+            doc, lambda: _open_dashboard(ctx, session, viewer_id, user or "guest", container)
+        )
 
-    join.on_click(lambda _event: attempt((room_in.value or "").strip(), code_in.value or ""))
+    join.on_click(
+        lambda _event: _run_task(attempt((room_in.value or "").strip(), code_in.value or ""))
+    )
     container[:] = [
         pn.pane.HTML("<h2>Join a room</h2>"),
         pn.Row(room_in, code_in, join),
         message,
     ]
     room_id, code = _session_arg("room"), _session_arg("code")
-    if room_id and (code or member(room_id)):
-        attempt(room_id, code)
+    if room_id and (code or ctx.member(room_id, user)):
+        _run_task(attempt(room_id, code))
     return container
 
 
-def lobby_page(ctx: DashboardContext, room_url: str = "room") -> pn.viewable.Viewable:
+def lobby_page(ctx: Context, room_url: str = "room") -> pn.viewable.Viewable:
     """The page at ``/``: a join code gives a link to its room; members see their rooms."""
     serve_resources_locally()
     user = pn.state.user
+    doc = pn.state.curdoc
+    client = _client_id()
     code_in = pn.widgets.TextInput(label="Join code", placeholder="ABCDE-12345", width=220)
     go = pn.widgets.Button(label="Open room", color="primary", width=120)
     message = pn.pane.HTML("")
 
-    def open_room(_event: Any) -> None:
+    async def open_room(code: str) -> None:
         try:
-            room = ctx.rooms.find_by_code(code_in.value or "", client=_client_id())
-        except (AuthError, LimitExceeded) as exc:
-            message.object = f"<span style='color:#c0392b'>{exc.detail}</span>"
-            return
-        query = urlencode({"room": room.room_id, "code": format_code(room.join_code)})
-        message.object = f"<a href='{room_url}?{query}'>Open {escape(room.name)}</a>"
+            room = await ctx.find_room(code, client=client)
+        except SensoctoError as exc:
+            text = f"<span style='color:#c0392b'>{escape(exc.detail)}</span>"
+        else:
+            query = urlencode({"room": room.room_id, "code": format_code(room.join_code)})
+            text = f"<a href='{room_url}?{query}'>Open {escape(room.name)}</a>"
+        _on_document(doc, lambda: setattr(message, "object", text))
 
-    go.on_click(open_room)
+    go.on_click(lambda _event: _run_task(open_room(code_in.value or "")))
     items: list[Any] = [
         pn.pane.HTML("<h1>sensocto_lab</h1><p>Enter the join code shown in the room.</p>"),
         pn.Row(code_in, go),
         message,
     ]
     if user:
-        mine = ctx.rooms.rooms(user)
+        mine = ctx.rooms_of(user)
         links = "".join(
             f"<li><a href='{room_url}?{urlencode({'room': r.room_id})}'>{escape(r.name)}</a></li>"
             for r in mine

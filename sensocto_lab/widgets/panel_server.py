@@ -2,7 +2,9 @@
 
 :func:`serve_dashboards` starts a Panel (Bokeh/tornado) server on the loop the
 engine runs on, whichever thread that is, so sessions, lenses and the engine share
-one loop and only that loop touches engine state. Pages:
+one loop and only that loop touches engine state. :func:`serve_remote_dashboards`
+serves the same pages for an engine in another process, reached over its WebSocket
+endpoint (``sensocto-lab dashboard --connect ws://HOST:PORT``). Pages:
 
 - ``/``: the lobby (enter a join code);
 - ``/room?room=...&code=...``: a room's dashboard (or its entry form).
@@ -25,17 +27,18 @@ from typing import Any
 import panel as pn
 from bokeh.server.server import Server
 
-from sensocto_lab.clock import Clock
+from sensocto_lab.clock import Clock, SystemClock
 from sensocto_lab.errors import ValidationError
 from sensocto_lab.live.rooms import RoomStore, format_code
-from sensocto_lab.widgets.panel_dashboard import DashboardContext, lobby_page, room_page
+from sensocto_lab.widgets.panel_dashboard import Context, DashboardContext, lobby_page, room_page
+from sensocto_lab.widgets.panel_remote import RemoteContext
 
-__all__ = ["DashboardServer", "serve_dashboards", "shared_context"]
+__all__ = ["DashboardServer", "serve_dashboards", "serve_remote_dashboards", "shared_context"]
 
 _log = logging.getLogger(__name__)
 
 #: The context of a ``panel serve`` process, per server loop (see :func:`shared_context`).
-_SHARED: dict[asyncio.AbstractEventLoop, asyncio.Future[DashboardContext]] = {}
+_SHARED: dict[asyncio.AbstractEventLoop, asyncio.Future[Context]] = {}
 
 
 @dataclass
@@ -45,17 +48,18 @@ class DashboardServer:
     Attributes
     ----------
     context
-        What the sessions share (engine, rooms, live dashboards by viewer id).
+        What the sessions share (engine and rooms, or the remote endpoint; live
+        dashboards by viewer id).
     address, port
         Where it listens.
     """
 
-    context: DashboardContext
+    context: Context
     address: str
     port: int
     _server: Server
     _loop: asyncio.AbstractEventLoop
-    _owns_rooms: bool
+    _owned_rooms: RoomStore | None
 
     @property
     def url(self) -> str:
@@ -77,8 +81,8 @@ class DashboardServer:
         self._server.stop()
         with contextlib.suppress(Exception):
             self._server.unlisten()
-        if self._owns_rooms:
-            self.context.rooms.close()
+        if self._owned_rooms is not None:
+            self._owned_rooms.close()
 
 
 def _free_port(address: str) -> int:
@@ -139,11 +143,11 @@ async def serve_dashboards(
             loop,
         )
         return await asyncio.wrap_future(future)
-    owns_rooms = rooms is None
+    owned = None
     if rooms is None:
         if engine.data_dir is None:
             raise ValueError("serve_dashboards needs rooms= when the engine has no data_dir")
-        rooms = RoomStore(engine.data_dir, clock=clock or engine.clock)
+        rooms = owned = RoomStore(engine.data_dir, clock=clock or engine.clock)
     ctx = DashboardContext(
         engine=engine,
         rooms=rooms,
@@ -151,6 +155,45 @@ async def serve_dashboards(
         max_cards=max_cards,
         lens_options=dict(lens_options or {}),
     )
+    return _start(ctx, port, address, session_cleanup_ms, owned, server_options)
+
+
+async def serve_remote_dashboards(
+    url: str,
+    *,
+    token: str | None = None,
+    port: int = 0,
+    address: str = "127.0.0.1",
+    clock: Clock | None = None,
+    session_cleanup_ms: int = 1000,
+    max_cards: int = 200,
+    **server_options: Any,
+) -> DashboardServer:
+    """Serve the lobby and room dashboards of an engine in another process, on this loop.
+
+    Parameters
+    ----------
+    url
+        The engine's WebSocket endpoint, ``ws://HOST:PORT`` (or the full socket URL).
+    token
+        A viewer token of the engine (optional: each session presents its room's
+        join code; with a token the dashboard relays browsers' addresses).
+    port, address, clock, session_cleanup_ms, max_cards, server_options
+        As for :func:`serve_dashboards`.
+    """
+    ctx = RemoteContext(url, token, clock=clock or SystemClock(), max_cards=max_cards)
+    return _start(ctx, port, address, session_cleanup_ms, None, server_options)
+
+
+def _start(
+    ctx: Context,
+    port: int,
+    address: str,
+    session_cleanup_ms: int,
+    owned: RoomStore | None,
+    server_options: dict[str, Any],
+) -> DashboardServer:
+    """Start the Panel server of ``ctx``'s pages on the running loop."""
     port = port or _free_port(address)
     server_options.setdefault("websocket_origin", [f"{address}:{port}", f"localhost:{port}"])
     server = pn.serve(
@@ -166,23 +209,24 @@ async def serve_dashboards(
         **server_options,
     )
     server.start()
-    return DashboardServer(ctx, address, server.port, server, loop, owns_rooms)
+    return DashboardServer(ctx, address, server.port, server, asyncio.get_running_loop(), owned)
 
 
-async def shared_context() -> DashboardContext:
+async def shared_context() -> Context:
     """The engine and rooms behind ``panel serve panel_apps/room.py panel_apps/lobby.py``.
 
-    The first session starts one engine on the Panel server's own loop (so sessions
-    and engine share it, DESIGN §8); later sessions get the same context. Set by
-    environment variables:
+    With ``SENSOCTO_LAB_CONNECT=ws://HOST:PORT`` (and optionally
+    ``SENSOCTO_LAB_TOKEN``, a viewer token) the pages show the rooms of that engine,
+    running in another process. Otherwise the first session starts one engine on the
+    Panel server's own loop (so sessions and engine share it, DESIGN §8); later
+    sessions get the same context. Set by environment variables:
 
     - ``SENSOCTO_LAB_DATA``: data directory (default ``sensocto-data``);
     - ``SENSOCTO_LAB_SIMULATE``: simulated participants to add (default 0), in
     - ``SENSOCTO_LAB_ROOM``: the room they are shown in (default ``sim``), with its
       live synchrony.
 
-    The room's join URL is logged. For dashboards of a ``sensocto-lab serve``
-    process use that process's own dashboard port instead.
+    The room's join URL is logged.
     """
     loop = asyncio.get_running_loop()
     future = _SHARED.get(loop)
@@ -197,9 +241,13 @@ async def shared_context() -> DashboardContext:
     return await asyncio.shield(future)
 
 
-async def _start_shared() -> DashboardContext:
+async def _start_shared() -> Context:
     from sensocto_lab.live.engine import Engine
     from sensocto_lab.live.synchrony import LiveSynchrony
+
+    remote = os.environ.get("SENSOCTO_LAB_CONNECT")
+    if remote:
+        return RemoteContext(remote, os.environ.get("SENSOCTO_LAB_TOKEN") or None)
 
     data_dir = os.environ.get("SENSOCTO_LAB_DATA", "sensocto-data")
     n = int(os.environ.get("SENSOCTO_LAB_SIMULATE", "0"))

@@ -10,23 +10,32 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import os
-import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
-from playwright.sync_api import Browser, Page, sync_playwright
+from browser_support import (
+    TIMEOUT_S,
+    browser,
+    card_points,
+    card_sources,
+    listening,
+    page,
+    wait_until,
+)
+from playwright.sync_api import Browser, Page
 
 from sensocto_lab.live.engine import Engine
 from sensocto_lab.live.rooms import Room, RoomStore
 from sensocto_lab.model import AttentionLevel, AttributeInfo, Batch, SensorInfo
 from sensocto_lab.widgets.panel_server import DashboardServer, serve_dashboards
+
+__all__ = ["browser", "page"]  # fixtures
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -37,7 +46,6 @@ H, M, L, N = (
     AttentionLevel.LOW,
     AttentionLevel.NONE,
 )
-TIMEOUT_S = 60.0
 
 
 @dataclass
@@ -59,18 +67,6 @@ class Lab:
             return frozenset(self.engine.attention.viewer_ids)
 
         return self.engine.call(read)
-
-
-def wait_until(what: str, condition: Callable[[], Any], timeout: float = TIMEOUT_S) -> Any:
-    """Poll ``condition`` until it returns something truthy; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = condition()
-        if last:
-            return last
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}; last: {last!r}")
 
 
 async def _feed(engine: Engine, stop: asyncio.Event) -> None:
@@ -128,39 +124,6 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
         rooms.close()
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as p:
-        b = p.chromium.launch(
-            executable_path="/usr/bin/chromium",
-            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-        )
-        yield b
-        b.close()
-
-
-@pytest.fixture
-def page(browser: Browser) -> Iterator[Page]:
-    pg = browser.new_page(viewport={"width": 1280, "height": 800})
-    outside: list[str] = []
-    pg.on("request", lambda r: outside.append(r.url) if "127.0.0.1" not in r.url else None)
-    yield pg
-    if not pg.is_closed():
-        pg.close()
-    assert outside == [], f"the dashboard fetched from outside this server: {outside[:3]}"
-
-
-def card_points(page: Page, sensor: str) -> int:
-    """Samples the page's Bokeh data source of ``sensor``'s card holds."""
-    return int(
-        page.evaluate(
-            "(name) => { const m = Bokeh.documents[0].get_model_by_name(name);"
-            " return m ? m.data.t.length : -1 }",
-            f"card:{sensor}",
-        )
-    )
-
-
 def test_a_session_without_the_join_code_sees_no_data(lab: Lab, page: Page) -> None:
     page.goto(lab.server.room_url("lab"))
     page.get_by_text("Join a room").wait_for(timeout=TIMEOUT_S * 1000)
@@ -170,11 +133,7 @@ def test_a_session_without_the_join_code_sees_no_data(lab: Lab, page: Page) -> N
     page.goto(lab.server.room_url("lab", "ZZZZZ-ZZZZZ"))
     page.get_by_text("that join code does not open this room").wait_for(timeout=TIMEOUT_S * 1000)
     assert page.get_by_text(SENSORS[0], exact=True).count() == 0
-    sources = page.evaluate(
-        "() => Bokeh.documents.flatMap(d => [...d.all_models])"
-        ".filter(m => (m.name || '').startsWith('card:')).length"
-    )
-    assert sources == 0
+    assert card_sources(page) == 0
     assert lab.server.context.dashboards == {}
     assert all(level == N for level in lab.levels().values())
 
@@ -252,7 +211,7 @@ def test_panel_serve_entry_points_lobby_to_room(
     )  # fmt: skip
     page = browser.new_page()
     try:
-        wait_until("the panel server", lambda: _listening(port))
+        wait_until("the panel server", lambda: listening(port))
         page.goto(f"http://127.0.0.1:{port}/lobby")
         page.get_by_text("Enter the join code").wait_for(timeout=TIMEOUT_S * 1000)
         with RoomStore(tmp_path) as rooms:  # the first session created the room
@@ -272,11 +231,6 @@ def test_panel_serve_entry_points_lobby_to_room(
         page.close()
         proc.terminate()
         proc.wait(timeout=30)
-
-
-def _listening(port: int) -> bool:
-    with socket.socket() as s:
-        return s.connect_ex(("127.0.0.1", port)) == 0
 
 
 def test_a_member_logged_in_by_panel_auth_needs_no_code(lab: Lab, browser: Browser) -> None:

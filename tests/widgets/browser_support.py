@@ -1,0 +1,86 @@
+"""Helpers of the browser tests (no tests here): Debian's Chromium, waits, page probes.
+
+Waits are on conditions with generous timeouts, never fixed sleeps.
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from playwright.sync_api import Browser, Page, sync_playwright
+
+TIMEOUT_S = 60.0
+
+
+def wait_until(what: str, condition: Callable[[], Any], timeout: float = TIMEOUT_S) -> Any:
+    """Poll ``condition`` until it returns something truthy; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = condition()
+        if last:
+            return last
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}; last: {last!r}")
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as p:
+        b = p.chromium.launch(
+            executable_path="/usr/bin/chromium",
+            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    pg = browser.new_page(viewport={"width": 1280, "height": 800})
+    outside: list[str] = []
+    pg.on("request", lambda r: outside.append(r.url) if "127.0.0.1" not in r.url else None)
+    yield pg
+    if not pg.is_closed():
+        pg.close()
+    assert outside == [], f"the dashboard fetched from outside this server: {outside[:3]}"
+
+
+def card_points(page: Page, sensor: str) -> int:
+    """Samples the page's Bokeh data source of ``sensor``'s card holds."""
+    return int(
+        page.evaluate(
+            "(name) => { const m = Bokeh.documents[0].get_model_by_name(name);"
+            " return m ? m.data.t.length : -1 }",
+            f"card:{sensor}",
+        )
+    )
+
+
+def listening(port: int) -> bool:
+    """Whether something accepts connections on 127.0.0.1:``port``."""
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def card_sources(page: Page) -> int:
+    """How many cards' data sources the page's documents hold (0: no room was shown)."""
+    return int(
+        page.evaluate(
+            "() => Bokeh.documents.flatMap(d => [...d.all_models])"
+            ".filter(m => (m.name || '').startsWith('card:')).length"
+        )
+    )
+
+
+def wait_for_card_data(page: Page, sensor: str, more_than: int = 0) -> None:
+    """Wait until ``sensor``'s card holds more than ``more_than`` samples."""
+    page.wait_for_function(
+        "([name, n]) => Bokeh.documents[0].get_model_by_name(name).data.t.length > n",
+        arg=[f"card:{sensor}", more_than],
+        timeout=TIMEOUT_S * 1000,
+    )

@@ -1,0 +1,56 @@
+"""The dashboards' remote context against a real endpoint (no browser): codes, rooms, reach."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from sensocto_lab.errors import AuthError, LocalError
+from sensocto_lab.live.engine import Engine
+from sensocto_lab.live.room_mirror import RoomMirror
+from sensocto_lab.live.rooms import Room, RoomStore, format_code
+from sensocto_lab.live.server import IngestServer, ServerConfig, serve
+from sensocto_lab.model import AttributeInfo, SensorInfo
+from sensocto_lab.widgets.panel_remote import RemoteContext
+
+
+@pytest.fixture
+async def endpoint(tmp_path: Path) -> AsyncIterator[tuple[IngestServer, Room]]:
+    async with Engine(tmp_path / "data", thread=False) as engine:
+        attrs = {"respiration": AttributeInfo.of("respiration")}
+        await engine.register_sensor(SensorInfo("p1", attrs, room="lab"))
+        with RoomStore(tmp_path / "data") as rooms:
+            room = rooms.create_room("lab", "Breathing lab", owner="ana")
+            async with serve(engine, config=ServerConfig.open(), rooms=rooms) as server:
+                yield server, room
+
+
+async def test_codes_find_and_open_rooms(endpoint: tuple[IngestServer, Room]) -> None:
+    server, room = endpoint
+    ctx = RemoteContext(f"ws://127.0.0.1:{server.port}")
+    found = await ctx.find_room(format_code(room.join_code).lower(), client="browser-1")
+    assert (found.room_id, found.name, found.join_code) == ("lab", "Breathing lab", room.join_code)
+    with pytest.raises(AuthError, match="no room has that join code"):
+        await ctx.find_room("AAAAA-AAAAA", client="browser-1")
+
+    with pytest.raises(AuthError, match="that join code does not open this room"):
+        await ctx.open_room("lab", "AAAAA-AAAAA", None, client="browser-1", viewer_id="tab-1")
+    session = await ctx.open_room("lab", room.join_code, "bo", client="b1", viewer_id="tab-2")
+    assert session.room.room_id == "lab" and isinstance(session.engine, RoomMirror)
+    assert list(session.engine.sensors) == ["p1"]
+    assert [w.user_id for w in session.rooms.present("lab")] == ["bo"]
+    await session.engine.remove_viewer("tab-2")
+    assert not ctx.member("lab", "ana") and ctx.rooms_of("ana") == []
+
+
+async def test_an_engine_out_of_reach_is_said_so() -> None:
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    ctx = RemoteContext(f"ws://127.0.0.1:{port}", connect_timeout_s=0.3)
+    with pytest.raises(LocalError) as info:
+        await ctx.open_room("lab", "ABCDE-12345", None, client="b", viewer_id="tab")
+    assert info.value.reason == "unreachable"
