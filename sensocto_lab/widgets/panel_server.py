@@ -98,7 +98,7 @@ async def serve_dashboards(
     port: int = 0,
     address: str = "127.0.0.1",
     clock: Clock | None = None,
-    session_cleanup_ms: int = 1000,
+    session_cleanup_ms: int = 5000,
     max_cards: int = 200,
     lens_options: dict[str, Any] | None = None,
     **server_options: Any,
@@ -118,7 +118,10 @@ async def serve_dashboards(
     clock
         Time source for the lenses (default: the engine's).
     session_cleanup_ms
-        How soon a closed browser tab's session is destroyed and its viewer removed.
+        How soon a closed browser tab's session is destroyed and its viewer removed;
+        also how long a page has to open its connection (a loaded machine's browser
+        can take over a second, and a session discarded before it connects shows a
+        page that never updates).
     max_cards
         Most cards one dashboard draws.
     lens_options
@@ -165,7 +168,7 @@ async def serve_remote_dashboards(
     port: int = 0,
     address: str = "127.0.0.1",
     clock: Clock | None = None,
-    session_cleanup_ms: int = 1000,
+    session_cleanup_ms: int = 5000,
     max_cards: int = 200,
     **server_options: Any,
 ) -> DashboardServer:

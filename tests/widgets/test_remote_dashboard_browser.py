@@ -95,11 +95,9 @@ def remote(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Remote]:
         endpoint = said["ingest endpoint"].split()[0]
         code = re.search(r"join code (\S+)", said["room"])
         assert code is not None, said
-        # sessions live 5 s unconnected: a loaded machine's browser may take over 1 s
-        # to connect, and a session made anew for it shows a page that never updates
-        server = asyncio.run_coroutine_threadsafe(
-            serve_remote_dashboards(endpoint, session_cleanup_ms=5000), loop
-        ).result(TIMEOUT_S)
+        server = asyncio.run_coroutine_threadsafe(serve_remote_dashboards(endpoint), loop).result(
+            TIMEOUT_S
+        )
         lab = Remote(engine, endpoint, said["health"], code.group(1), server, loop)
         yield lab
         lab.run(server.stop())
