@@ -1,8 +1,9 @@
 """The WebSocket endpoint: Phoenix Channels v2 for sensors and viewers, over ``websockets``.
 
-Thin glue over the sans-I/O :class:`~sensocto_lab.protocol.connection.ServerConnection`:
-each socket gets one reader (frames in), one writer (frames out, in order) and one
-idle watchdog; each joined channel is a small handler object. Wire details are in
+Thin glue over two sans-I/O protocols: ``websockets``' ``ServerProtocol`` (handshake,
+frames, pings, closing) and :class:`~sensocto_lab.protocol.connection.ServerConnection`
+(Phoenix), driven by one :class:`asyncio.Protocol` per socket with an idle watchdog;
+each joined channel is a small handler object. Wire details are in
 :mod:`sensocto_lab.protocol` and ``docs/protocol.md``.
 
 - ``GET /health`` answers ``engine.health()`` as JSON; the socket lives at
@@ -33,6 +34,7 @@ idle watchdog; each joined channel is a small handler object. Wire details are i
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import dataclasses
 import itertools
@@ -44,11 +46,11 @@ from http import HTTPStatus
 from typing import Any, Protocol
 from urllib.parse import parse_qs, urlsplit
 
-from websockets.asyncio.server import Server, ServerConnection
-from websockets.asyncio.server import serve as ws_serve
 from websockets.datastructures import Headers
-from websockets.exceptions import ConnectionClosed
+from websockets.frames import CloseCode, Frame, Opcode
 from websockets.http11 import Request, Response
+from websockets.protocol import State
+from websockets.server import ServerProtocol
 
 from sensocto_lab.clock import Clock, SystemClock
 from sensocto_lab.errors import (
@@ -95,6 +97,9 @@ _MAX_GROUP = 1024
 
 #: Below every timestamp: "nothing stored yet".
 _NEVER = -(2**63)
+
+#: Seconds a peer has to answer our close frame (or close TCP) before the socket is cut.
+_CLOSE_TIMEOUT_S = 10.0
 
 #: Where the Phoenix socket lives (the JavaScript client appends ``/websocket``).
 SOCKET_PATH = "/socket/websocket"
@@ -648,27 +653,57 @@ class _ViewerChannel(_Channel):
 # --- one socket ---------------------------------------------------------------------------
 
 
-class _Socket:
-    """One WebSocket connection: reader, writer, watchdog, and its channels."""
+class _Socket(asyncio.Protocol):
+    """One WebSocket connection, driven as an :class:`asyncio.Protocol`: its channels,
+    its idle watchdog, and the ``websockets`` Sans-I/O protocol under it.
+
+    ``websockets`` does the HTTP handshake, frame parsing, pings, limits and the
+    closing handshake; this class feeds it the bytes the transport receives and
+    writes what it wants sent. The Phoenix frames of one ``data_received`` are
+    handled in one synchronous pass, without a coroutine or future per frame.
+    What must be awaited (joins, closing channels, a full channel queue) is run by
+    a task while reading is paused, so frames are still handled strictly in order.
+    Outgoing Phoenix frames are written together, once per event-loop iteration.
+    """
 
     _ids = itertools.count(1)
 
-    def __init__(self, server: IngestServer, ws: ServerConnection, token_ok: bool) -> None:
+    def __init__(self, server: IngestServer) -> None:
         self.server = server
-        self.ws = ws
-        self.token_ok = token_ok
-        self.id = next(self._ids)
         cfg = server.config
+        self.ws = ServerProtocol(
+            origins=_origins(cfg.allowed_origins), max_size=2 * cfg.max_frame_bytes
+        )
+        self.transport: asyncio.Transport | None = None
+        self.request: Request | None = None
+        self.token_ok = False
+        self.id = next(self._ids)
         self.proto = phx.ServerConnection(max_frame=cfg.max_frame_bytes)
         self.bucket = TokenBucket(cfg.rate_per_s, cfg.burst, server.clock)
         self.channels: dict[str, _Channel] = {}
-        self.pending: list[Any] = []  # awaitables the reader runs before the next frame
+        self.pending: list[Any] = []  # awaitables to run before the next frame
         self.last_frame = server.clock.monotonic()
-        self._wake = asyncio.Event()
+        self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._inbox: collections.deque[str | bytes] = collections.deque()
+        self._fragments: list[bytes] = []  # a fragmented message being received
+        self._catching_up: asyncio.Task[None] | None = None
+        self._watchdog: asyncio.Task[None] | None = None
+        self._close_timer: asyncio.TimerHandle | None = None
+        self._fragmented_text = False
+        self._invalid = False  # a text message was not UTF-8: the socket is closing
+        self._flush_soon = False
+        self._write_paused = False
+
+    @property
+    def remote_address(self) -> Any:
+        """The peer's ``(host, port)``, or None."""
+        return None if self.transport is None else self.transport.get_extra_info("peername")
 
     def wake(self) -> None:
-        """Tell the writer there are frames to send."""
-        self._wake.set()
+        """Write the queued Phoenix frames soon (once for all queued this iteration)."""
+        if not self._flush_soon:
+            self._flush_soon = True
+            asyncio.get_running_loop().call_soon(self._flush)
 
     def push(self, topic: str, event: str, payload: dict[str, Any]) -> None:
         if self.proto.push(topic, event, payload):
@@ -681,25 +716,130 @@ class _Socket:
             self.server.spawn(channel.close())
         self.wake()
 
-    async def run(self) -> None:
-        writer = asyncio.create_task(self._write(), name=f"ws{self.id}:writer")
-        watchdog = asyncio.create_task(self._watch(), name=f"ws{self.id}:idle")
+    def close(self, code: int, reason: str) -> None:
+        """Start the closing handshake (after writing what is queued); idempotent."""
+        if self.ws.state is State.OPEN:
+            self._flush()
+            self.ws.send_close(code, reason)
+            self._send_ws_data()
+        elif self.ws.state is State.CONNECTING and self.transport is not None:
+            self.transport.close()
+
+    # -- asyncio.Protocol -----------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        self.server.sockets.add(self)
+        self._watchdog = asyncio.get_running_loop().create_task(
+            self._watch(), name=f"ws{self.id}:idle"
+        )
+
+    def data_received(self, data: bytes) -> None:
+        ws = self.ws
+        ws.receive_data(data)
+        for event in ws.events_received():
+            if isinstance(event, Frame):
+                self._frame(event)
+            elif isinstance(event, Request):  # a server protocol receives no Response
+                self._handshake(event)
+        self._send_ws_data()
+        if self._catching_up is None:
+            self._catch_up_now()
+
+    def eof_received(self) -> None:
+        self.ws.receive_eof()
+        self._send_ws_data()  # the transport closes itself (None returned)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.ws.receive_eof()
+        if self._close_timer is not None:
+            self._close_timer.cancel()
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+        self.server.spawn(self._teardown())
+
+    def pause_writing(self) -> None:
+        self._write_paused = True
+
+    def resume_writing(self) -> None:
+        self._write_paused = False
+        self._flush()
+
+    # -- frames in ------------------------------------------------------------------------
+
+    def _handshake(self, request: Request) -> None:
+        self.request = request
+        response = self.server.process_request(self.ws, request)
+        if response is None:
+            response = self.ws.accept(request)
+        self.ws.send_response(response)
+        if response.status_code == 101:
+            token = parse_qs(urlsplit(request.path).query).get("token", [None])[0]
+            self.token_ok = token is not None and token in self.server.config.tokens
+
+    def _frame(self, frame: Frame) -> None:
+        """Queue a whole text or binary message; the protocol answered control frames."""
+        opcode = frame.opcode
+        if self._invalid:
+            return
+        if opcode is Opcode.TEXT or opcode is Opcode.BINARY:
+            data = bytes(frame.data)  # the parser's bytes as they are (no copy)
+            if not frame.fin:  # the first fragment of a message
+                self._fragments, self._fragmented_text = [data], opcode is Opcode.TEXT
+                return
+            text = opcode is Opcode.TEXT
+        elif opcode is Opcode.CONT:  # the protocol checked the sequence and the size
+            self._fragments.append(bytes(frame.data))
+            if not frame.fin:
+                return
+            data, text = b"".join(self._fragments), self._fragmented_text
+            self._fragments = []
+        else:
+            return
+        if not text:
+            self._inbox.append(data)
+            return
         try:
-            async for frame in self.ws:
-                self._receive(frame)
-                if self.pending:
-                    await self._run_pending()
+            self._inbox.append(data.decode())
+        except UnicodeDecodeError as exc:
+            self._invalid = True
+            self.ws.fail(CloseCode.INVALID_DATA, f"{exc.reason} at position {exc.start}")
+
+    def _catch_up_now(self) -> None:
+        """Handle queued frames in order until one leaves work to await (then a task does)."""
+        inbox, receive = self._inbox, self._receive
+        if inbox:
+            self.wake()
+        while inbox:
+            receive(inbox.popleft())
+            if self.pending:
+                if self.transport is not None:
+                    self.transport.pause_reading()
+                self._catching_up = asyncio.get_running_loop().create_task(
+                    self._catch_up(), name=f"ws{self.id}:reader"
+                )
+                return
+
+    async def _catch_up(self) -> None:
+        """Await what frames left to do, handle the frames queued behind them, resume reading."""
+        try:
+            while self.pending:
+                for awaitable in self.pending:
+                    await awaitable
+                self.pending.clear()
+                inbox = self._inbox
+                while inbox and not self.pending:
+                    self._receive(inbox.popleft())
                 self.wake()
-        except ConnectionClosed:
-            pass
+        except Exception:
+            log.exception("socket %d failed handling a frame", self.id)
+            self.close(CloseCode.INTERNAL_ERROR, "internal error")
+            raise
         finally:
-            watchdog.cancel()
-            for topic in list(self.channels):
-                await self.channels.pop(topic).close()
-            with contextlib.suppress(ConnectionClosed):
-                await self._flush()
-            writer.cancel()
-            await asyncio.gather(writer, watchdog, return_exceptions=True)
+            self._catching_up = None
+        if self.transport is not None:
+            self.transport.resume_reading()
 
     def _receive(self, frame: str | bytes) -> None:
         """Feed one frame to the protocol and its events to the channels.
@@ -738,12 +878,6 @@ class _Socket:
                         self.pending.append(self.server.engine.renew_viewer(channel.viewer_id))
             elif isinstance(event, phx.FrameRejected):
                 log.debug("socket %d refused a frame: %s", self.id, event.error)
-
-    async def _run_pending(self) -> None:
-        """Await what the last frame left in :attr:`pending`, oldest first."""
-        for awaitable in self.pending:
-            await awaitable
-        self.pending.clear()
 
     def _authorized(self, params: Mapping[str, Any]) -> bool:
         cfg = self.server.config
@@ -809,7 +943,7 @@ class _Socket:
         name, restricted = "", False
         trusted = self._viewer_token(join.params, params)
         if rooms is not None and params.code is not None:
-            peer = self.ws.remote_address[0] if self.ws.remote_address else f"ws-{self.id}"
+            peer = self.remote_address[0] if self.remote_address else f"ws-{self.id}"
             client = f"{peer}/{params.client}" if trusted and params.client else str(peer)
             if room is None:
                 found = rooms.find_by_code(params.code, client=client)
@@ -845,26 +979,63 @@ class _Socket:
         if self.server.rooms is None:  # no codes to check: as for sensors
             return self._authorized(raw)
         tokens = cfg.tokens if cfg.viewer_tokens is None else cfg.viewer_tokens
-        query = parse_qs(urlsplit(self.ws.request.path if self.ws.request else "").query)
+        query = parse_qs(urlsplit(self.request.path if self.request else "").query)
         return any(t in tokens for t in (params.token, query.get("token", [None])[0]) if t)
 
-    async def _flush(self) -> None:
-        frames = self.proto.data_to_send()
-        if frames:
-            await _send_all(self.ws, frames)
+    async def _teardown(self) -> None:
+        """After the connection is lost: handle what was received, then close the channels."""
+        try:
+            if self._catching_up is not None:
+                with contextlib.suppress(Exception):
+                    await asyncio.shield(self._catching_up)
+            elif self._inbox:
+                self._catch_up_now()
+                if self._catching_up is not None:
+                    with contextlib.suppress(Exception):
+                        await asyncio.shield(self._catching_up)
+            for topic in list(self.channels):
+                await self.channels.pop(topic).close()
+        finally:
+            self.server.sockets.discard(self)
+            self.closed.set_result(None)
 
-    async def _write(self) -> None:
-        while True:
-            await self._wake.wait()
-            self._wake.clear()
-            await self._flush()
+    # -- frames out -----------------------------------------------------------------------
+
+    def _send_ws_data(self) -> None:
+        """Write what the WebSocket protocol has to send (handshake, pongs, close, EOF)."""
+        transport = self.transport
+        assert transport is not None
+        for data in self.ws.data_to_send():
+            if data:
+                transport.write(data)
+            elif transport.can_write_eof():
+                transport.write_eof()
+            else:  # pragma: no cover - TCP can always half-close
+                transport.close()
+        if self._close_timer is None and self.ws.close_expected():
+            self._close_timer = asyncio.get_running_loop().call_later(
+                _CLOSE_TIMEOUT_S, transport.abort
+            )
+
+    def _flush(self) -> None:
+        """Write the queued Phoenix frames with one transport write.
+
+        Frames stay queued while the transport's buffer is full (:attr:`proto`'s
+        ``buffered`` shows a slow peer) and are dropped once the socket is closing.
+        """
+        self._flush_soon = False
+        if self._write_paused:
+            return
+        frames = self.proto.data_to_send()
+        if frames and self.ws.state is State.OPEN and self.transport is not None:
+            self.transport.write(b"".join([_text_frame(f.encode()) for f in frames]))
 
     async def _watch(self) -> None:
         clock, idle = self.server.clock, self.server.config.idle_timeout_s
         while True:
             remaining = self.last_frame + idle - clock.monotonic()
             if remaining <= 0:
-                await self.ws.close(1000, "idle timeout")
+                self.close(1000, "idle timeout")
                 return
             await clock.sleep(remaining)
 
@@ -888,7 +1059,9 @@ class IngestServer:
         self.config = config
         self.clock = clock
         self.rooms = rooms
-        self._ws_server: Server | None = None
+        self._listener: asyncio.Server | None = None
+        #: Open connections (each removes itself once its channels are closed).
+        self.sockets: set[_Socket] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self.port = 0
         self.host = ""
@@ -899,17 +1072,9 @@ class IngestServer:
         return f"ws://{self.host}:{self.port}{SOCKET_PATH}?vsn=2.0.0"
 
     async def start(self, host: str, port: int) -> IngestServer:
-        self._ws_server = await ws_serve(
-            self._handler,
-            host,
-            port,
-            process_request=self._process_request,
-            origins=_origins(self.config.allowed_origins),
-            max_size=2 * self.config.max_frame_bytes,
-            compression=None,
-            ping_interval=None,
-        )
-        sockname = next(iter(self._ws_server.sockets)).getsockname()
+        loop = asyncio.get_running_loop()
+        self._listener = await loop.create_server(lambda: _Socket(self), host, port)
+        sockname = self._listener.sockets[0].getsockname()
         self.host, self.port = sockname[0], sockname[1]
         return self
 
@@ -918,7 +1083,9 @@ class IngestServer:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
+    def process_request(self, ws: ServerProtocol, request: Request) -> Response | None:
+        """The answer to a request that does not open a socket (health, bad path, vsn
+        or token); None lets the WebSocket handshake go on (it checks the origin)."""
         parts = urlsplit(request.path)
         if parts.path == "/health":
             body = json.dumps(self.engine.health(), default=str).encode()
@@ -927,38 +1094,32 @@ class IngestServer:
             )
             return Response(200, "OK", headers, body)
         if parts.path != SOCKET_PATH:
-            return connection.respond(
-                HTTPStatus.NOT_FOUND, f"no such path; the socket is {SOCKET_PATH}\n"
-            )
+            return ws.reject(HTTPStatus.NOT_FOUND, f"no such path; the socket is {SOCKET_PATH}\n")
         query = parse_qs(parts.query)
         vsn = query.get("vsn", ["2.0.0"])[0]
         if vsn != "2.0.0":
-            return connection.respond(
-                HTTPStatus.BAD_REQUEST, f"only vsn=2.0.0 is spoken, got {vsn}\n"
-            )
+            return ws.reject(HTTPStatus.BAD_REQUEST, f"only vsn=2.0.0 is spoken, got {vsn}\n")
         token = query.get("token", [None])[0]
         if token is not None and self.config.require_token and token not in self.config.tokens:
-            return connection.respond(HTTPStatus.FORBIDDEN, "invalid token\n")
+            return ws.reject(HTTPStatus.FORBIDDEN, "invalid token\n")
         return None
 
-    async def _handler(self, ws: ServerConnection) -> None:
-        token = parse_qs(urlsplit(ws.request.path if ws.request else "").query).get(
-            "token", [None]
-        )[0]
-        await _Socket(self, ws, token is not None and token in self.config.tokens).run()
-
     async def close(self) -> None:
-        """Stop accepting, close every socket (code 1001) and wait for their handlers."""
-        if self._ws_server is not None:
-            self._ws_server.close()
-            await self._ws_server.wait_closed()
+        """Stop accepting, close every socket (code 1001), wait until their channels close."""
+        if self._listener is not None:
+            self._listener.close()
+            sockets = list(self.sockets)
+            for socket in sockets:
+                socket.close(CloseCode.GOING_AWAY, "server shutting down")
+            await asyncio.gather(*(socket.closed for socket in sockets))
+            await self._listener.wait_closed()
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
 
     async def wait_closed(self) -> None:
         """Wait until the server has been closed."""
-        if self._ws_server is not None:
-            await self._ws_server.wait_closed()
+        if self._listener is not None:
+            await self._listener.wait_closed()
 
     async def __aenter__(self) -> IngestServer:
         return self
@@ -1008,20 +1169,20 @@ class serve:
         await self._server.close()
 
 
-async def _send_all(ws: ServerConnection, frames: list[str]) -> None:
-    """Send text frames in order with one socket write, then wait for the write buffer.
+def _text_frame(payload: bytes) -> bytes:
+    """A server's unfragmented, unmasked WebSocket text frame (RFC 6455 §5.2) of ``payload``.
 
-    ``ws.send`` writes each frame on its own (one ``send`` syscall a frame, the
-    largest single cost of acknowledging one-sample pushes); here the frames are
-    framed by the connection's protocol and handed to the transport together.
-    ``send_context`` keeps ``websockets``' state checks, close handling and flow
-    control.
+    What ``websockets``' ``Protocol.send_text`` writes without extensions (compression
+    is off), framed here because its ``Frame`` object and state checks per frame cost
+    more than the rest of an acknowledgement; :meth:`_Socket._flush` checks the state
+    once for all queued frames.
     """
-    async with ws.send_context():
-        protocol = ws.protocol
-        for frame in frames:
-            protocol.send_text(frame.encode())
-        ws.transport.write(b"".join(protocol.data_to_send()))
+    n = len(payload)
+    if n < 126:
+        return bytes((0x81, n)) + payload
+    if n < 1 << 16:
+        return b"\x81\x7e" + n.to_bytes(2, "big") + payload
+    return b"\x81\x7f" + n.to_bytes(8, "big") + payload
 
 
 def _origins(allowed: tuple[str | None, ...] | None) -> list[Any] | None:

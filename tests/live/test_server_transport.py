@@ -1,0 +1,141 @@
+"""The endpoint's WebSocket transport: frames in one read, fragments, pings, closes."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import numpy as np
+import pytest
+from test_server_support import JOIN, MS, WAIT, Raw, engine, server
+from websockets.client import ClientProtocol
+from websockets.exceptions import ConnectionClosed
+from websockets.frames import Frame, Opcode
+from websockets.http11 import Response
+from websockets.uri import parse_uri
+
+from sensocto_lab.live.engine import Engine
+from sensocto_lab.live.server import IngestServer, ServerConfig, _text_frame, serve
+
+__all__ = ["engine", "server"]  # fixtures
+
+
+@pytest.mark.parametrize("size", [0, 1, 125, 126, 65535, 65536, 70000])
+def test_text_frames_are_what_websockets_would_write(size: int) -> None:
+    payload = bytes(range(256)) * (size // 256) + bytes(size % 256)
+    expected = Frame(Opcode.TEXT, payload).serialize(mask=False, extensions=[])
+    assert _text_frame(payload) == expected
+
+
+class Wire:
+    """A client that writes many frames with one socket write (``websockets`` Sans-I/O)."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer = reader, writer
+        self.proto: ClientProtocol | None = None
+
+    @classmethod
+    async def open(cls, url: str) -> Wire:
+        uri = parse_uri(url)
+        wire = cls(*await asyncio.open_connection(uri.host, uri.port))
+        wire.proto = proto = ClientProtocol(uri)
+        proto.send_request(proto.connect())
+        wire.flush()
+        while not any(isinstance(e, Response) for e in await wire.events()):
+            pass
+        return wire
+
+    def flush(self) -> None:
+        assert self.proto is not None
+        self.writer.write(b"".join(self.proto.data_to_send()))
+
+    def send_all(self, frames: list[list[Any]]) -> None:
+        """Frame every message, then write them all at once."""
+        assert self.proto is not None
+        for frame in frames:
+            self.proto.send_text(json.dumps(frame).encode())
+        self.flush()
+
+    async def events(self) -> list[Any]:
+        assert self.proto is not None
+        data = await asyncio.wait_for(self.reader.read(1 << 16), WAIT)
+        if data:
+            self.proto.receive_data(data)
+        else:
+            self.proto.receive_eof()
+        return self.proto.events_received()
+
+    async def messages(self, n: int) -> list[list[Any]]:
+        got: list[list[Any]] = []
+        while len(got) < n:
+            got += [json.loads(e.data) for e in await self.events() if isinstance(e, Frame)]
+        return got
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+async def test_frames_of_one_read_are_handled_in_order(engine: Engine) -> None:
+    """A join and 300 pushes in one write: the pushes wait for the join (it is awaited)
+    and go past a full channel queue (reading pauses), each answered in order."""
+    async with serve(engine, config=ServerConfig.open(channel_queue=2)) as srv:
+        wire = await Wire.open(srv.url)
+        pushes = [
+            [
+                "1",
+                str(i),
+                "sensor:s1",
+                "measurement",
+                {"attribute_id": "hr", "payload": i, "timestamp": MS + i},
+            ]
+            for i in range(2, 302)
+        ]
+        wire.send_all([["1", "1", "sensor:s1", "phx_join", JOIN], *pushes])
+        replies = [m for m in await wire.messages(302) if m[3] == "phx_reply"]
+        while len(replies) < 301:
+            replies += [m for m in await wire.messages(1) if m[3] == "phx_reply"]
+        assert [m[1] for m in replies] == [str(i) for i in range(1, 302)]
+        assert all(m[4]["status"] == "ok" for m in replies)
+        _, values = engine.store.latest("s1", "hr")  # the newest, as many as the ring holds
+        assert np.asarray(values).tolist() == [float(i) for i in range(2, 302)][-len(values) :]
+        assert engine.health()["sensors"][0]["samples"] == 300
+        wire.close()
+
+
+async def test_a_fragmented_message_is_one_frame(server: IngestServer) -> None:
+    raw = await Raw.open(server.url)
+    await raw.join("sensor:s1")
+    await raw.ws.send(['["1","7","sensor:s1",', '"ping",{"n":', "1}]"])
+    assert await raw.reply("7") == {"status": "ok", "response": {"n": 1}}
+    header = b"\x00\x01\x01\x09\x08" + b"18" + b"sensor:s1" + b"ping_bin"
+    await raw.ws.send([header[:7], header[7:]])  # binary, fragmented: an unknown event
+    assert (await raw.reply("8"))["response"]["reason"] == "invalid_event"
+
+
+async def test_pings_are_answered(server: IngestServer) -> None:
+    raw = await Raw.open(server.url)
+    pong = await raw.ws.ping(b"are you there")
+    await asyncio.wait_for(pong, WAIT)
+
+
+async def test_text_that_is_not_utf8_closes_the_socket_with_1007(server: IngestServer) -> None:
+    raw, other = await Raw.open(server.url), await Raw.open(server.url)
+    await other.join("sensor:s2")
+    await raw.ws.send(b'["1","2","phoenix","heartbeat",{"x":"\xff"}]', text=True)
+    with pytest.raises(ConnectionClosed):
+        await asyncio.wait_for(raw.ws.recv(), WAIT)
+    assert raw.ws.close_code == 1007
+    assert (await other.request("sensor:s2", "ping", {}))["status"] == "ok"  # others stay
+
+
+async def test_closing_the_server_closes_sockets_with_1001(engine: Engine) -> None:
+    srv = await serve(engine, config=ServerConfig.open())
+    raw = await Raw.open(srv.url)
+    await raw.join("sensor:s1")
+    await srv.close()
+    with pytest.raises(ConnectionClosed):
+        while True:
+            await asyncio.wait_for(raw.ws.recv(), WAIT)
+    assert raw.ws.close_code == 1001
+    assert not srv.sockets
