@@ -221,6 +221,61 @@ class _Engine(Protocol):
     def health(self) -> dict[str, Any]: ...
 
 
+class _Backlog:
+    """Validated pushes of a sensor channel not yet stored, oldest first.
+
+    One producer (the socket) and one consumer (the channel's ingest task): a deque
+    and a future to wake whoever waits, instead of :class:`asyncio.Queue`, whose
+    bookkeeping per item (getters, putters, unfinished count) was a measurable part
+    of a one-sample push.
+    """
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self.items: collections.deque[tuple[phx.Pushed, Any]] = collections.deque()
+        self.busy = False  # the consumer is storing what it took
+        self._waiter: asyncio.Future[None] | None = None
+
+    def put(self, item: tuple[phx.Pushed, Any]) -> bool:
+        """Append ``item``; True when the backlog is now full (await :meth:`room`)."""
+        self.items.append(item)
+        self._wake()
+        return len(self.items) >= self.capacity
+
+    async def next(self) -> collections.deque[tuple[phx.Pushed, Any]]:
+        """(Consumer) wait for items; take some from the returned deque, then :meth:`taken`."""
+        self.busy = False
+        self._wake()
+        while not self.items:
+            await self._wait()
+        self.busy = True
+        return self.items
+
+    def taken(self) -> None:
+        """(Consumer) items were taken: a full backlog may have room."""
+        self._wake()
+
+    async def room(self) -> None:
+        """(Producer) wait until the backlog is below its capacity."""
+        while len(self.items) >= self.capacity:
+            await self._wait()
+
+    async def drained(self) -> None:
+        """Wait until every item was taken and the consumer is done storing it."""
+        while self.items or self.busy:
+            await self._wait()
+
+    async def _wait(self) -> None:
+        if self._waiter is None:
+            self._waiter = asyncio.get_running_loop().create_future()
+        await asyncio.shield(self._waiter)
+
+    def _wake(self) -> None:
+        waiter, self._waiter = self._waiter, None
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+
 # --- channels ----------------------------------------------------------------------------
 
 
@@ -273,9 +328,7 @@ class _SensorChannel(_Channel):
         self.info = info
         self.exactly_once = exactly_once
         self.newest: dict[str, int] = {}
-        self.queue: asyncio.Queue[tuple[phx.Pushed, Any]] = asyncio.Queue(
-            socket.server.config.channel_queue
-        )
+        self.backlog = _Backlog(socket.server.config.channel_queue)
         self.closing = False
 
     def handle(self, push: phx.Pushed) -> None:
@@ -285,7 +338,7 @@ class _SensorChannel(_Channel):
         try:
             work: Any
             if push.event == "measurement":
-                work = [sample_from_measurement(self.info, push.payload)]
+                work = sample_from_measurement(self.info, push.payload)  # no list: see _ingest
             elif push.event == "measurements_batch":
                 work = batches_from_measurements(self.info, push.payload)
             elif push.event == BINARY_EVENT:
@@ -304,10 +357,8 @@ class _SensorChannel(_Channel):
         except PeerError as exc:
             self.fail(push, exc)
             return
-        if self.queue.full():  # the socket stops reading until the worker catches up
-            self.socket.pending.append(self.queue.put((push, work)))
-        else:
-            self.queue.put_nowait((push, work))
+        if self.backlog.put((push, work)):  # full: the socket stops reading until it has room
+            self.socket.pending.append(self.backlog.room())
 
     def _binary(self, payload: Any) -> Batch:
         if not isinstance(payload, bytes):
@@ -331,23 +382,18 @@ class _SensorChannel(_Channel):
         few ``engine.ingest`` calls as possible (see :func:`merge`), so a connector
         sending one sample per frame does not pay one storage write per sample.
         """
+        backlog = self.backlog
         while True:
-            group = [await self.queue.get()]
-            while (
-                not isinstance(group[-1][1], tuple)
-                and not self.queue.empty()
-                and len(group) < _MAX_GROUP
-            ):
-                group.append(self.queue.get_nowait())
-            update = group.pop() if isinstance(group[-1][1], tuple) else None
-            try:
-                if group:
-                    await self._ingest(group)
-                if update is not None:
-                    await self._update(*update)
-            finally:
-                for _ in range(len(group) + (update is not None)):
-                    self.queue.task_done()
+            items = await backlog.next()
+            group = [items.popleft()]
+            while group[-1][0].event != "update_attributes" and items and len(group) < _MAX_GROUP:
+                group.append(items.popleft())
+            update = group.pop() if group[-1][0].event == "update_attributes" else None
+            backlog.taken()
+            if group:
+                await self._ingest(group)
+            if update is not None:
+                await self._update(*update)
 
     async def _ingest(self, group: list[tuple[phx.Pushed, Any]]) -> None:
         items: list[Sample | Batch] = []
@@ -357,7 +403,9 @@ class _SensorChannel(_Channel):
             await self._learn_newest(group)
         running = dict(self.newest)
         for k, (_, work) in enumerate(group):
-            for item in work:
+            # a one-sample push queues its Sample alone: a list per push, kept until
+            # stored, made the garbage collector's full passes frequent
+            for item in (work,) if type(work) is Sample else work:
                 if self.exactly_once:
                     fresh = self._fresh(item, running)
                     duplicates[k] += _size(item) - (0 if fresh is None else _size(fresh))
@@ -435,7 +483,12 @@ class _SensorChannel(_Channel):
         read Parquet footers, so it runs off the event loop.
         """
         store = self.socket.server.engine.store
-        for attr in {item.attribute_id for _, work in group for item in work}:
+        attrs = {
+            item.attribute_id
+            for _, work in group
+            for item in ((work,) if type(work) is Sample else work)
+        }
+        for attr in attrs:
             if attr not in self.newest:
                 last = await asyncio.to_thread(_stored_last_ts, store, self.info.sensor_id, attr)
                 self.newest[attr] = _NEVER if last is None else last
@@ -462,7 +515,7 @@ class _SensorChannel(_Channel):
         # What was validated is still ingested (a connector that does not wait for
         # replies must not lose it); an exactly-once client's resend is then deduped.
         with contextlib.suppress(asyncio.CancelledError, TimeoutError, LocalError):
-            await asyncio.wait_for(self.queue.join(), timeout=10.0)
+            await asyncio.wait_for(self.backlog.drained(), timeout=10.0)
         await super().close()
 
 
