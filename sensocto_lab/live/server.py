@@ -428,6 +428,13 @@ class _SensorChannel(_Channel):
                 stored[owner[i]] += n
             attr = chunk.batch.attribute_id
             self.newest[attr] = max(self.newest.get(attr, _NEVER), int(stamped.ts[-1]))
+        if not failed:  # the usual round: every push stored, one wake-up for all replies
+            self.errors = 0
+            reply = self.socket.proto.reply
+            for k, (push, _) in enumerate(group):
+                reply(push, "ok", {"stored": stored[k], "duplicates": duplicates[k]})
+            self.socket.wake()
+            return
         for k, (push, _) in enumerate(group):
             error = failed.get(k)
             if error is None:
@@ -789,6 +796,7 @@ class _Socket(asyncio.Protocol):
         )
 
     def data_received(self, data: bytes) -> None:
+        self.last_frame = self.server.clock.monotonic()  # for the idle watchdog
         ws = self.ws
         ws.receive_data(data)
         for event in ws.events_received():
@@ -900,7 +908,6 @@ class _Socket(asyncio.Protocol):
         Synchronous, so a push costs no coroutine: what must be awaited (joins,
         closing channels, a full channel queue) goes to :attr:`pending` in order.
         """
-        self.last_frame = self.server.clock.monotonic()
         if not self.bucket.take():
             self.proto.refuse(
                 frame,

@@ -353,7 +353,12 @@ class ServerConnection:
     def _send_reply(
         self, join_ref: str | None, ref: str | None, topic: str, status: str, response: Any
     ) -> None:
-        self._send(join_ref, ref, topic, "phx_reply", {"status": status, "response": response})
+        # as _send, one call fewer: every acknowledged push comes here
+        self._out.append(
+            encode_fields(
+                join_ref, ref, topic, "phx_reply", {"status": status, "response": response}
+            )
+        )
 
     def _send(
         self, join_ref: str | None, ref: str | None, topic: str, event: str, payload: Any

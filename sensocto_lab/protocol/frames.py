@@ -146,6 +146,17 @@ def decode_fields(text: str) -> Fields:
             reason="invalid_frame",
         )
     join_ref, ref, topic, event, payload = data
+    if (  # the usual frame, checked inline: string refs, a topic and an event
+        type(topic) is str
+        and type(event) is str
+        and type(ref) is str
+        and type(join_ref) is str
+        and 0 < len(topic) <= 255
+        and 0 < len(event) <= 255
+        and len(ref) <= 255
+        and len(join_ref) <= 255
+    ):
+        return join_ref, ref, topic, event, payload
     return (
         _ref(join_ref, "join_ref"),
         _ref(ref, "ref"),
