@@ -11,7 +11,7 @@ import pytest
 from test_server_support import JOIN, MS, WAIT, Raw, engine, server
 from websockets.client import ClientProtocol
 from websockets.exceptions import ConnectionClosed
-from websockets.frames import Frame, Opcode
+from websockets.frames import Close, Frame, Opcode
 from websockets.http11 import Response
 from websockets.uri import parse_uri
 
@@ -139,3 +139,61 @@ async def test_closing_the_server_closes_sockets_with_1001(engine: Engine) -> No
             await asyncio.wait_for(raw.ws.recv(), WAIT)
     assert raw.ws.close_code == 1001
     assert not srv.sockets
+
+
+async def test_frames_fed_one_byte_at_a_time(engine: Engine) -> None:
+    """Data frames, a ping, a fragmented message and a frame over 64 KiB, one byte a write."""
+    async with serve(engine, config=ServerConfig.open()) as srv:
+        wire = await Wire.open(srv.url)
+        assert wire.proto is not None
+        wire.send_all([["1", "1", "sensor:s1", "phx_join", JOIN]])
+        await wire.messages(1)
+        proto = wire.proto
+        sample = {"attribute_id": "hr", "payload": 1, "timestamp": MS}
+        push = ["1", "2", "sensor:s1", "measurement", sample]
+        proto.send_text(json.dumps(push).encode())
+        proto.send_ping(b"p")
+        proto.send_text(b'["1","3","sensor:s1",', fin=False)
+        proto.send_continuation(b'"ping",{}]', fin=True)
+        values = list(range(9000))  # a frame of ~75 kB: a 64-bit length
+        batch = {"attribute_id": "ecg", "t0": MS, "dt": 1.0, "values": values}
+        proto.send_text(json.dumps(["1", "4", "sensor:s1", "measurements_batch", batch]).encode())
+        for byte in b"".join(proto.data_to_send()):
+            wire.writer.write(bytes([byte]))
+        await wire.writer.drain()
+        replies: dict[str, Any] = {}
+        pongs = 0
+        while len(replies) < 3 or not pongs:
+            for event in await wire.events():
+                if event.opcode is Opcode.PONG:
+                    pongs += 1
+                elif isinstance(event, Frame):
+                    msg = json.loads(event.data)
+                    replies[msg[1]] = msg[4]
+        assert replies["2"]["response"] == {"stored": 1, "duplicates": 0}
+        assert replies["3"] == {"status": "ok", "response": {}}
+        assert replies["4"]["response"] == {"stored": 9000, "duplicates": 0}
+        wire.close()
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [
+        b"\x81\x02{}",  # not masked
+        b"\xc1\x80\x00\x00\x00\x00",  # a reserved bit
+        b"\x83\x80\x00\x00\x00\x00",  # a reserved opcode
+        b"\x01\x80\x00\x00\x00\x00\x81\x80\x00\x00\x00\x00",  # a new message amid fragments
+    ],
+    ids=["unmasked", "rsv1", "opcode", "unfinished"],
+)
+async def test_invalid_frames_close_the_socket_with_1002(
+    server: IngestServer, frame: bytes
+) -> None:
+    wire = await Wire.open(server.url)
+    assert wire.proto is not None
+    wire.writer.write(frame)
+    closes: list[Frame] = []
+    while not closes:
+        closes = [e for e in await wire.events() if e.opcode is Opcode.CLOSE]
+    assert Close.parse(closes[0].data).code == 1002
+    wire.close()
