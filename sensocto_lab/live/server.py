@@ -127,7 +127,7 @@ class ServerConfig:
         none, such as devices and Node); ``None`` admits any origin.
     max_frame_bytes
         Largest frame we decode; larger ones get a ``frame_too_large`` error reply.
-        Frames beyond twice this are cut off by ``websockets`` (close code 1009).
+        Frames beyond twice this close the socket (close code 1009).
     rate_per_s, burst
         Token bucket per socket, in frames: refills ``rate_per_s`` a second, holds
         ``burst``. Frames over it get ``rate_limited`` and are not processed.
