@@ -722,9 +722,10 @@ class _Socket(asyncio.Protocol):
     """One WebSocket connection, driven as an :class:`asyncio.Protocol`: its channels,
     its idle watchdog, and the ``websockets`` Sans-I/O protocol under it.
 
-    ``websockets`` does the HTTP handshake, frame parsing, pings, limits and the
-    closing handshake; this class feeds it the bytes the transport receives and
-    writes what it wants sent. The Phoenix frames of one ``data_received`` are
+    ``websockets`` does the HTTP handshake, pings, fragments, limits, protocol errors
+    and the closing handshake; this class parses only whole data frames itself
+    (:meth:`_take_frames`), hands ``websockets`` everything else and writes what it
+    wants sent. The Phoenix frames of one ``data_received`` are
     handled in one synchronous pass, without a coroutine or future per frame.
     What must be awaited (joins, closing channels, a full channel queue) is run by
     a task while reading is paused, so frames are still handled strictly in order.
@@ -837,7 +838,7 @@ class _Socket(asyncio.Protocol):
         would refuse (unmasked, reserved bits, too large) is handed over with
         everything after it. An incomplete frame waits in the buffer.
         """
-        buf, inbox, limit, ws = self._buffer, self._inbox, self._max_size, self.ws
+        buf, message, limit, ws = self._buffer, self._message, self._max_size, self.ws
         pos, end = 0, len(buf)
         while end - pos >= 2 and ws.state is State.OPEN:
             head1, head2 = buf[pos], buf[pos + 1]
@@ -855,15 +856,7 @@ class _Socket(asyncio.Protocol):
             if stop > end:
                 break
             if (head1 == 0x81 or head1 == 0x82) and not self._fragments:  # FIN, text/binary
-                data = apply_mask(buf[start:stop], buf[start - 4 : start])
-                if head1 == 0x82:
-                    inbox.append(data)
-                else:
-                    try:
-                        inbox.append(data.decode())
-                    except UnicodeDecodeError as exc:
-                        self._invalid = True
-                        ws.fail(CloseCode.INVALID_DATA, f"{exc.reason} at position {exc.start}")
+                message(apply_mask(buf[start:stop], buf[start - 4 : start]), head1 == 0x81)
             else:
                 self._to_websockets(bytes(buf[pos:stop]))
             pos = stop
@@ -925,6 +918,10 @@ class _Socket(asyncio.Protocol):
             self._fragments = []
         else:
             return
+        self._message(data, text)
+
+    def _message(self, data: bytes, text: bool) -> None:
+        """Queue a whole message; text that is not UTF-8 closes the socket (1007)."""
         if not text:
             self._inbox.append(data)
             return
