@@ -957,10 +957,14 @@ class _Socket(asyncio.Protocol):
                 while inbox and not self.pending:
                     self._receive(inbox.popleft())
                 self.wake()
-        except Exception:
+        except Exception:  # a bug: the socket goes (1011), the server stays
             log.exception("socket %d failed handling a frame", self.id)
+            for awaitable in self.pending:
+                if asyncio.iscoroutine(awaitable):
+                    awaitable.close()
+            self.pending.clear()
+            self._inbox.clear()
             self.close(CloseCode.INTERNAL_ERROR, "internal error")
-            raise
         finally:
             self._catching_up = None
         if self.transport is not None:

@@ -197,3 +197,20 @@ async def test_invalid_frames_close_the_socket_with_1002(
         closes = [e for e in await wire.events() if e.opcode is Opcode.CLOSE]
     assert Close.parse(closes[0].data).code == 1002
     wire.close()
+
+
+async def test_a_bug_in_a_join_closes_that_socket_with_1011(
+    server: IngestServer, engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def broken(info: Any) -> None:
+        raise RuntimeError("a bug")
+
+    raw = await Raw.open(server.url)
+    with monkeypatch.context() as patch:
+        patch.setattr(engine, "register_sensor", broken)
+        await raw.send(["1", "1", "sensor:s1", "phx_join", JOIN])
+        with pytest.raises(ConnectionClosed):
+            await asyncio.wait_for(raw.ws.recv(), WAIT)
+    assert raw.ws.close_code == 1011
+    other = await Raw.open(server.url)
+    assert (await other.join("sensor:s1"))["status"] == "ok"
