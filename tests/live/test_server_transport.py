@@ -15,6 +15,7 @@ from websockets.frames import Close, Frame, Opcode
 from websockets.http11 import Response
 from websockets.uri import parse_uri
 
+from sensocto_lab.live import server as server_module
 from sensocto_lab.live.engine import Engine
 from sensocto_lab.live.server import IngestServer, ServerConfig, _text_frame, serve
 
@@ -214,3 +215,14 @@ async def test_a_bug_in_a_join_closes_that_socket_with_1011(
     assert raw.ws.close_code == 1011
     other = await Raw.open(server.url)
     assert (await other.join("sensor:s1"))["status"] == "ok"
+
+
+async def test_a_peer_that_ignores_our_close_is_cut_off(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(server_module, "_CLOSE_TIMEOUT_S", 0.1)
+    srv = await serve(engine, config=ServerConfig.open())
+    wire = await Wire.open(srv.url)  # reads nothing more, answers nothing
+    await asyncio.wait_for(srv.close(), WAIT)  # waits for the socket to be cut
+    assert not srv.sockets
+    wire.close()
