@@ -301,7 +301,7 @@ async def _best(reps: int, runs: dict[str, Callable[[], Awaitable[float]]]) -> d
 async def _run(quick: bool) -> list[Row]:
     rows = []
     reps = 1 if quick else 3
-    n = 5_000 if quick else 30_000
+    n = 10_000 if quick else 30_000
     t = await _best(
         3,  # short single-sample runs are the noisiest: best of three even when quick
         {
