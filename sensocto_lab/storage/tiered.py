@@ -44,6 +44,7 @@ from sensocto_lab.model import KINDS, Batch, KindSpec, check_id
 from sensocto_lab.storage import cold
 from sensocto_lab.storage.config import StorageConfig
 from sensocto_lab.storage.history import Loader, SeriesSource, build_dataset
+from sensocto_lab.storage.lock import DirLock
 from sensocto_lab.storage.ring import SeriesRing
 from sensocto_lab.storage.wal import Chunk, WalWriter, fsync_dir, list_segments, read_segment
 
@@ -149,9 +150,13 @@ class TieredStore:
     another thread, and the store's own threads fsync and compact.
     """
 
-    def __init__(self, data_dir: Path, config: StorageConfig, clock: Clock) -> None:
+    def __init__(
+        self, data_dir: Path, config: StorageConfig, clock: Clock, *, read_only: bool = False
+    ) -> None:
         self.data_dir = data_dir
         self.config = config
+        self.read_only = read_only
+        self._dir_lock: DirLock | None = None
         self._clock = clock
         self._wal_dir = data_dir / "wal"
         self._cold_dir = data_dir / "cold"
@@ -193,26 +198,49 @@ class TieredStore:
         data_dir: str | os.PathLike[str],
         config: StorageConfig | None = None,
         clock: Clock | None = None,
+        *,
+        read_only: bool = False,
     ) -> TieredStore:
         """Open (or create) the store in ``data_dir`` and recover what a crash left.
 
         WAL segments that were not compacted are replayed into the rings and queued
         for compaction; a torn last record is dropped (and counted in
-        ``stats()["torn_records_dropped"]``).
+        ``stats()["torn_records_dropped"]``). The store holds the data directory's
+        lock (``{data_dir}/LOCK``) until :meth:`close`: one writer per directory.
+
+        With ``read_only=True`` nothing is locked, recovered or written: the store
+        reads what is on disk (Parquet and the WAL, as :meth:`history`,
+        :meth:`read_table` and :meth:`series`) while another process may be recording
+        into it. Its rings stay empty and writing calls raise :class:`StorageError`.
 
         Raises
         ------
         StorageError
-            ``data_dir`` cannot be created or read.
+            ``data_dir`` cannot be created or read; another store has it open for
+            writing (``reason="data_dir_locked"``); with ``read_only``, it holds no store.
         """
         path = Path(data_dir)
-        store = cls(path, config or StorageConfig(), clock or SystemClock())
+        store = cls(path, config or StorageConfig(), clock or SystemClock(), read_only=read_only)
+        if read_only:
+            if not store._wal_dir.is_dir() and not store._cold_dir.is_dir():
+                raise StorageError(f"no store in {path}", reason="no_store")
+            store._committed = store._read_commit() or 0
+            return store
         try:
-            store._wal_dir.mkdir(parents=True, exist_ok=True)
-            store._cold_dir.mkdir(parents=True, exist_ok=True)
-            store._recover()
+            path.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise StorageError(f"cannot open the store in {path}: {exc}") from exc
+        store._dir_lock = DirLock.acquire(path)
+        try:
+            store._wal_dir.mkdir(exist_ok=True)
+            store._cold_dir.mkdir(exist_ok=True)
+            store._recover()
+        except OSError as exc:
+            store._dir_lock.release()
+            raise StorageError(f"cannot open the store in {path}: {exc}") from exc
+        except BaseException:
+            store._dir_lock.release()
+            raise
         if store.config.background:
             store._start_threads()
         return store
@@ -262,6 +290,7 @@ class TieredStore:
         """Stop the background threads, seal and fsync the WAL, compact it, and close.
 
         With ``config.compact_on_close=False`` the sealed WAL is left for the next open.
+        The data directory's lock is released last, even if compacting failed.
 
         Idempotent. Later appends raise :class:`ClosedResourceError`; reads still work.
         """
@@ -269,16 +298,22 @@ class TieredStore:
             if self._closed:
                 return
             self._closed = True
-        self._stop.set()
-        self._wake.set()
-        for t in self._threads:
-            t.join()
-        with self._lock:
-            sealed = self._writer.close()
-            if sealed is not None:
-                self._sealed.append(sealed)
-        if self.config.compact_on_close:
-            self._compact_pending()
+        if self.read_only:
+            return
+        try:
+            self._stop.set()
+            self._wake.set()
+            for t in self._threads:
+                t.join()
+            with self._lock:
+                sealed = self._writer.close()
+                if sealed is not None:
+                    self._sealed.append(sealed)
+            if self.config.compact_on_close:
+                self._compact_pending()
+        finally:
+            if self._dir_lock is not None:
+                self._dir_lock.release()
 
     def __enter__(self) -> TieredStore:
         return self
@@ -308,6 +343,7 @@ class TieredStore:
         ClosedResourceError
             The store is closed.
         """
+        self._refuse_if_read_only("append")
         chunk = self._chunk_of(batch, room, kind)
         key = (batch.sensor_id, batch.attribute_id)
         rotated = False
@@ -340,6 +376,13 @@ class TieredStore:
             c["wal_bytes_written"] += written
         if rotated:
             self._wake.set()
+
+    def _refuse_if_read_only(self, what: str) -> None:
+        if self.read_only:
+            raise StorageError(
+                f"{what} needs a writable store; {self.data_dir} was opened read-only",
+                reason="read_only",
+            )
 
     @staticmethod
     def _chunk_of(batch: Batch, room: str, kind: KindSpec) -> Chunk:
@@ -429,8 +472,9 @@ class TieredStore:
         Raises
         ------
         StorageError
-            The fsync failed.
+            The fsync failed, or the store is read-only.
         """
+        self._refuse_if_read_only("flush")
         with self._lock:
             started = self._clock.monotonic()
             self._unsynced = False
@@ -461,8 +505,10 @@ class TieredStore:
         Raises
         ------
         StorageError
-            A Parquet part could not be written (the WAL is kept; nothing is lost).
+            A Parquet part could not be written (the WAL is kept; nothing is lost),
+            or the store is read-only.
         """
+        self._refuse_if_read_only("compact")
         with self._lock:
             sealed = self._writer.seal()
             if sealed is not None:
@@ -597,18 +643,35 @@ class TieredStore:
     # -- reading ---------------------------------------------------------------------
 
     def _wal_snapshot(self) -> tuple[set[int], list[pa.Buffer]]:
-        """The generations to read from the WAL and the bytes of their complete records."""
-        with self._lock:
+        """The generations to read from the WAL and the bytes of their complete records.
+
+        A read-only store follows the writer's commit point on disk: a generation
+        compacted (and its files deleted) while the snapshot was taken shows up as a
+        missing file, and the snapshot is taken again.
+        """
+        while True:
+            try:
+                with self._lock:
+                    return self._wal_snapshot_locked()
+            except FileNotFoundError:
+                if not self.read_only:
+                    raise
+
+    def _wal_snapshot_locked(self) -> tuple[set[int], list[pa.Buffer]]:
+        if self.read_only:
+            self._committed = self._read_commit() or 0
+            open_files = {}
+        else:
             open_files = self._writer.files
-            gens: set[int] = set()
-            buffers = []
-            for seg in list_segments(self._wal_dir):
-                if seg.generation <= self._committed:
-                    continue
-                mm = pa.memory_map(str(seg.path))
-                size = open_files.get(seg.path, mm.size())
-                buffers.append(mm.read_buffer(size))
-                gens.add(seg.generation)
+        gens: set[int] = set()
+        buffers = []
+        for seg in list_segments(self._wal_dir):
+            if seg.generation <= self._committed:
+                continue
+            mm = pa.memory_map(str(seg.path))
+            size = open_files.get(seg.path, mm.size())
+            buffers.append(mm.read_buffer(size))
+            gens.add(seg.generation)
         return gens, buffers
 
     def _wal_series(
@@ -859,6 +922,10 @@ class TieredStore:
         """
         with self._lock:
             found = {(x.room, s, a): x.kind.name for (s, a), x in self._series.items()}
+        if self.read_only:  # the rings hold nothing: the WAL's series are on disk only
+            for buf in self._wal_snapshot()[1]:
+                for c in read_segment(buf).chunks:
+                    found[(c.room, c.sensor_id, c.attribute_id)] = c.kind
         for p in cold.list_parts(self._cold_dir):
             key = (p.room, p.sensor_id, p.attribute_id)
             if key not in found:
@@ -872,8 +939,10 @@ class TieredStore:
         """One past the highest sequence number stored for the series (0 if none).
 
         The engine starts its per-series counter here after a restart, so ``seq``
-        keeps increasing across sessions.
+        keeps increasing across sessions. Not on a read-only store (its rings hold
+        nothing of the WAL): raises :class:`StorageError` there.
         """
+        self._refuse_if_read_only("next_seq")
         with self._lock:
             x = self._series.get((sensor_id, attribute_id))
             in_memory = None if x is None else x.ring.last_seq
@@ -887,8 +956,10 @@ class TieredStore:
         Memory (which also holds what the WAL replayed at open) is checked under the
         lock; Parquet parts contribute their footer statistics only, never a full
         read. The endpoint's exactly-once dedupe needs this after a clean restart,
-        when everything was compacted and the rings are empty.
+        when everything was compacted and the rings are empty. Not on a read-only
+        store: raises :class:`StorageError` there.
         """
+        self._refuse_if_read_only("last_ts")
         with self._lock:
             x = self._series.get((sensor_id, attribute_id))
             held = None if x is None else x.ring.latest()[0]

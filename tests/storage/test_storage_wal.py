@@ -111,7 +111,8 @@ def test_replay_after_crash_mid_compaction_has_no_duplicates(
     store.close()
     saved = tmp_path / "wal-before"
     shutil.copytree(data / "wal", saved)
-    TieredStore.open(data, NO_THREADS_NO_COMPACT).compact()
+    with TieredStore.open(data, NO_THREADS_NO_COMPACT) as compacting:
+        compacting.compact()
     parts = sorted((data / "cold").rglob("*.parquet"))
     assert len(parts) == 2
     # Put the crash back: the segments were not deleted (and maybe not committed).
