@@ -29,7 +29,6 @@ import logging
 import os
 import threading
 from collections.abc import Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -42,11 +41,24 @@ from sensocto_lab.clock import Clock, SystemClock
 from sensocto_lab.errors import ClosedResourceError, StorageError, ValidationError
 from sensocto_lab.model import KINDS, Batch, KindSpec, check_id
 from sensocto_lab.storage import cold
+from sensocto_lab.storage.compactor import (
+    Compacted,
+    CompactionWorker,
+    ParquetSettings,
+    compact_generation,
+)
 from sensocto_lab.storage.config import StorageConfig
 from sensocto_lab.storage.history import Loader, SeriesSource, build_dataset
 from sensocto_lab.storage.lock import DirLock
 from sensocto_lab.storage.ring import SeriesRing
-from sensocto_lab.storage.wal import Chunk, WalWriter, fsync_dir, list_segments, read_segment
+from sensocto_lab.storage.wal import (
+    Chunk,
+    WalWriter,
+    concat_chunks,
+    fsync_dir,
+    list_segments,
+    read_segment,
+)
 
 if TYPE_CHECKING:
     import xarray as xr
@@ -88,16 +100,9 @@ class _Arrays:
     values: npt.NDArray[Any]
 
     @classmethod
-    def concat(cls, chunks: Sequence[Chunk]) -> _Arrays:
-        if len(chunks) == 1:
-            c = chunks[0]
-            return cls(c.ts, c.recv_ts, c.seq, c.values)
-        return cls(
-            np.concatenate([c.ts for c in chunks]),
-            np.concatenate([c.recv_ts for c in chunks]),
-            np.concatenate([c.seq for c in chunks]),
-            np.concatenate([c.values for c in chunks]),
-        )
+    def concat(cls, chunks: list[Chunk]) -> _Arrays:
+        c = concat_chunks(chunks)
+        return cls(c.ts, c.recv_ts, c.seq, c.values)
 
     @classmethod
     def empty(cls) -> _Arrays:
@@ -188,6 +193,7 @@ class TieredStore:
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._threads: list[threading.Thread] = []
+        self._worker = CompactionWorker()  # the background compactor's process
         self._writer: WalWriter  # set by _recover
 
     # -- lifecycle -------------------------------------------------------------------
@@ -305,6 +311,7 @@ class TieredStore:
             self._wake.set()
             for t in self._threads:
                 t.join()
+            self._worker.close()
             with self._lock:
                 sealed = self._writer.close()
                 if sealed is not None:
@@ -539,74 +546,54 @@ class TieredStore:
                 with self._lock:
                     if not self._closed:
                         self._rotate_if_due()
-                self._compact_pending()
+                self._compact_pending(in_worker=True)
                 self._apply_retention()
             except StorageError as exc:
                 self._last_error = str(exc)
                 log.error("compaction failed, will retry: %s", exc)
 
-    def _compact_pending(self) -> None:
+    def _compact_pending(self, *, in_worker: bool = False) -> None:
+        """Compact every sealed generation: here, or in the worker process.
+
+        The background compactor uses the worker (it keeps the engine's loop free of
+        the GIL); :meth:`compact` and :meth:`close` work in the calling thread, which
+        waits for the result anyway, and start no process.
+        """
         with self._compact_lock:
             with self._lock:
                 pending = list(self._sealed)
             for gen in pending:
-                self._compact_generation(gen)
+                self._compact_generation(gen, in_worker)
 
-    def _compact_generation(self, gen: int) -> None:
+    def _compact_generation(self, gen: int, in_worker: bool) -> None:
         """Write one sealed generation to Parquet, commit it, delete its WAL files.
 
         A file that ends in an unreadable record (a crash mid-write, or damage) is
         moved to ``wal/torn/`` rather than deleted, so the bytes stay for inspection.
         """
         paths = [s.path for s in list_segments(self._wal_dir) if s.generation == gen]
-        groups: dict[tuple[str, str, str, str], list[Chunk]] = {}
-        torn: set[Path] = set()
-        for p in paths:
-            read = read_segment(p)
-            if read.torn:
-                torn.add(p)
-            for c in read.chunks:
-                groups.setdefault((c.room, c.sensor_id, c.attribute_id, c.kind), []).append(c)
-
-        def write(key: tuple[str, str, str, str], a: _Arrays) -> int:
-            room, sensor, attr, kind_name = key
-            return len(
-                cold.write_part(
-                    self._cold_dir,
-                    room,
-                    sensor,
-                    attr,
-                    KINDS.get(kind_name, KINDS["numeric"]),
-                    (gen, gen),
-                    a.ts,
-                    a.recv_ts,
-                    a.seq,
-                    a.values,
-                    compression=self.config.parquet_compression,
-                    compression_level=self.config.parquet_compression_level,
-                    row_group_samples=self.config.row_group_samples,
-                )
-            )
-
-        merged = {key: _Arrays.concat(chunks) for key, chunks in groups.items()}
-        # Series are written in parallel: encoding releases the GIL and the fsyncs
-        # (one per file and directory) overlap instead of queueing.
-        workers = min(self.config.compaction_workers, len(merged)) or 1
-        with ThreadPoolExecutor(workers, thread_name_prefix="sensocto-parquet") as pool:
-            files = sum(pool.map(lambda item: write(*item), merged.items()))
-        samples = sum(a.ts.shape[0] for a in merged.values())
+        c = self.config
+        settings = ParquetSettings(
+            c.parquet_compression,
+            c.parquet_compression_level,
+            c.row_group_samples,
+            c.compaction_workers,
+        )
+        done: Compacted = (self._worker.compact if in_worker else compact_generation)(
+            paths, self._cold_dir, gen, settings
+        )
         self._write_commit(gen)
         with self._lock:
             self._committed = gen
             self._sealed.remove(gen)
             counters = self._counters
             counters["generations_compacted"] += 1
-            counters["parquet_files_written"] += files
-            counters["samples_compacted"] += samples
+            counters["parquet_files_written"] += done.files
+            counters["samples_compacted"] += done.samples
             self._compacted.notify_all()
         for p in paths:
             with contextlib.suppress(FileNotFoundError):
-                if p in torn:
+                if p in done.torn:
                     (self._wal_dir / "torn").mkdir(exist_ok=True)
                     p.rename(self._wal_dir / "torn" / p.name)
                 else:

@@ -37,6 +37,7 @@ __all__ = [
     "SegmentFile",
     "SegmentRead",
     "WalWriter",
+    "concat_chunks",
     "fsync_dir",
     "layout_of",
     "list_segments",
@@ -68,6 +69,23 @@ class Chunk:
 
     def __len__(self) -> int:
         return int(self.ts.shape[0])
+
+
+def concat_chunks(chunks: list[Chunk]) -> Chunk:
+    """One chunk of the samples of ``chunks`` (one series, in order): no copy for one."""
+    if len(chunks) == 1:
+        return chunks[0]
+    c = chunks[0]
+    return Chunk(
+        c.room,
+        c.sensor_id,
+        c.attribute_id,
+        c.kind,
+        np.concatenate([c.ts for c in chunks]),
+        np.concatenate([c.recv_ts for c in chunks]),
+        np.concatenate([c.seq for c in chunks]),
+        np.concatenate([c.values for c in chunks]),
+    )
 
 
 @dataclass(frozen=True, slots=True)
