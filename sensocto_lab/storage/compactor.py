@@ -157,8 +157,7 @@ class CompactionWorker:
     over its stdin/stdout: no fork of a process with threads (pyarrow's among them),
     and, unlike ``multiprocessing``, no re-import of the caller's ``__main__``, so a
     script without a ``__main__`` guard works. The first call pays the interpreter
-    start and pyarrow's import, once. The worker runs in a session of its own, so a
-    Ctrl-C at a terminal interrupts the store's process, not a compaction.
+    start and pyarrow's import, once.
     """
 
     def __init__(self) -> None:
@@ -173,7 +172,10 @@ class CompactionWorker:
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             env=env,
-            start_new_session=True,
+            # Its own process group, so a Ctrl-C at a terminal reaches the store's
+            # process, not a compaction; the same session (not start_new_session), as
+            # with autogrouping the scheduler weighs nice only within one session.
+            process_group=0,
         )
 
     def compact(
