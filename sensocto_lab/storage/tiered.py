@@ -3,8 +3,11 @@
 ``append`` writes a batch to the WAL (handed to the OS before it returns) and to the
 series' ring. Two background threads do the slow work: one fsyncs the WAL every
 ``fsync_interval_s``; the other seals WAL generations that are too big or too old and
-compacts sealed generations into Parquet. ``history`` and ``read_table`` merge the
-cold tier with the not-yet-compacted WAL, so every sample is read exactly once:
+has a worker process compact sealed generations into Parquet (:mod:`.compactor`: in
+this process that work held the GIL long enough to stall the engine's event loop).
+A writable store holds the data directory's lock (:mod:`.lock`) from open to close.
+``history`` and ``read_table`` merge the cold tier with the not-yet-compacted WAL, so
+every sample is read exactly once:
 
 * Each WAL generation is read from exactly one place: from its WAL files while they
   exist above the commit point, else from its Parquet parts. The compactor writes the
