@@ -150,7 +150,7 @@ def serve(parent: int) -> None:
 
 
 class CompactionWorker:
-    """One worker process that runs :func:`compact_generation`, started on first use.
+    """One worker process that runs :func:`compact_generation`, started ahead or on first use.
 
     Not thread-safe: the store's compactor thread is its only user. The worker is a
     fresh interpreter (``python -m sensocto_lab.storage._compact_worker``) talking pickles
@@ -163,7 +163,22 @@ class CompactionWorker:
     def __init__(self) -> None:
         self._proc: subprocess.Popen[bytes] | None = None
 
-    def _start(self) -> subprocess.Popen[bytes]:
+    def start(self) -> None:
+        """Start the worker process now, without waiting for it to be ready (idempotent).
+
+        Raises
+        ------
+        StorageError
+            The process could not be started.
+        """
+        if self._proc is not None:
+            return
+        try:
+            self._proc = self._spawn()
+        except OSError as exc:
+            raise StorageError(f"cannot start the compaction worker: {exc}") from exc
+
+    def _spawn(self) -> subprocess.Popen[bytes]:
         root = str(Path(__file__).resolve().parents[2])  # where sensocto_lab is imported from
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))
@@ -189,13 +204,9 @@ class CompactionWorker:
             A part could not be written, or the worker died (the next call starts a
             new one).
         """
-        if self._proc is None:
-            try:
-                self._proc = self._start()
-            except OSError as exc:
-                raise StorageError(f"cannot start the compaction worker: {exc}") from exc
+        self.start()
         proc = self._proc
-        assert proc.stdin is not None and proc.stdout is not None
+        assert proc is not None and proc.stdin is not None and proc.stdout is not None
         try:
             pickle.dump((paths, cold_dir, generation, settings), proc.stdin)
             proc.stdin.flush()

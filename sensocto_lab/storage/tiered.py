@@ -197,6 +197,7 @@ class TieredStore:
         self._wake = threading.Event()
         self._threads: list[threading.Thread] = []
         self._worker = CompactionWorker()  # the background compactor's process
+        self._worker_wanted = False  # a compaction is near: start the worker
         self._writer: WalWriter  # set by _recover
 
     # -- lifecycle -------------------------------------------------------------------
@@ -356,7 +357,7 @@ class TieredStore:
         self._refuse_if_read_only("append")
         chunk = self._chunk_of(batch, room, kind)
         key = (batch.sensor_id, batch.attribute_id)
-        rotated = False
+        wake = False
         with self._lock:
             if self._closed:
                 raise ClosedResourceError("the store is closed", reason="store_closed")
@@ -376,7 +377,7 @@ class TieredStore:
             elif series.room != room:
                 check_id(room, "room")
                 series.room = room
-            rotated = self._rotate_if_due()
+            wake = self._rotate_if_due()
             written = self._writer.write(chunk)
             series.ring.extend(chunk.ts, chunk.values, chunk.recv_ts, chunk.seq)
             self._unsynced = True
@@ -384,7 +385,7 @@ class TieredStore:
             c["samples_appended"] += len(chunk)
             c["batches_appended"] += 1
             c["wal_bytes_written"] += written
-        if rotated:
+        if wake:
             self._wake.set()
 
     def _refuse_if_read_only(self, what: str) -> None:
@@ -428,18 +429,28 @@ class TieredStore:
         )
 
     def _rotate_if_due(self) -> bool:
-        """Seal the current generation if it is too big or too old (lock held)."""
+        """Seal the current generation if it is too big or too old (lock held).
+
+        Returns whether the compactor has work: a generation was sealed, or the first
+        one is half full, time to start the worker process so that it is up (an
+        interpreter start and pyarrow's import) by the time the generation is sealed.
+        """
         w = self._writer
         if w.bytes == 0:
             self._gen_opened = self._clock.monotonic()
             return False
         age = self._clock.monotonic() - self._gen_opened
-        if w.bytes < self.config.segment_max_bytes and age < self.config.segment_max_age_s:
-            return False
+        max_bytes, max_age = self.config.segment_max_bytes, self.config.segment_max_age_s
+        if w.bytes < max_bytes and age < max_age:
+            if self._worker_wanted or (2 * w.bytes < max_bytes and 2 * age < max_age):
+                return False
+            self._worker_wanted = True
+            return True
         sealed = w.seal()
         if sealed is not None:
             self._sealed.append(sealed)
         self._gen_opened = self._clock.monotonic()
+        self._worker_wanted = True
         return True
 
     # -- memory ----------------------------------------------------------------------
@@ -549,6 +560,9 @@ class TieredStore:
                 with self._lock:
                     if not self._closed:
                         self._rotate_if_due()
+                    start_worker = self._worker_wanted
+                if start_worker:
+                    self._worker.start()
                 self._compact_pending(in_worker=True)
                 self._apply_retention()
             except StorageError as exc:
