@@ -7,11 +7,13 @@ import select
 import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
 from storage_helpers import ACC, ECG, make_batch
 
+from sensocto_lab.clock import FakeClock
 from sensocto_lab.errors import StorageError
 from sensocto_lab.storage import StorageConfig, TieredStore
 from sensocto_lab.storage.compactor import CompactionWorker, ParquetSettings, compact_generation
@@ -82,6 +84,7 @@ def test_a_dead_worker_is_reported_and_replaced(tmp_path: Path) -> None:
 #: A store's process that starts its worker, reports the worker's pid, then is killed.
 PARENT = """
 import sys
+import threading
 from pathlib import Path
 from sensocto_lab.storage.compactor import CompactionWorker, ParquetSettings
 from sensocto_lab.storage.wal import list_segments
@@ -128,3 +131,21 @@ def test_background_compaction_runs_in_the_worker(tmp_path: Path) -> None:
     store.close()
     assert proc.poll() is not None  # close stopped it
     assert store.read_table("s1", "ecg").num_rows == 96
+
+
+def test_the_worker_is_started_ahead_once_the_first_generation_is_half_full(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock = FakeClock()
+    cfg = StorageConfig(segment_max_age_s=10, compaction_poll_s=3600)  # woken, never polling
+    store = TieredStore.open(tmp_path, cfg, clock=clock)
+    started = threading.Event()
+    monkeypatch.setattr(store._worker, "start", started.set)
+    store.append(make_batch("s1", "ecg", ECG, 0, 32), room="lab", kind=ECG)
+    clock.advance(4)
+    store.append(make_batch("s1", "ecg", ECG, 32, 32), room="lab", kind=ECG)
+    assert not started.is_set()  # 4 s of 10: the compactor was not woken
+    clock.advance(2)
+    store.append(make_batch("s1", "ecg", ECG, 64, 32), room="lab", kind=ECG)
+    assert started.wait(30), "the compactor did not start its worker at half the segment age"
+    store.close()
