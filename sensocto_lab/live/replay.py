@@ -20,7 +20,6 @@ import numpy as np
 import numpy.typing as npt
 
 from sensocto_lab.live.client import SensorClient
-from sensocto_lab.storage.config import StorageConfig
 from sensocto_lab.storage.tiered import TieredStore
 
 __all__ = ["replay_session"]
@@ -40,7 +39,7 @@ class _Series:
 
 
 def _load(data_dir: Path, sensors: Sequence[str] | None) -> list[_Series]:
-    store = TieredStore.open(data_dir, StorageConfig(background=False))
+    store = TieredStore.open(data_dir, read_only=True)
     try:
         out = []
         for stored in store.series():

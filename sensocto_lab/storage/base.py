@@ -4,7 +4,7 @@ The engine calls storage; storage never calls the engine. Every tier (memory
 rings, WAL, Parquet) sits behind :class:`Store`, which the engine's per-sensor
 tasks use from the engine's event loop. Calls are synchronous and fast (append
 is a buffered write plus a ring copy); slow work (fsync, compaction) runs in the
-store's own background thread.
+store's own background threads and compaction's worker process.
 """
 
 from __future__ import annotations

@@ -182,7 +182,9 @@ def write_part(
                 "seq": pa.array(seq[lo:hi]),
             }
         ).replace_schema_metadata(meta)
-        tmp = path.with_name(path.name + ".tmp")
+        # Unique per process: two processes compacting one generation (a worker that
+        # outlives its store's crash by a moment) never write into one file.
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
         try:
             directory.mkdir(parents=True, exist_ok=True)
             with open(tmp, "wb") as f:

@@ -1,7 +1,7 @@
 """A summary of a data directory: which series it holds, how many samples, what span.
 
-Used by ``sensocto-lab info`` and ``replay``. It opens the store like the engine does
-(recovering what a crash left) and reads each series once.
+Used by ``sensocto-lab info``. It opens the store read-only, so it works on a directory
+an engine is recording into (and changes nothing there), and reads each series once.
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ from typing import Any
 
 import numpy as np
 
-from sensocto_lab.storage.config import StorageConfig
 from sensocto_lab.storage.tiered import TieredStore
 
 __all__ = ["summarize"]
@@ -28,7 +27,7 @@ def summarize(data_dir: str | Path) -> dict[str, Any]:
         times of the first and last device timestamps.
     """
     path = Path(data_dir)
-    store = TieredStore.open(path, StorageConfig(background=False))
+    store = TieredStore.open(path, read_only=True)
     try:
         rows = []
         for series in store.series():

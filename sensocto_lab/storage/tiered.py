@@ -3,8 +3,11 @@
 ``append`` writes a batch to the WAL (handed to the OS before it returns) and to the
 series' ring. Two background threads do the slow work: one fsyncs the WAL every
 ``fsync_interval_s``; the other seals WAL generations that are too big or too old and
-compacts sealed generations into Parquet. ``history`` and ``read_table`` merge the
-cold tier with the not-yet-compacted WAL, so every sample is read exactly once:
+has a worker process compact sealed generations into Parquet (:mod:`.compactor`: in
+this process that work held the GIL long enough to stall the engine's event loop).
+A writable store holds the data directory's lock (:mod:`.lock`) from open to close.
+``history`` and ``read_table`` merge the cold tier with the not-yet-compacted WAL, so
+every sample is read exactly once:
 
 * Each WAL generation is read from exactly one place: from its WAL files while they
   exist above the commit point, else from its Parquet parts. The compactor writes the
@@ -29,7 +32,6 @@ import logging
 import os
 import threading
 from collections.abc import Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -42,10 +44,24 @@ from sensocto_lab.clock import Clock, SystemClock
 from sensocto_lab.errors import ClosedResourceError, StorageError, ValidationError
 from sensocto_lab.model import KINDS, Batch, KindSpec, check_id
 from sensocto_lab.storage import cold
+from sensocto_lab.storage.compactor import (
+    Compacted,
+    CompactionWorker,
+    ParquetSettings,
+    compact_generation,
+)
 from sensocto_lab.storage.config import StorageConfig
 from sensocto_lab.storage.history import Loader, SeriesSource, build_dataset
+from sensocto_lab.storage.lock import DirLock
 from sensocto_lab.storage.ring import SeriesRing
-from sensocto_lab.storage.wal import Chunk, WalWriter, fsync_dir, list_segments, read_segment
+from sensocto_lab.storage.wal import (
+    Chunk,
+    WalWriter,
+    concat_chunks,
+    fsync_dir,
+    list_segments,
+    read_segment,
+)
 
 if TYPE_CHECKING:
     import xarray as xr
@@ -87,16 +103,9 @@ class _Arrays:
     values: npt.NDArray[Any]
 
     @classmethod
-    def concat(cls, chunks: Sequence[Chunk]) -> _Arrays:
-        if len(chunks) == 1:
-            c = chunks[0]
-            return cls(c.ts, c.recv_ts, c.seq, c.values)
-        return cls(
-            np.concatenate([c.ts for c in chunks]),
-            np.concatenate([c.recv_ts for c in chunks]),
-            np.concatenate([c.seq for c in chunks]),
-            np.concatenate([c.values for c in chunks]),
-        )
+    def concat(cls, chunks: list[Chunk]) -> _Arrays:
+        c = concat_chunks(chunks)
+        return cls(c.ts, c.recv_ts, c.seq, c.values)
 
     @classmethod
     def empty(cls) -> _Arrays:
@@ -149,9 +158,13 @@ class TieredStore:
     another thread, and the store's own threads fsync and compact.
     """
 
-    def __init__(self, data_dir: Path, config: StorageConfig, clock: Clock) -> None:
+    def __init__(
+        self, data_dir: Path, config: StorageConfig, clock: Clock, *, read_only: bool = False
+    ) -> None:
         self.data_dir = data_dir
         self.config = config
+        self.read_only = read_only
+        self._dir_lock: DirLock | None = None
         self._clock = clock
         self._wal_dir = data_dir / "wal"
         self._cold_dir = data_dir / "cold"
@@ -183,6 +196,8 @@ class TieredStore:
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._threads: list[threading.Thread] = []
+        self._worker = CompactionWorker()  # the background compactor's process
+        self._worker_wanted = False  # a compaction is near: start the worker
         self._writer: WalWriter  # set by _recover
 
     # -- lifecycle -------------------------------------------------------------------
@@ -193,26 +208,49 @@ class TieredStore:
         data_dir: str | os.PathLike[str],
         config: StorageConfig | None = None,
         clock: Clock | None = None,
+        *,
+        read_only: bool = False,
     ) -> TieredStore:
         """Open (or create) the store in ``data_dir`` and recover what a crash left.
 
         WAL segments that were not compacted are replayed into the rings and queued
         for compaction; a torn last record is dropped (and counted in
-        ``stats()["torn_records_dropped"]``).
+        ``stats()["torn_records_dropped"]``). The store holds the data directory's
+        lock (``{data_dir}/LOCK``) until :meth:`close`: one writer per directory.
+
+        With ``read_only=True`` nothing is locked, recovered or written: the store
+        reads what is on disk (Parquet and the WAL, as :meth:`history`,
+        :meth:`read_table` and :meth:`series`) while another process may be recording
+        into it. Its rings stay empty and writing calls raise :class:`StorageError`.
 
         Raises
         ------
         StorageError
-            ``data_dir`` cannot be created or read.
+            ``data_dir`` cannot be created or read; another store has it open for
+            writing (``reason="data_dir_locked"``); with ``read_only``, it holds no store.
         """
         path = Path(data_dir)
-        store = cls(path, config or StorageConfig(), clock or SystemClock())
+        store = cls(path, config or StorageConfig(), clock or SystemClock(), read_only=read_only)
+        if read_only:
+            if not store._wal_dir.is_dir() and not store._cold_dir.is_dir():
+                raise StorageError(f"no store in {path}", reason="no_store")
+            store._committed = store._read_commit() or 0
+            return store
         try:
-            store._wal_dir.mkdir(parents=True, exist_ok=True)
-            store._cold_dir.mkdir(parents=True, exist_ok=True)
-            store._recover()
+            path.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise StorageError(f"cannot open the store in {path}: {exc}") from exc
+        store._dir_lock = DirLock.acquire(path)
+        try:
+            store._wal_dir.mkdir(exist_ok=True)
+            store._cold_dir.mkdir(exist_ok=True)
+            store._recover()
+        except OSError as exc:
+            store._dir_lock.release()
+            raise StorageError(f"cannot open the store in {path}: {exc}") from exc
+        except BaseException:
+            store._dir_lock.release()
+            raise
         if store.config.background:
             store._start_threads()
         return store
@@ -262,6 +300,7 @@ class TieredStore:
         """Stop the background threads, seal and fsync the WAL, compact it, and close.
 
         With ``config.compact_on_close=False`` the sealed WAL is left for the next open.
+        The data directory's lock is released last, even if compacting failed.
 
         Idempotent. Later appends raise :class:`ClosedResourceError`; reads still work.
         """
@@ -269,16 +308,23 @@ class TieredStore:
             if self._closed:
                 return
             self._closed = True
-        self._stop.set()
-        self._wake.set()
-        for t in self._threads:
-            t.join()
-        with self._lock:
-            sealed = self._writer.close()
-            if sealed is not None:
-                self._sealed.append(sealed)
-        if self.config.compact_on_close:
-            self._compact_pending()
+        if self.read_only:
+            return
+        try:
+            self._stop.set()
+            self._wake.set()
+            for t in self._threads:
+                t.join()
+            self._worker.close()
+            with self._lock:
+                sealed = self._writer.close()
+                if sealed is not None:
+                    self._sealed.append(sealed)
+            if self.config.compact_on_close:
+                self._compact_pending()
+        finally:
+            if self._dir_lock is not None:
+                self._dir_lock.release()
 
     def __enter__(self) -> TieredStore:
         return self
@@ -308,9 +354,10 @@ class TieredStore:
         ClosedResourceError
             The store is closed.
         """
+        self._refuse_if_read_only("append")
         chunk = self._chunk_of(batch, room, kind)
         key = (batch.sensor_id, batch.attribute_id)
-        rotated = False
+        wake = False
         with self._lock:
             if self._closed:
                 raise ClosedResourceError("the store is closed", reason="store_closed")
@@ -330,7 +377,7 @@ class TieredStore:
             elif series.room != room:
                 check_id(room, "room")
                 series.room = room
-            rotated = self._rotate_if_due()
+            wake = self._rotate_if_due()
             written = self._writer.write(chunk)
             series.ring.extend(chunk.ts, chunk.values, chunk.recv_ts, chunk.seq)
             self._unsynced = True
@@ -338,8 +385,15 @@ class TieredStore:
             c["samples_appended"] += len(chunk)
             c["batches_appended"] += 1
             c["wal_bytes_written"] += written
-        if rotated:
+        if wake:
             self._wake.set()
+
+    def _refuse_if_read_only(self, what: str) -> None:
+        if self.read_only:
+            raise StorageError(
+                f"{what} needs a writable store; {self.data_dir} was opened read-only",
+                reason="read_only",
+            )
 
     @staticmethod
     def _chunk_of(batch: Batch, room: str, kind: KindSpec) -> Chunk:
@@ -375,18 +429,28 @@ class TieredStore:
         )
 
     def _rotate_if_due(self) -> bool:
-        """Seal the current generation if it is too big or too old (lock held)."""
+        """Seal the current generation if it is too big or too old (lock held).
+
+        Returns whether the compactor has work: a generation was sealed, or the first
+        one is half full, time to start the worker process so that it is up (an
+        interpreter start and pyarrow's import) by the time the generation is sealed.
+        """
         w = self._writer
         if w.bytes == 0:
             self._gen_opened = self._clock.monotonic()
             return False
         age = self._clock.monotonic() - self._gen_opened
-        if w.bytes < self.config.segment_max_bytes and age < self.config.segment_max_age_s:
-            return False
+        max_bytes, max_age = self.config.segment_max_bytes, self.config.segment_max_age_s
+        if w.bytes < max_bytes and age < max_age:
+            if self._worker_wanted or (2 * w.bytes < max_bytes and 2 * age < max_age):
+                return False
+            self._worker_wanted = True
+            return True
         sealed = w.seal()
         if sealed is not None:
             self._sealed.append(sealed)
         self._gen_opened = self._clock.monotonic()
+        self._worker_wanted = True
         return True
 
     # -- memory ----------------------------------------------------------------------
@@ -429,8 +493,9 @@ class TieredStore:
         Raises
         ------
         StorageError
-            The fsync failed.
+            The fsync failed, or the store is read-only.
         """
+        self._refuse_if_read_only("flush")
         with self._lock:
             started = self._clock.monotonic()
             self._unsynced = False
@@ -461,8 +526,10 @@ class TieredStore:
         Raises
         ------
         StorageError
-            A Parquet part could not be written (the WAL is kept; nothing is lost).
+            A Parquet part could not be written (the WAL is kept; nothing is lost),
+            or the store is read-only.
         """
+        self._refuse_if_read_only("compact")
         with self._lock:
             sealed = self._writer.seal()
             if sealed is not None:
@@ -493,74 +560,57 @@ class TieredStore:
                 with self._lock:
                     if not self._closed:
                         self._rotate_if_due()
-                self._compact_pending()
+                    start_worker = self._worker_wanted
+                if start_worker:
+                    self._worker.start()
+                self._compact_pending(in_worker=True)
                 self._apply_retention()
             except StorageError as exc:
                 self._last_error = str(exc)
                 log.error("compaction failed, will retry: %s", exc)
 
-    def _compact_pending(self) -> None:
+    def _compact_pending(self, *, in_worker: bool = False) -> None:
+        """Compact every sealed generation: here, or in the worker process.
+
+        The background compactor uses the worker (it keeps the engine's loop free of
+        the GIL); :meth:`compact` and :meth:`close` work in the calling thread, which
+        waits for the result anyway, and start no process.
+        """
         with self._compact_lock:
             with self._lock:
                 pending = list(self._sealed)
             for gen in pending:
-                self._compact_generation(gen)
+                self._compact_generation(gen, in_worker)
 
-    def _compact_generation(self, gen: int) -> None:
+    def _compact_generation(self, gen: int, in_worker: bool) -> None:
         """Write one sealed generation to Parquet, commit it, delete its WAL files.
 
         A file that ends in an unreadable record (a crash mid-write, or damage) is
         moved to ``wal/torn/`` rather than deleted, so the bytes stay for inspection.
         """
         paths = [s.path for s in list_segments(self._wal_dir) if s.generation == gen]
-        groups: dict[tuple[str, str, str, str], list[Chunk]] = {}
-        torn: set[Path] = set()
-        for p in paths:
-            read = read_segment(p)
-            if read.torn:
-                torn.add(p)
-            for c in read.chunks:
-                groups.setdefault((c.room, c.sensor_id, c.attribute_id, c.kind), []).append(c)
-
-        def write(key: tuple[str, str, str, str], a: _Arrays) -> int:
-            room, sensor, attr, kind_name = key
-            return len(
-                cold.write_part(
-                    self._cold_dir,
-                    room,
-                    sensor,
-                    attr,
-                    KINDS.get(kind_name, KINDS["numeric"]),
-                    (gen, gen),
-                    a.ts,
-                    a.recv_ts,
-                    a.seq,
-                    a.values,
-                    compression=self.config.parquet_compression,
-                    compression_level=self.config.parquet_compression_level,
-                    row_group_samples=self.config.row_group_samples,
-                )
-            )
-
-        merged = {key: _Arrays.concat(chunks) for key, chunks in groups.items()}
-        # Series are written in parallel: encoding releases the GIL and the fsyncs
-        # (one per file and directory) overlap instead of queueing.
-        workers = min(self.config.compaction_workers, len(merged)) or 1
-        with ThreadPoolExecutor(workers, thread_name_prefix="sensocto-parquet") as pool:
-            files = sum(pool.map(lambda item: write(*item), merged.items()))
-        samples = sum(a.ts.shape[0] for a in merged.values())
+        c = self.config
+        settings = ParquetSettings(
+            c.parquet_compression,
+            c.parquet_compression_level,
+            c.row_group_samples,
+            c.compaction_workers,
+        )
+        done: Compacted = (self._worker.compact if in_worker else compact_generation)(
+            paths, self._cold_dir, gen, settings
+        )
         self._write_commit(gen)
         with self._lock:
             self._committed = gen
             self._sealed.remove(gen)
             counters = self._counters
             counters["generations_compacted"] += 1
-            counters["parquet_files_written"] += files
-            counters["samples_compacted"] += samples
+            counters["parquet_files_written"] += done.files
+            counters["samples_compacted"] += done.samples
             self._compacted.notify_all()
         for p in paths:
             with contextlib.suppress(FileNotFoundError):
-                if p in torn:
+                if p in done.torn:
                     (self._wal_dir / "torn").mkdir(exist_ok=True)
                     p.rename(self._wal_dir / "torn" / p.name)
                 else:
@@ -597,18 +647,35 @@ class TieredStore:
     # -- reading ---------------------------------------------------------------------
 
     def _wal_snapshot(self) -> tuple[set[int], list[pa.Buffer]]:
-        """The generations to read from the WAL and the bytes of their complete records."""
-        with self._lock:
+        """The generations to read from the WAL and the bytes of their complete records.
+
+        A read-only store follows the writer's commit point on disk: a generation
+        compacted (and its files deleted) while the snapshot was taken shows up as a
+        missing file, and the snapshot is taken again.
+        """
+        while True:
+            try:
+                with self._lock:
+                    return self._wal_snapshot_locked()
+            except FileNotFoundError:
+                if not self.read_only:
+                    raise
+
+    def _wal_snapshot_locked(self) -> tuple[set[int], list[pa.Buffer]]:
+        if self.read_only:
+            self._committed = self._read_commit() or 0
+            open_files = {}
+        else:
             open_files = self._writer.files
-            gens: set[int] = set()
-            buffers = []
-            for seg in list_segments(self._wal_dir):
-                if seg.generation <= self._committed:
-                    continue
-                mm = pa.memory_map(str(seg.path))
-                size = open_files.get(seg.path, mm.size())
-                buffers.append(mm.read_buffer(size))
-                gens.add(seg.generation)
+        gens: set[int] = set()
+        buffers = []
+        for seg in list_segments(self._wal_dir):
+            if seg.generation <= self._committed:
+                continue
+            mm = pa.memory_map(str(seg.path))
+            size = open_files.get(seg.path, mm.size())
+            buffers.append(mm.read_buffer(size))
+            gens.add(seg.generation)
         return gens, buffers
 
     def _wal_series(
@@ -859,6 +926,10 @@ class TieredStore:
         """
         with self._lock:
             found = {(x.room, s, a): x.kind.name for (s, a), x in self._series.items()}
+        if self.read_only:  # the rings hold nothing: the WAL's series are on disk only
+            for buf in self._wal_snapshot()[1]:
+                for c in read_segment(buf).chunks:
+                    found[(c.room, c.sensor_id, c.attribute_id)] = c.kind
         for p in cold.list_parts(self._cold_dir):
             key = (p.room, p.sensor_id, p.attribute_id)
             if key not in found:
@@ -872,8 +943,10 @@ class TieredStore:
         """One past the highest sequence number stored for the series (0 if none).
 
         The engine starts its per-series counter here after a restart, so ``seq``
-        keeps increasing across sessions.
+        keeps increasing across sessions. Not on a read-only store (its rings hold
+        nothing of the WAL): raises :class:`StorageError` there.
         """
+        self._refuse_if_read_only("next_seq")
         with self._lock:
             x = self._series.get((sensor_id, attribute_id))
             in_memory = None if x is None else x.ring.last_seq
@@ -887,8 +960,10 @@ class TieredStore:
         Memory (which also holds what the WAL replayed at open) is checked under the
         lock; Parquet parts contribute their footer statistics only, never a full
         read. The endpoint's exactly-once dedupe needs this after a clean restart,
-        when everything was compacted and the rings are empty.
+        when everything was compacted and the rings are empty. Not on a read-only
+        store: raises :class:`StorageError` there.
         """
+        self._refuse_if_read_only("last_ts")
         with self._lock:
             x = self._series.get((sensor_id, attribute_id))
             held = None if x is None else x.ring.latest()[0]

@@ -12,6 +12,7 @@ import pytest
 from storage_helpers import ACC, ECG, make_batch
 
 from sensocto_lab.errors import StorageError
+from sensocto_lab.model import KindSpec
 from sensocto_lab.storage import StorageConfig, TieredStore
 from sensocto_lab.storage.wal import Chunk, WalWriter, layout_of, list_segments, read_segment
 
@@ -111,7 +112,8 @@ def test_replay_after_crash_mid_compaction_has_no_duplicates(
     store.close()
     saved = tmp_path / "wal-before"
     shutil.copytree(data / "wal", saved)
-    TieredStore.open(data, NO_THREADS_NO_COMPACT).compact()
+    with TieredStore.open(data, NO_THREADS_NO_COMPACT) as compacting:
+        compacting.compact()
     parts = sorted((data / "cold").rglob("*.parquet"))
     assert len(parts) == 2
     # Put the crash back: the segments were not deleted (and maybe not committed).
@@ -173,3 +175,54 @@ def test_failed_write_leaves_no_half_record(tmp_path: Path) -> None:
     read = read_segment(seg.path)
     assert not read.torn and read.records == 2
     np.testing.assert_array_equal(read.chunks[0].seq, np.arange(64))
+
+
+def _arrow_stream(chunks: list[Chunk]) -> bytes:
+    """The IPC stream pyarrow alone writes for ``chunks`` (one layout), with our metadata."""
+    first = chunks[0]
+    width = 1 if first.values.ndim == 1 else first.values.shape[1]
+    value_type = pa.from_numpy_dtype(first.values.dtype)
+    schema = pa.schema(
+        [
+            ("ts", pa.int64()),
+            ("recv_ts", pa.int64()),
+            ("seq", pa.int64()),
+            ("value", value_type if width == 1 else pa.list_(value_type, width)),
+        ]
+    )
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, schema) as writer:
+        for c in chunks:
+            values = (
+                pa.array(c.values)
+                if width == 1
+                else pa.FixedSizeListArray.from_arrays(pa.array(c.values.reshape(-1)), width)
+            )
+            batch = pa.RecordBatch.from_arrays(
+                [pa.array(c.ts), pa.array(c.recv_ts), pa.array(c.seq), values], schema=schema
+            )
+            meta = {"room": c.room, "sensor": c.sensor_id, "attribute": c.attribute_id}
+            writer.write_batch(batch, custom_metadata={**meta, "kind": c.kind})
+    return sink.getvalue().to_pybytes()
+
+
+@pytest.mark.parametrize("kind", [ECG, ACC], ids=["scalar", "vector"])
+def test_records_are_byte_for_byte_what_pyarrow_writes(tmp_path: Path, kind: KindSpec) -> None:
+    """Repeated (series, length) records reuse a header; the file must not change by it."""
+    chunks = []
+    seq = 0
+    # Lengths repeat (cached headers), are odd (padded values) and vary; two series.
+    for n in (5, 5, 8, 5, 1, 8, 1, 5, 7, 7):
+        for sensor in ("s1", "s2"):
+            b = make_batch(sensor, "x", kind, seq, n)
+            assert b.recv_ts is not None and b.seq is not None
+            chunks.append(Chunk("lab", sensor, "x", kind.name, b.ts, b.recv_ts, b.seq, b.values))
+        seq += n
+    writer = WalWriter(tmp_path, 1)
+    for c in chunks:
+        writer.write(c)
+    writer.close()
+    [seg] = list_segments(tmp_path)
+    assert seg.path.read_bytes() == _arrow_stream(chunks)
+    read = read_segment(seg.path)
+    assert not read.torn and read.records == len(chunks)
