@@ -15,7 +15,9 @@ Measures, through the real engine (validate, stamp, ``TieredStore`` WAL + rings,
   the end of the warm-up vs the end of the run (memory flatness). The baseline runs the
   same paced load for its latency. A probe on the loop (a 10 ms timer) reports the longest
   **event-loop stall** of the measured run, which spans several WAL compactions; the
-  same probe on the baseline's run shows what the (shared) machine alone causes.
+  same probe on the baseline's run shows what the (shared) machine alone causes. The
+  issue sets no target for it: it explains the p99 (a longest stall over minutes is
+  mostly the machine's descheduling and the engine's full garbage collections).
 
 Latency is measured from the moment a batch is handed to the engine (its arrival) to
 the moment a subscriber holds it; how long a device holds samples before sending is
@@ -468,8 +470,6 @@ async def _run(quick: bool) -> list[Row]:
             stall_max,
             base_stall_max,
             f"{BASELINE} (its {min(paced_s, 5.0):g} s paced run: the machine's own stalls)",
-            target="<= 50 ms",
-            met=stall_max <= 50,
             higher_is_better=False,
         ),
         Row(
