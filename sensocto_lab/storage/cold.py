@@ -212,6 +212,33 @@ def write_part(
     return written
 
 
+def remove_stale_temporaries(cold_dir: Path) -> int:
+    """Delete part files a dead process left half-written; return how many.
+
+    A part is written to ``{name}.{pid}.tmp`` and renamed when complete, so a
+    temporary whose writer is gone (a compaction worker killed mid-write) is never
+    read and would only take disk. One whose writer still runs is left alone.
+    """
+    removed = 0
+    for tmp in cold_dir.glob("room=*/sensor=*/attribute=*/date=*/*.tmp"):
+        pid = tmp.suffixes[-2].lstrip(".") if len(tmp.suffixes) >= 2 else ""
+        if pid.isdigit() and _alive(int(pid)):
+            continue
+        tmp.unlink(missing_ok=True)
+        removed += 1
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
+
+
 def _subdirs(path: Path, prefix: str, names: Sequence[str] | None) -> Iterable[tuple[str, Path]]:
     if names is not None:
         for name in names:

@@ -189,6 +189,7 @@ class TieredStore:
             "parquet_files_written": 0,
             "samples_compacted": 0,
             "torn_records_dropped": 0,
+            "stale_temporaries_removed": 0,
             "samples_recovered": 0,
             "histories_from_memory": 0,
         }
@@ -262,6 +263,7 @@ class TieredStore:
         # WAL was removed): new generations must not reuse their names.
         last = self._committed if commit is not None else cold.max_generation(self._cold_dir)
         self._prior_generation = last  # parts up to here hold earlier sessions' samples
+        self._counters["stale_temporaries_removed"] = cold.remove_stale_temporaries(self._cold_dir)
         pending: dict[int, list[Path]] = {}
         for seg in list_segments(self._wal_dir):
             last = max(last, seg.generation)
@@ -988,7 +990,8 @@ class TieredStore:
         be fsynced yet; 0 when all is synced), ``segments_pending`` (sealed WAL
         generations awaiting compaction), ``rings`` (``{"sensor/attribute": {"hot",
         "warm"}}`` sample counts), ``ring_bytes``, ``load_scale``, compaction counters,
-        ``torn_records_dropped`` and ``last_error``.
+        ``torn_records_dropped``, ``stale_temporaries_removed`` (half-written parts of a
+        killed compaction, deleted on open) and ``last_error``.
         """
         with self._lock:
             now = self._clock.monotonic()

@@ -149,3 +149,20 @@ def test_the_worker_is_started_ahead_once_the_first_generation_is_half_full(
     store.append(make_batch("s1", "ecg", ECG, 64, 32), room="lab", kind=ECG)
     assert started.wait(30), "the compactor did not start its worker at half the segment age"
     store.close()
+
+
+def test_opening_deletes_parts_a_dead_writer_left_half_written(tmp_path: Path) -> None:
+    with TieredStore.open(tmp_path) as store:  # compacts on close: a real part directory
+        store.append(make_batch("s1", "ecg", ECG, 0, 64), room="lab", kind=ECG)
+    part = next((tmp_path / "cold").rglob("*.parquet"))
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    orphan = part.with_name(f"{part.name}.{dead.pid}.tmp")
+    live = part.with_name(f"{part.name}.{os.getpid()}.tmp")  # a writer still at work
+    orphan.write_bytes(b"half a part")
+    live.write_bytes(b"being written")
+
+    with TieredStore.open(tmp_path, NO_COMPACT) as store:
+        assert store.stats()["stale_temporaries_removed"] == 1
+        assert len(store.history(sensors=["s1"]).time) == 64
+    assert not orphan.exists() and live.exists()
