@@ -4,9 +4,9 @@ Two measures, each in one headless Chromium session against one engine + dashboa
 server sharing the engine's loop thread (DESIGN §8):
 
 - **latency**: 10 sensors at 20 Hz, all 10 cards visible. Samples carry the server's
-  wall clock as their timestamp; the page hooks every card's data source and, on the
-  first animation frame after new samples arrive, records ``Date.now() - ts`` per
-  sample. Median and p95 over the run (target: median ≤ 50 ms).
+  wall clock as their timestamp; the page hooks every card's data source and plot
+  and, when the plot next paints after new samples arrived, records
+  ``Date.now() - ts`` per sample. Median and p95 over the run (target: median ≤ 50 ms).
 - **CPU**: 100 cards (30 with ``quick``) of which about 10 fit the viewport; the
   process's CPU% (psutil) while the dashboard follows visibility (ours: scrolled-out
   cards buffered, not drawn), with scrolled-out cards drawn at the low tier's 100 ms,
