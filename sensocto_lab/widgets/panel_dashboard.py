@@ -472,20 +472,15 @@ class RoomDashboard:
         )
 
     def _refresh_status(self) -> None:
-        """Cards show the engine's level of their sensor; the side lists who is watching.
-
-        One held update: each message costs the server in proportion to the whole
-        document, and a room's levels often change together.
-        """
+        """Cards show the engine's level of their sensor; the side lists who is watching."""
         attention = self.engine.attention
+        for sid, card in self.cards.items():
+            card.set_status(attention.level(sid), card.battery)
         present = self.rooms.present(self.room.room_id)
         names = sorted({p.user_id for p in present})
-        with pn.io.hold(self._doc):
-            for sid, card in self.cards.items():
-                card.set_status(attention.level(sid), card.battery)
-            self._present.text = f"<b>Watching now ({len(present)})</b><br>" + "<br>".join(
-                names or ["nobody"]
-            )
+        self._present.text = f"<b>Watching now ({len(present)})</b><br>" + "<br>".join(
+            names or ["nobody"]
+        )
 
 
 # -- pages ----------------------------------------------------------------------------------
