@@ -4,10 +4,13 @@ A dashboard session shows some sensors; each has a level *for this viewer*
 (focused → high, visible → medium, scrolled out → low, tab hidden → none). The
 lens subscribes to ``data:{sensor}`` on the engine bus for every sensor the
 session shows, keeps what arrives in a bounded per-(sensor, attribute) buffer,
-and hands a sensor's buffer to a *sink* as soon as its tier interval since its
-last flush has passed: at most once per interval, and without waiting on a fixed
-grid (a steady stream is drawn when it arrives). Sensors due together go in one
-sink call (the dashboard turns it into one ``pn.io.hold()``-ed update).
+and hands a sensor's buffer to a *sink* on the leading edge: data arriving at
+least a tier interval after the sensor's last flush goes out at once (after a
+couple of ms for other sensors' samples of the same moment to join), data
+arriving sooner at last flush + interval. So a sensor flushes at most once per
+interval, and a steady stream is drawn when it arrives, not on a fixed grid.
+Sensors due together go in one sink call (the dashboard turns it into one
+``pn.io.hold()``-ed update), and sink calls can be kept a least gap apart.
 
 Intervals come from :meth:`AttentionTracker.lens_flush_ms` (32/50/100 ms for
 high/medium/low; ``None`` for none: buffer only). When the browser reports that
@@ -43,6 +46,7 @@ _log = logging.getLogger(__name__)
 
 __all__ = [
     "DEFAULT_FLUSH_MS",
+    "DEFAULT_SETTLE_MS",
     "Lens",
     "LensFlush",
     "LensStats",
@@ -57,6 +61,9 @@ DEFAULT_FLUSH_MS: Mapping[AttentionLevel, float | None] = {
     AttentionLevel.LOW: 100.0,
     AttentionLevel.NONE: None,
 }
+
+#: How long data ready to go out waits for other sensors' samples, in ms (see :class:`Lens`).
+DEFAULT_SETTLE_MS = 2.0
 
 #: Fraction of an interval after which a sensor counts as due (timers wake a bit early).
 _SLACK = 0.9
@@ -131,6 +138,11 @@ class TierBuffer:
         Interval in ms for a level, ``None`` for "do not flush" (see :data:`DEFAULT_FLUSH_MS`).
     capacity
         Samples kept per (sensor, attribute) between flushes; older ones are dropped.
+    gap_ms
+        Least time between two flushes, in ms, whichever sensors they carry.
+    settle_ms
+        How long data whose interval has passed waits before it goes out, in ms, so
+        that sensors whose samples arrive a moment apart share one flush.
     """
 
     def __init__(
@@ -138,16 +150,26 @@ class TierBuffer:
         clock: Clock,
         flush_ms: Callable[[AttentionLevel], float | None] = DEFAULT_FLUSH_MS.__getitem__,
         capacity: int = 2000,
+        *,
+        gap_ms: float = 0.0,
+        settle_ms: float = 0.0,
     ) -> None:
         if capacity < 1:
             raise ValueError("capacity must be at least 1 sample")
+        if gap_ms < 0 or settle_ms < 0:
+            raise ValueError("gap_ms and settle_ms must not be negative")
         self._clock = clock
         self._flush_ms = flush_ms
         self.capacity = capacity
+        self.gap_s = gap_ms / 1000.0
+        self.settle_s = settle_ms / 1000.0
         self.governor = RateGovernor()
         self._levels: dict[str, AttentionLevel] = {}
         self._attrs: dict[str, frozenset[str] | None] = {}
         self._last: dict[str, float] = {}
+        #: When the oldest batch still buffered for a sensor arrived (monotonic).
+        self._arrived: dict[str, float] = {}
+        self._last_flush = float("-inf")
         self._bufs: dict[tuple[str, str], deque[Batch]] = {}
         self._sizes: dict[tuple[str, str], int] = {}
         self.received = self.flushed = self.dropped = self.flushes = 0
@@ -182,6 +204,7 @@ class TierBuffer:
         del self._levels[sensor]
         self._attrs.pop(sensor, None)
         self._last.pop(sensor, None)
+        self._arrived.pop(sensor, None)
         for key in [k for k in self._bufs if k[0] == sensor]:
             del self._bufs[key]
             del self._sizes[key]
@@ -195,6 +218,7 @@ class TierBuffer:
         if shown is not None and batch.attribute_id not in shown:
             return False
         key = (sensor, batch.attribute_id)
+        self._arrived.setdefault(sensor, self._clock.monotonic())
         buf = self._bufs.setdefault(key, deque())
         buf.append(batch)
         size = self._sizes.get(key, 0) + len(batch)
@@ -231,18 +255,37 @@ class TierBuffer:
         at = self.due_at(sensor)
         return at is not None and self._clock.monotonic() >= at
 
+    def ready_at(self, sensor: str) -> float | None:
+        """Monotonic time at which ``sensor``'s buffered data goes out; ``None``: never.
+
+        Its interval must have passed, its oldest buffered batch must have waited
+        ``settle_s`` (so sensors whose samples arrive a moment apart share a flush),
+        and the last flush must be ``gap_s`` ago (the session-wide rate bound).
+        """
+        at = self.due_at(sensor)
+        arrived = self._arrived.get(sensor)
+        if at is None or arrived is None:
+            return None
+        return max(at, arrived + self.settle_s, self._last_flush + self.gap_s * _SLACK)
+
     def next_due_s(self) -> float | None:
         """Seconds until buffered data is due to flush (0: now); ``None``: nothing will be."""
-        times = [self.due_at(s) for s in {k[0] for k in self._bufs}]
+        times = [self.ready_at(s) for s in self._arrived]
         pending = [t for t in times if t is not None]
         if not pending:
             return None
         return max(0.0, min(pending) - self._clock.monotonic())
 
     def due(self) -> LensFlush:
-        """Take everything buffered for the sensors whose interval has passed."""
+        """Take everything buffered for the sensors whose interval has passed.
+
+        Nothing is taken before some sensor is ready (see :meth:`ready_at`); then every
+        sensor whose interval has passed goes along, whether or not it has settled.
+        """
+        if self.next_due_s() != 0.0:
+            return {}
         now = self._clock.monotonic()
-        ready = {k[0] for k in self._bufs if self.is_due(k[0])}
+        ready = {s for s in self._arrived if self.is_due(s)}
         out: LensFlush = {}
         for key in [k for k in self._bufs if k[0] in ready]:
             merged = _concat(self._bufs.pop(key))
@@ -251,8 +294,9 @@ class TierBuffer:
             self.flushed += len(merged)
         for sensor in ready:
             self._last[sensor] = now
-        if out:
-            self.flushes += 1
+            del self._arrived[sensor]
+        self._last_flush = now
+        self.flushes += 1
         return out
 
     def stats(self) -> LensStats:
@@ -337,6 +381,12 @@ class Lens:
     flush_ms
         Flush interval per level in ms (``None``: do not flush); default: the engine's
         ``attention.lens_flush_ms`` (DESIGN §5, stretched by load).
+    gap_ms
+        Least time between two sink calls, whatever the sensors (a dashboard's
+        document update costs in proportion to the whole page).
+    settle_ms
+        How long data that may go out waits for other sensors' samples arriving a
+        moment later, so that one sink call carries them all.
     """
 
     def __init__(
@@ -350,6 +400,8 @@ class Lens:
         queue_size: int = 256,
         renew_s: float = 2.0,
         flush_ms: Callable[[AttentionLevel], float | None] | None = None,
+        gap_ms: float = 0.0,
+        settle_ms: float = DEFAULT_SETTLE_MS,
     ) -> None:
         self.viewer_id = viewer_id
         self._engine = engine
@@ -357,7 +409,9 @@ class Lens:
         self._clock = clock or SystemClock()
         if flush_ms is None:
             flush_ms = getattr(engine.attention, "lens_flush_ms", DEFAULT_FLUSH_MS.__getitem__)
-        self.buffer = TierBuffer(self._clock, flush_ms, capacity)
+        self.buffer = TierBuffer(
+            self._clock, flush_ms, capacity, gap_ms=gap_ms, settle_ms=settle_ms
+        )
         self._queue_size = queue_size
         self._renew_s = renew_s
         self._subs: dict[str, tuple[_Subscription, asyncio.Task[None]]] = {}
@@ -421,7 +475,7 @@ class Lens:
     async def _read(self, sub: _Subscription) -> None:
         async for batch in sub:
             if self.buffer.add(batch):
-                at = self.buffer.due_at(batch.sensor_id)
+                at = self.buffer.ready_at(batch.sensor_id)
                 if at is not None and at < self._deadline:
                     self._wake.set()  # due before the flush loop would wake: wake it
 

@@ -110,6 +110,11 @@ class SensorCard:
         fig.line("t", "y", source=self.source, line_width=1.5, color="#1f618d")
         fig.yaxis.axis_label = spec.effective_unit if spec is not None else ""
         fig.xaxis.visible = False
+        # The page re-ranges the plot on every frame and would send each new range (and
+        # size) back: hundreds of messages a second for 10 live plots, each handled on
+        # the engine loop ahead of the next update. Nothing here reads them back.
+        for model in (fig, fig.x_range, fig.y_range):
+            model.syncable = False
         self.figure = fig
         unit = f" ({spec.effective_unit})" if spec is not None else ""
         # A Bokeh Div, not a Panel HTML pane: changing its text is one property patch,

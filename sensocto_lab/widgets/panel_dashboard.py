@@ -70,7 +70,9 @@ _log = logging.getLogger(__name__)
 SYNC_ROLLOVER = 2000
 SYNC_WINDOW_MS = 300_000.0
 
-#: Least time between two document updates of one session, in ms (the high tier's 32).
+#: Least time between two flushes, so document updates, of one session, in ms (the high
+#: tier's 32): each update costs the server in proportion to the whole document
+#: (Bokeh serialises against every model), so sensors due a few ms apart share one.
 APPLY_GAP_MS = 30.0
 
 #: Least time between flush stamps sent to the page for its lag measurement, in ms.
@@ -253,11 +255,10 @@ class RoomDashboard:
         self._has_sync = self.sync_id in self.engine.sensors
         if session.draws is not None:
             session.draws(self._attributes())
-        options = {"flush_ms": self._display_flush_ms, **ctx.lens_options}
+        options = {"flush_ms": self._display_flush_ms, "gap_ms": APPLY_GAP_MS, **ctx.lens_options}
         self.lens = Lens(viewer_id, self.engine, self._on_flush, clock=ctx.clock, **options)
         self._pending: list[LensFlush] = []
         self._scheduled = False
-        self._last_apply_ms = float("-inf")
         self._views_task: asyncio.Task[None] | None = None
         self._views_dirty = False
         self._closed = False  # no more drawing: the document is going away
@@ -421,23 +422,17 @@ class RoomDashboard:
     def _on_flush(self, flush: LensFlush) -> None:
         """Lens sink: queue the flush and schedule one document update for what is queued.
 
-        Updates are at least APPLY_GAP_MS apart: each message costs the server time in
-        proportion to the whole document (Bokeh serialises against every model), so
-        sensors that come due a few ms apart share one message.
+        The lens keeps its flushes APPLY_GAP_MS apart; the update is the document's
+        next tick (flushes queued meanwhile join it).
         """
         self._pending.append(flush)
         if self._scheduled or self._closed:
             return
         self._scheduled = True
-        wait_ms = self._last_apply_ms + APPLY_GAP_MS - time.monotonic() * 1000
-        if wait_ms <= 0:
-            self._doc.add_next_tick_callback(self._apply)
-        else:
-            self._doc.add_timeout_callback(self._apply, int(wait_ms) + 1)
+        self._doc.add_next_tick_callback(self._apply)
 
     def _apply(self) -> None:
         self._scheduled = False
-        self._last_apply_ms = time.monotonic() * 1000
         pending, self._pending = self._pending, []
         with pn.io.hold(self._doc):
             for flush in pending:

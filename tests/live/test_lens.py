@@ -102,6 +102,65 @@ def test_only_shown_sensors_and_attributes_are_buffered() -> None:
     assert set(buf.due()) == {("b", "ecg")}
 
 
+def test_data_after_its_interval_goes_out_at_once_sooner_at_last_flush_plus_interval() -> None:
+    clock = FakeClock()
+    buf = TierBuffer(clock)
+    buf.set_views({"s": M})
+    buf.add(batch("s", 1))
+    assert buf.next_due_s() == 0.0 and set(buf.due()) == {("s", "respiration")}
+    clock.advance(0.060)  # a whole interval later: out at once, not on a grid
+    buf.add(batch("s", 1, 1))
+    assert buf.next_due_s() == 0.0 and set(buf.due()) == {("s", "respiration")}
+    clock.advance(0.020)  # sooner: waits for the interval (less the slack) since the last flush
+    buf.add(batch("s", 1, 2))
+    assert buf.next_due_s() == pytest.approx(0.045 - 0.020)
+    assert buf.due() == {}
+    clock.advance(0.025)
+    (out,) = buf.due().values()
+    assert out.values.tolist() == [2.0]
+
+
+def test_sensors_arriving_a_moment_apart_share_one_flush() -> None:
+    clock = FakeClock()
+    buf = TierBuffer(clock, settle_ms=2.0)
+    buf.set_views({"a": M, "b": M})
+    buf.add(batch("a", 1))
+    assert buf.next_due_s() == pytest.approx(0.002)
+    assert buf.due() == {}  # not settled yet
+    clock.advance(0.001)
+    buf.add(batch("b", 1))
+    assert buf.due() == {}
+    clock.advance(0.001)
+    assert set(buf.due()) == {("a", "respiration"), ("b", "respiration")}
+    assert buf.stats().flushes == 1
+    clock.advance(0.050)  # the next round settles again, from its own first arrival
+    buf.add(batch("b", 1, 1))
+    assert buf.next_due_s() == pytest.approx(0.002)
+
+
+def test_flushes_keep_the_session_gap_whichever_sensors_they_carry() -> None:
+    clock = FakeClock()
+    buf = TierBuffer(clock, gap_ms=30.0)
+    buf.set_views({"a": H, "b": H})
+    buf.add(batch("a", 1))
+    assert set(buf.due()) == {("a", "respiration")}
+    clock.advance(0.005)
+    buf.add(batch("b", 1))  # b's interval has passed (never flushed), the gap has not
+    assert not buf.is_due("a") and buf.is_due("b")
+    assert buf.next_due_s() == pytest.approx(0.027 - 0.005)  # 30 ms less the slack
+    assert buf.due() == {}
+    clock.advance(0.022)
+    buf.add(batch("a", 1, 1))  # a is due again at 28.8 ms: waits, the gap's flush goes without it
+    assert set(buf.due()) == {("b", "respiration")}
+    clock.advance(0.002)
+    assert buf.is_due("a") and buf.due() == {}  # gap again: one flush per 27 ms at most
+    assert buf.next_due_s() == pytest.approx(0.025)
+    clock.advance(0.025)
+    assert set(buf.due()) == {("a", "respiration")}
+    with pytest.raises(ValueError):
+        TierBuffer(clock, gap_ms=-1.0)
+
+
 def test_governor_slows_on_lag_and_recovers() -> None:
     gov = RateGovernor(target_lag_ms=100, max_factor=8)
     assert [gov.report(500) for _ in range(4)] == [2, 4, 8, 8]
@@ -186,6 +245,29 @@ async def test_a_stalled_lens_drops_for_display_and_never_blocks_ingest(engine: 
     assert len(ts) >= 50  # storage kept what the display dropped
     stats = lens.stats()
     assert stats.received > 8 and stats.received - stats.dropped <= 8  # newest 8 kept
+    await lens.close()
+
+
+async def test_lens_flushes_on_its_clock_once_sensors_have_settled(engine: Engine) -> None:
+    clock = FakeClock()
+    flushes: asyncio.Queue[dict[tuple[str, str], Batch]] = asyncio.Queue()
+    lens = Lens("settling", engine, flushes.put_nowait, clock=clock, settle_ms=5.0)
+    await lens.start()
+    await lens.set_views({"a": M, "b": M})
+    await engine.ingest(batch("a", 1, stamped=False))
+    await engine.ingest(batch("b", 1, stamped=False))
+
+    async def asleep() -> None:  # both samples read, the flush loop waiting on the clock
+        while lens.stats().received < 2 or clock.sleepers < 1:
+            await asyncio.sleep(0)
+
+    await asyncio.wait_for(asleep(), 10)
+    clock.advance(0.004)
+    await asyncio.wait_for(asleep(), 10)
+    assert flushes.empty()  # not settled yet
+    clock.advance(0.001)
+    flush = await asyncio.wait_for(flushes.get(), timeout=10)
+    assert set(flush) == {("a", "respiration"), ("b", "respiration")}
     await lens.close()
 
 
