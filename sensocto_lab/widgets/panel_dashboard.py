@@ -630,7 +630,10 @@ def room_page(ctx: Context) -> pn.viewable.Viewable:
     ]
     room_id, code = _session_arg("room"), _session_arg("code")
     if room_id and (code or ctx.member(room_id, user)):
-        _run_task(attempt(room_id, code))
+        # Once the page has loaded: a layout swapped while the browser was still
+        # fetching the document left some pages blank (the remote path's round trip
+        # made that race common on a loaded machine).
+        pn.state.onload(lambda: _run_task(attempt(room_id, code)))
     return container
 
 
