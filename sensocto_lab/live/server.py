@@ -502,7 +502,7 @@ class _SensorChannel(_Channel):
         }
         for attr in attrs:
             if attr not in self.newest:
-                last = await asyncio.to_thread(_stored_last_ts, store, self.info.sensor_id, attr)
+                last = await asyncio.to_thread(store.last_ts, self.info.sensor_id, attr)
                 self.newest[attr] = _NEVER if last is None else last
 
     async def forward_backpressure(self) -> None:
@@ -1327,22 +1327,6 @@ def _text_frame(payload: bytes) -> bytes:
 def _origins(allowed: tuple[str | None, ...] | None) -> list[Any] | None:
     """``websockets`` wants ``Origin`` values (a str subtype) or ``None``."""
     return None if allowed is None else list(allowed)
-
-
-def _stored_last_ts(store: Any, sensor_id: str, attribute_id: str) -> int | None:
-    """Newest stored device timestamp of a series, or None.
-
-    ``TieredStore.last_ts`` sees every tier; a store without it (the ``Store``
-    protocol does not ask for it) is asked for the newest sample in memory.
-    """
-    try:
-        if hasattr(store, "last_ts"):
-            last: int | None = store.last_ts(sensor_id, attribute_id)
-            return last
-        ts, _ = store.latest(sensor_id, attribute_id, 1)
-    except (KeyError, LocalError):
-        return None
-    return int(ts[-1]) if len(ts) else None
 
 
 def _size(item: Sample | Batch) -> int:

@@ -49,6 +49,11 @@ class Store(Protocol):
         numbers keep increasing across engine restarts."""
         ...
 
+    def last_ts(self, sensor_id: str, attribute_id: str) -> int | None:
+        """Newest device timestamp (int64 ns) stored for the series in any tier, or
+        ``None``; the endpoint's exactly-once dedupe asks it once per attribute."""
+        ...
+
     def set_load_scale(self, scale: float) -> None:
         """Scale the in-memory ring limits (1.0, 0.5, 0.2, 0.05 by load level)."""
         ...

@@ -38,6 +38,10 @@ class MemoryStore:
         got = self.batches[(sensor_id, attribute_id)]
         return int(got[-1].seq[-1]) + 1 if got and got[-1].seq is not None else 0
 
+    def last_ts(self, sensor_id: str, attribute_id: str) -> int | None:
+        ts, _ = self.latest(sensor_id, attribute_id, 1)
+        return int(ts[-1]) if len(ts) else None
+
     def latest(self, sensor_id: str, attribute_id: str, n: int | None = None) -> Any:
         got = self.batches[(sensor_id, attribute_id)]
         ts = np.concatenate([b.ts for b in got]) if got else np.empty(0, np.int64)

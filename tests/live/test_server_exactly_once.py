@@ -101,8 +101,8 @@ async def test_resend_after_restart_is_deduplicated_against_storage(tmp_path: Pa
         assert hr.sizes["time"] == 2
 
 
-async def test_a_store_without_last_ts_dedupes_against_memory() -> None:
-    """A store with only the ``Store`` protocol (no ``last_ts``): its in-memory newest."""
+async def test_any_store_of_the_protocol_dedupes_against_its_last_ts() -> None:
+    """Exactly-once asks the ``Store`` protocol's ``last_ts``, whatever store is behind it."""
     store = MemoryStore()
     async with Engine(store=store, thread=False) as engine:
         first = await send_exactly_once(engine, [("measurements_batch", columnar(0, 100))])
