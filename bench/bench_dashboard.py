@@ -3,10 +3,11 @@
 Two measures, each in one headless Chromium session against one engine + dashboard
 server sharing the engine's loop thread (DESIGN §8):
 
-- **latency**: 10 sensors at 20 Hz, all 10 cards visible. Samples carry the server's
-  wall clock as their timestamp; the page hooks every card's data source and plot
-  and, when the plot next paints after new samples arrived, records
-  ``Date.now() - ts`` per sample. Median and p95 over the run (target: median ≤ 50 ms).
+- **latency**: 10 sensors at 20 Hz, out of step with each other as independent
+  devices are, all 10 cards visible. Samples carry the server's wall clock as
+  their timestamp; the page hooks every card's data source and plot and, when the
+  plot next paints after new samples arrived, records ``Date.now() - ts`` per
+  sample. Median and p95 over the run (target: median ≤ 50 ms).
 - **CPU**: 100 cards (30 with ``quick``) of which about 10 fit the viewport; the
   process's CPU% (psutil) while the dashboard follows visibility (ours: scrolled-out
   cards buffered, not drawn), with scrolled-out cards drawn at the low tier's 100 ms,
@@ -91,21 +92,25 @@ _LATENCY_PROBE = """
 async def _feed(engine: Engine, sensors: list[str], period_s: float, stop: asyncio.Event) -> None:
     """One sample per sensor every ``period_s``, stamped with the server's wall clock.
 
-    The sensors' samples are ingested together, as from independent devices: one
-    sensor's sample does not wait for the others' to be stored.
+    Each sensor is an independent device on its own clock: sensor ``i`` of ``n``
+    samples at ``start + (k + i/n) * period_s``, so the devices' samples are spread
+    evenly over the period (the harder case for a dashboard: sampled all at once,
+    they would share every flush). A device that falls behind (the loop was busy)
+    sends at once and keeps its schedule, so a stall does not bring devices into step.
     """
-    while not stop.is_set():
-        now = time.time_ns()
-        ts = np.array([now], dtype=np.int64)
-        await asyncio.gather(
-            *(
-                engine.ingest(
-                    Batch(sid, "respiration", ts, np.array([np.sin(0.5 * np.pi * now / 1e9 + i)]))
-                )
-                for i, sid in enumerate(sensors)
-            )
-        )
-        await asyncio.sleep(max(0.0, period_s - (time.time_ns() - now) / 1e9))
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+
+    async def device(i: int, sid: str) -> None:
+        k = 0
+        while not stop.is_set():
+            await asyncio.sleep(max(0.0, start + (k + i / len(sensors)) * period_s - loop.time()))
+            now = time.time_ns()
+            value = np.array([np.sin(0.5 * np.pi * now / 1e9 + i)])
+            await engine.ingest(Batch(sid, "respiration", np.array([now], dtype=np.int64), value))
+            k = max(k + 1, int((loop.time() - start) / period_s))
+
+    await asyncio.gather(*(device(i, sid) for i, sid in enumerate(sensors)))
 
 
 def start_engine(data: str | Path) -> Engine:
@@ -282,7 +287,7 @@ def run(quick: bool = False) -> list[Row]:
         finally:
             browser.close()
     return [
-        Row(AREA, f"sample→screen latency median, ms (10 plots × 20 Hz, {n} samples)",
+        Row(AREA, f"sample→screen latency median, ms (10 plots × 20 Hz out of step, {n} samples)",
             median, target="<= 50 ms", met=median <= 50, higher_is_better=False),
         Row(AREA, "sample→screen latency p95, ms", p95, higher_is_better=False),
         Row(AREA, f"server CPU %, {n_cards} cards, ~10 visible", ours, baseline,

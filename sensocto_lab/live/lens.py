@@ -7,10 +7,12 @@ session shows, keeps what arrives in a bounded per-(sensor, attribute) buffer,
 and hands a sensor's buffer to a *sink* on the leading edge: data arriving at
 least a tier interval after the sensor's last flush goes out at once (after a
 couple of ms for other sensors' samples of the same moment to join), data
-arriving sooner at last flush + interval. So a sensor flushes at most once per
+arriving sooner at last flush + interval. So a sensor flushes about once per
 interval, and a steady stream is drawn when it arrives, not on a fixed grid.
 Sensors due together go in one sink call (the dashboard turns it into one
-``pn.io.hold()``-ed update), and sink calls can be kept a least gap apart.
+``pn.io.hold()``-ed update), and sink calls can be kept a least gap apart; a
+sensor due within that gap goes along with a flush rather than wait a whole gap
+for the next one, so the session's sensors keep flushing together.
 
 Intervals come from :meth:`AttentionTracker.lens_flush_ms` (32/50/100 ms for
 high/medium/low; ``None`` for none: buffer only). When the browser reports that
@@ -280,12 +282,18 @@ class TierBuffer:
         """Take everything buffered for the sensors whose interval has passed.
 
         Nothing is taken before some sensor is ready (see :meth:`ready_at`); then every
-        sensor whose interval has passed goes along, whether or not it has settled.
+        sensor with data whose interval has passed, or will pass within the session
+        gap, goes along, whether or not it has settled. Holding back a sensor that is
+        a few ms short of its interval would delay it by the whole gap and split the
+        session's sensors into two groups of flushes, a gap apart, that never meet
+        again (samples of half the cards then wait ~30 ms). The gap still bounds
+        every sensor's rate.
         """
         if self.next_due_s() != 0.0:
             return {}
         now = self._clock.monotonic()
-        ready = {s for s in self._arrived if self.is_due(s)}
+        horizon = now + self.gap_s * _SLACK
+        ready = {s for s in self._arrived if (at := self.due_at(s)) is not None and at <= horizon}
         out: LensFlush = {}
         for key in [k for k in self._bufs if k[0] in ready]:
             merged = _concat(self._bufs.pop(key))

@@ -150,15 +150,46 @@ def test_flushes_keep_the_session_gap_whichever_sensors_they_carry() -> None:
     assert buf.next_due_s() == pytest.approx(0.027 - 0.005)  # 30 ms less the slack
     assert buf.due() == {}
     clock.advance(0.022)
-    buf.add(batch("a", 1, 1))  # a is due again at 28.8 ms: waits, the gap's flush goes without it
-    assert set(buf.due()) == {("b", "respiration")}
-    clock.advance(0.002)
-    assert buf.is_due("a") and buf.due() == {}  # gap again: one flush per 27 ms at most
-    assert buf.next_due_s() == pytest.approx(0.025)
-    clock.advance(0.025)
-    assert set(buf.due()) == {("a", "respiration")}
+    buf.add(batch("a", 1, 1))  # a is due again at 28.8 ms, within the gap: it goes along
+    assert not buf.is_due("a")
+    assert set(buf.due()) == {("a", "respiration"), ("b", "respiration")}
+    clock.advance(0.001)
+    buf.add(batch("b", 1, 1))  # b early again: its own interval (28.8 ms) bounds it
+    assert buf.next_due_s() == pytest.approx(0.0288 - 0.001)
     with pytest.raises(ValueError):
         TierBuffer(clock, gap_ms=-1.0)
+
+
+def test_sensors_a_gap_apart_fall_into_step_instead_of_alternating() -> None:
+    """Ten sensors sampled together at 20 Hz, medium tier, 30 ms session gap.
+
+    Started out of step (half flushed a gap after the other half), they would keep
+    alternating if a sensor a few ms short of its interval waited for the next flush.
+    """
+    clock = FakeClock()
+    buf = TierBuffer(clock, gap_ms=30.0)
+    sensors = [f"s{i}" for i in range(10)]
+    buf.set_views(dict.fromkeys(sensors, M))
+    for s in sensors[:5]:
+        buf.add(batch(s, 1))
+    assert len(buf.due()) == 5
+    clock.advance(0.030)
+    for s in sensors[5:]:
+        buf.add(batch(s, 1))
+    assert len(buf.due()) == 5  # out of step: the second half a gap later
+    waits: list[float] = []
+    for k in range(1, 40):  # every 50 ms all ten sample together
+        clock.advance(0.020)
+        arrived = clock.monotonic()
+        for s in sensors:
+            buf.add(batch(s, 1, k))
+        while (wait := buf.next_due_s()) is not None:
+            clock.advance(wait)
+            for _key in buf.due():
+                waits.append(clock.monotonic() - arrived)
+        clock.advance(0.030 - (clock.monotonic() - arrived))
+    assert max(waits[-100:]) < 0.001  # in step: every sample goes out when it arrives
+    assert buf.stats().flushes < 2 + 39 + 5  # one flush per round after falling in step
 
 
 def test_governor_slows_on_lag_and_recovers() -> None:
