@@ -13,6 +13,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import secrets
 import signal
 import sys
 from collections.abc import Sequence
@@ -77,6 +78,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     dash.add_argument(
         "--token", default=None, help="a viewer token of the engine (optional: rooms take codes)"
+    )
+    dash.add_argument(
+        "--basic-auth",
+        default=None,
+        metavar="PASSWORD|FILE",
+        help="ask who is watching: one shared password, or a JSON file of user → password "
+        "(Panel's basic auth); with --token, members of a room open it without its code",
     )
     dash.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     dash.add_argument("--port", type=int, default=5006, help="dashboard port (0 = any free)")
@@ -150,8 +158,12 @@ async def _dashboard(args: argparse.Namespace) -> int:
     from sensocto_lab.live.viewer_client import socket_url
     from sensocto_lab.widgets.panel_server import serve_remote_dashboards
 
+    auth: dict[str, str] = {}
+    if args.basic_auth:
+        # a fresh secret per run: logins last as long as this server
+        auth = {"basic_auth": args.basic_auth, "cookie_secret": secrets.token_urlsafe(32)}
     server = await serve_remote_dashboards(
-        args.connect, token=args.token, port=args.port, address=args.host
+        args.connect, token=args.token, port=args.port, address=args.host, **auth
     )
     try:
         await _run_until_stopped(

@@ -7,6 +7,7 @@ import signal
 import socket
 import subprocess
 import sys
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -179,3 +180,11 @@ def test_dashboard_serves_the_rooms_of_an_engine_in_another_process(tmp_path: Pa
             with urllib.request.urlopen(lobby, timeout=30) as resp:
                 assert resp.status == 200
                 assert b"bokeh" in resp.read().lower()
+        # who is watching must log in first, on a page served from here
+        auth = ["--basic-auth", "pw"]
+        with (
+            running("dashboard", "--connect", endpoint, "--port", "0", *auth) as (_, dash),
+            urllib.request.urlopen(dash["dashboard"].split()[0], timeout=30) as login,
+        ):
+            assert urllib.parse.urlsplit(login.url).path == "/login"
+            assert b"Log in to see your rooms" in login.read()

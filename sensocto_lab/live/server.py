@@ -18,8 +18,9 @@ each joined channel is a small handler object. Wire details are in
   a reconnect stores every sample once (it must send strictly increasing timestamps).
 - Viewer channels (``room:{id}``, ``lens:{viewer_id}``): with a room store, a join
   must present the room's join code (``code``; a lens names its ``room``, or is found
-  by the code) or a viewer token; without one, the ingest token rules as for sensors.
-  The join reply is the room's :class:`~sensocto_lab.protocol.viewer.RoomSnapshot`
+  by the code) or a viewer token; a dashboard with a viewer token may vouch for a
+  logged-in member instead (``member``). Without a room store the ingest token rules
+  as for sensors. The join reply is the room's :class:`~sensocto_lab.protocol.viewer.RoomSnapshot`
   (sensors, recent samples, levels, presence). Visibility events become
   ``engine.set_views``; the server pushes ``batch`` events (every batch of the room,
   or the lens's tier-flushed batches), ``sensor`` for sensors that appear later and
@@ -551,9 +552,10 @@ class _ConnectorChannel(_Channel):
 class _ViewerChannel(_Channel):
     """``room:{id}`` / ``lens:{viewer_id}``: visibility in; batches and the room's news out.
 
-    A channel opened with a join code is *restricted*: it may view only its room's
-    sensors. One opened with a token may view any sensor; its room (if any) only
-    decides what the join reply and the ``sensor``/``status`` pushes describe.
+    A channel opened with a join code (or by a member) is *restricted*: it may view
+    only its room's sensors. One opened with a token alone may view any sensor; its
+    room (if any) only decides what the join reply and the ``sensor``/``status``
+    pushes describe.
     """
 
     def __init__(
@@ -606,8 +608,13 @@ class _ViewerChannel(_Channel):
                 present = [Watcher(p.viewer_id, p.user_id) for p in rooms.present(self.room)]
         return {sid: attention.level(sid) for sid in sensors}, present
 
-    def snapshot(self, name: str, backfill: int) -> dict[str, Any]:
-        """The join reply: the room's sensors, ``backfill`` recent samples each, status."""
+    def snapshot(
+        self, name: str, backfill: int, member_rooms: Mapping[str, str] | None = None
+    ) -> dict[str, Any]:
+        """The join reply: the room's sensors, ``backfill`` recent samples each, status.
+
+        ``member_rooms``: for a member join, the user's rooms (id → name).
+        """
         sensors = self.sensors()
         recent: list[Batch] = []
         store = self.socket.server.engine.store
@@ -619,7 +626,9 @@ class _ViewerChannel(_Channel):
                         recent.append(Batch(sid, attr, ts, values))
         levels, present = self._now(sensors)
         self._known, self._status = sensors, status_payload(levels, present)
-        snap = RoomSnapshot(self.viewer_id, self.room, name, sensors, recent, levels, present)
+        snap = RoomSnapshot(
+            self.viewer_id, self.room, name, sensors, recent, levels, present, member_rooms or {}
+        )
         return snap.to_payload()
 
     def start(self) -> None:
@@ -1074,12 +1083,15 @@ class _Socket(asyncio.Protocol):
 
         With a room store, a join code opens its room (a lens without ``room`` finds it
         by the code) and restricts the channel to it; without a code a viewer token is
-        needed. Without a room store the ingest token rules, as for sensors.
+        needed. A trusted dashboard (with a token) may instead vouch for a logged-in
+        user (``member``): their membership opens the room, restricted to it. Without
+        a room store the ingest token rules, as for sensors.
         """
         params = ViewerParams.from_params(join.params)
         rooms = self.server.rooms
         room = ident if kind == "room" else params.room
         name, restricted = "", False
+        member_rooms: dict[str, str] = {}
         trusted = self._viewer_token(join.params, params)
         if rooms is not None and params.code is not None:
             peer = self.remote_address[0] if self.remote_address else f"ws-{self.id}"
@@ -1094,6 +1106,13 @@ class _Socket(asyncio.Protocol):
                 "a room's join code (join param code) or a viewer token is needed",
                 reason="unauthorized",
             )
+        elif rooms is not None and params.member:
+            member_rooms = {r.room_id: r.name for r in rooms.rooms(params.user_id)}
+            if room is not None and room not in member_rooms:
+                raise AuthError(
+                    f"{params.user_id} is not a member of room {room}", reason="forbidden"
+                )
+            name, restricted = member_rooms.get(room or "", ""), True
         elif rooms is not None and room is not None:
             with contextlib.suppress(ValidationError):
                 name = rooms.room(room).name
@@ -1109,7 +1128,7 @@ class _Socket(asyncio.Protocol):
         if rooms is not None and room is not None:
             with contextlib.suppress(ValidationError):
                 rooms.enter(room, viewer, params.user_id)
-        channel.reply = channel.snapshot(name, params.backfill)
+        channel.reply = channel.snapshot(name, params.backfill, member_rooms)
         return channel
 
     def _viewer_token(self, raw: Mapping[str, Any], params: ViewerParams) -> bool:

@@ -101,6 +101,9 @@ class ViewerClient:
         The address of whoever typed ``code`` (dashboards relay their browsers').
     backfill
         Recent samples per (sensor, attribute) wanted in the join reply.
+    member
+        With ``token``: ``user_id`` logged in to this dashboard, and their membership
+        opens ``room`` (see :class:`~sensocto_lab.protocol.viewer.ViewerParams`).
     clock
         Time source for back-off and heartbeats.
     backoff_s
@@ -123,6 +126,7 @@ class ViewerClient:
         user_id: str = "guest",
         client: str | None = None,
         backfill: int = 0,
+        member: bool = False,
         clock: Clock | None = None,
         backoff_s: tuple[float, float] = (0.05, 2.0),
         heartbeat_s: float = 30.0,
@@ -132,7 +136,7 @@ class ViewerClient:
             raise ValueError(f"a viewer joins room:{{id}} or lens:{{viewer_id}}, not {topic!r}")
         self.url = url
         self.topic = topic
-        self.params = ViewerParams(code, token, room, viewer_id, user_id, client, backfill)
+        self.params = ViewerParams(code, token, room, viewer_id, user_id, client, backfill, member)
         self.clock = clock or SystemClock()
         self.heartbeat_s = heartbeat_s
         self.reply_timeout_s = reply_timeout_s

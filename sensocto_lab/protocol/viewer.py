@@ -24,11 +24,11 @@ event                 payload                                    effect
 Access and what a join tells (both directions, so the server and the Python viewer
 client share one definition): :class:`ViewerParams` are the join params
 (``code``, ``token``, ``room``, ``viewer_id``, ``user_id``, ``client``,
-``backfill``); :class:`RoomSnapshot` is the join reply (the room's sensors with their
-attributes, kinds and units, recent samples for backfill, the engine's attention
-levels and who is watching). Later the server pushes ``sensor`` (a sensor that
-appeared, :func:`sensor_payload`) and ``status`` (levels and presence that changed,
-:func:`status_payload`).
+``backfill``, ``member``); :class:`RoomSnapshot` is the join reply (the room's sensors
+with their attributes, kinds and units, recent samples for backfill, the engine's
+attention levels, who is watching, and for a member join the user's rooms). Later
+the server pushes ``sensor`` (a sensor that appeared, :func:`sensor_payload`) and
+``status`` (levels and presence that changed, :func:`status_payload`).
 """
 
 from __future__ import annotations
@@ -306,6 +306,8 @@ class RoomSnapshot:
         The engine's attention level per sensor of the room (over all its viewers).
     present
         Who is watching the room now.
+    member_rooms
+        For a ``member`` join: the rooms its user is a member of (id → name).
     """
 
     viewer_id: str
@@ -315,10 +317,12 @@ class RoomSnapshot:
     recent: Sequence[Batch] = ()
     levels: Mapping[str, AttentionLevel] = field(default_factory=dict)
     present: Sequence[Watcher] = ()
+    member_rooms: Mapping[str, str] = field(default_factory=dict)
 
     def to_payload(self) -> dict[str, Any]:
         """The join reply's ``response``."""
         return {
+            "member_rooms": [{"room_id": r, "name": n} for r, n in self.member_rooms.items()],
             "viewer_id": self.viewer_id,
             "room": self.room_id,
             "name": self.name,
@@ -341,6 +345,15 @@ class RoomSnapshot:
         sensors = [sensor_from_payload(s) for s in payload.get("sensors", [])]
         levels, present = _status(payload)
         room = payload.get("room")
+        try:
+            member_rooms = {
+                check_id(r["room_id"], "room"): str(r["name"])
+                for r in payload.get("member_rooms", [])
+            }
+        except (KeyError, TypeError):
+            raise ValidationError(
+                "member_rooms: [{room_id, name}]", reason="invalid_payload"
+            ) from None
         return cls(
             viewer_id=payload["viewer_id"],
             room_id=None if room is None else check_id(room, "room"),
@@ -349,6 +362,7 @@ class RoomSnapshot:
             recent=[batch_from_payload(b) for b in payload.get("recent", [])],
             levels=levels,
             present=present,
+            member_rooms=member_rooms,
         )
 
 
@@ -387,6 +401,11 @@ class ViewerParams:
         token) so that one guesser does not lock the others out.
     backfill
         Recent samples per (sensor, attribute) wanted in the join reply.
+    member
+        Let ``user_id``'s membership open the room instead of a code. Only a trusted
+        dashboard (one that presents a token) may ask: it vouches that its user logged
+        in. A ``lens:`` join with ``member`` and no room opens no room; its reply lists
+        the user's rooms.
     """
 
     code: str | None = None
@@ -396,10 +415,13 @@ class ViewerParams:
     user_id: str = "guest"
     client: str | None = None
     backfill: int = 0
+    member: bool = False
 
     def to_params(self) -> dict[str, Any]:
-        """The join params (``None`` fields left out)."""
+        """The join params (``None`` fields left out, ``member`` only when asked)."""
         out: dict[str, Any] = {"user_id": self.user_id, "backfill": self.backfill}
+        if self.member:
+            out["member"] = True
         for key in ("code", "token", "room", "viewer_id", "client"):
             value = getattr(self, key)
             if value is not None:
@@ -425,6 +447,9 @@ class ViewerParams:
         backfill = params.get("backfill", 0)
         if isinstance(backfill, bool) or not isinstance(backfill, int) or backfill < 0:
             raise ValidationError("backfill must be a count of samples", reason="invalid_params")
+        member = params.get("member", False)
+        if not isinstance(member, bool):
+            raise ValidationError("member must be true or false", reason="invalid_params")
         room, viewer = text("room"), text("viewer_id")
         return cls(
             code=text("code"),
@@ -434,4 +459,5 @@ class ViewerParams:
             user_id=text("user_id") or "guest",
             client=text("client"),
             backfill=min(backfill, MAX_BACKFILL),
+            member=member,
         )

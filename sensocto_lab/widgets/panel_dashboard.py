@@ -119,11 +119,11 @@ class Context(Protocol):
     lens_options: dict[str, Any]
     dashboards: dict[str, RoomDashboard]
 
-    def member(self, room_id: str, user: str | None) -> bool:
+    async def member(self, room_id: str, user: str | None) -> bool:
         """Whether an authenticated ``user`` is a member of the room (needs no code)."""
         ...
 
-    def rooms_of(self, user: str) -> list[Room]:
+    async def rooms_of(self, user: str) -> list[Room]:
         """The rooms ``user`` is a member of (for the lobby)."""
         ...
 
@@ -170,13 +170,16 @@ class DashboardContext:
     lens_options: dict[str, Any] = field(default_factory=dict)
     dashboards: dict[str, RoomDashboard] = field(default_factory=dict)
 
-    def member(self, room_id: str, user: str | None) -> bool:
+    async def member(self, room_id: str, user: str | None) -> bool:
+        return self._member(room_id, user)
+
+    def _member(self, room_id: str, user: str | None) -> bool:
         try:
             return user is not None and self.rooms.role_of(room_id, user) is not None
         except ValidationError:  # no such room
             return False
 
-    def rooms_of(self, user: str) -> list[Room]:
+    async def rooms_of(self, user: str) -> list[Room]:
         return self.rooms.rooms(user)
 
     async def find_room(self, code: str, *, client: str) -> Room:
@@ -185,7 +188,7 @@ class DashboardContext:
     async def open_room(
         self, room_id: str, code: str, user: str | None, *, client: str, viewer_id: str
     ) -> RoomSession:
-        if self.member(room_id, user):
+        if self._member(room_id, user):
             room = self.rooms.room(room_id)
         elif user:
             room = self.rooms.join(code, user, client=client, room_id=room_id)
@@ -299,10 +302,12 @@ class RoomDashboard:
                 self._follow_sync(float(ts[-1]) / 1e6)
 
     def _build_layout(self, n_sensors: int) -> pn.viewable.Viewable:
+        # a member let in by a remote engine is not told the code
+        code = self.room.join_code and f"join code {format_code(self.room.join_code)} · "
         header = pn.pane.HTML(
             f"<h2 style='margin:4px 0'>{escape(self.room.name)}</h2>"
             f"<span style='color:#566573'>room {self.room.room_id} · "
-            f"join code {format_code(self.room.join_code)} · {n_sensors} sensors</span>"
+            f"{code}{n_sensors} sensors</span>"
         )
         side: list[Any] = [pn.pane.Bokeh(self._present, margin=0)]
         if self._has_sync:
@@ -601,12 +606,15 @@ def room_page(ctx: Context) -> pn.viewable.Viewable:
 
     busy = False  # an attempt is under way, or the room is shown: one per page
 
-    async def attempt(room_id: str, code: str) -> None:
+    async def attempt(room_id: str, code: str, *, unless_stranger: bool = False) -> None:
         nonlocal busy
         if busy:
             return
         busy = True
         try:
+            if unless_stranger and not await ctx.member(room_id, user):
+                busy = False  # no code and not a member: the form asks for the code
+                return
             session = await ctx.open_room(room_id, code, user, client=client, viewer_id=viewer_id)
         except SensoctoError as exc:
             busy = False
@@ -629,11 +637,11 @@ def room_page(ctx: Context) -> pn.viewable.Viewable:
         message,
     ]
     room_id, code = _session_arg("room"), _session_arg("code")
-    if room_id and (code or ctx.member(room_id, user)):
+    if room_id and (code or user):
         # Once the page has loaded: a layout swapped while the browser was still
         # fetching the document left some pages blank (the remote path's round trip
         # made that race common on a loaded machine).
-        pn.state.onload(lambda: _run_task(attempt(room_id, code)))
+        pn.state.onload(lambda: _run_task(attempt(room_id, code, unless_stranger=not code)))
     return container
 
 
@@ -664,10 +672,22 @@ def lobby_page(ctx: Context, room_url: str = "room") -> pn.viewable.Viewable:
         message,
     ]
     if user:
-        mine = ctx.rooms_of(user)
-        links = "".join(
-            f"<li><a href='{room_url}?{urlencode({'room': r.room_id})}'>{escape(r.name)}</a></li>"
-            for r in mine
-        )
-        items.append(pn.pane.HTML(f"<h3>Your rooms</h3><ul>{links or '<li>none</li>'}</ul>"))
+        yours = pn.pane.HTML("<h3>Your rooms</h3><ul><li>…</li></ul>")
+        items.append(yours)
+
+        async def list_rooms(user: str) -> None:
+            try:
+                mine = await ctx.rooms_of(user)
+            except SensoctoError as exc:
+                text = f"<h3>Your rooms</h3><p>{escape(exc.detail)}</p>"
+            else:
+                links = "".join(
+                    f"<li><a href='{room_url}?{urlencode({'room': r.room_id})}'>"
+                    f"{escape(r.name)}</a></li>"
+                    for r in mine
+                )
+                text = f"<h3>Your rooms</h3><ul>{links or '<li>none</li>'}</ul>"
+            _on_document(doc, lambda: setattr(yours, "object", text))
+
+        pn.state.onload(lambda: _run_task(list_rooms(user)))
     return pn.Column(*items)

@@ -11,10 +11,12 @@ when the engine runs elsewhere (``sensocto-lab serve`` on another machine or por
   of that client, exactly as it reads an engine in this process;
 - the lobby finds a room by its code with a short ``lens:`` join that names no room.
 
-Membership by login (``panel serve`` auth) needs the room store, which lives with the
-engine: here every session presents the code. With ``token`` (a viewer token of the
-engine), the dashboard relays each browser's address, so one person guessing codes
-does not lock the others out.
+With ``token`` (a viewer token of the engine) the dashboard is trusted: it relays each
+browser's address, so one person guessing codes does not lock the others out, and it
+vouches for users logged in by ``panel serve`` auth, so members open their rooms
+without the code (the engine's room store decides who is a member; a ``member`` join,
+see :class:`~sensocto_lab.protocol.viewer.ViewerParams`). Without a token every session
+presents the code.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from sensocto_lab.errors import LocalError
 from sensocto_lab.live.room_mirror import RoomMirror
 from sensocto_lab.live.rooms import Room, normalize_code
 from sensocto_lab.live.viewer_client import ViewerClient, socket_url
+from sensocto_lab.protocol.viewer import RoomSnapshot
 from sensocto_lab.widgets.panel_dashboard import RoomDashboard, RoomSession
 
 __all__ = ["RemoteContext"]
@@ -64,32 +67,39 @@ class RemoteContext:
     def __post_init__(self) -> None:
         self.url = socket_url(self.url)
 
-    def member(self, room_id: str, user: str | None) -> bool:
-        """Always False: membership lives with the engine's room store; codes work."""
-        return False
+    async def member(self, room_id: str, user: str | None) -> bool:
+        """Whether the engine's room store lists ``user`` in the room (never without a token)."""
+        return room_id in await self._member_rooms(user)
 
-    def rooms_of(self, user: str) -> list[Room]:
-        """None known here (see :meth:`member`)."""
-        return []
+    async def rooms_of(self, user: str) -> list[Room]:
+        """The rooms the engine's room store lists ``user`` in (none without a token)."""
+        return [Room(r, name, "", 0) for r, name in (await self._member_rooms(user)).items()]
+
+    async def _member_rooms(self, user: str | None) -> dict[str, str]:
+        """``user``'s rooms (id → name), from a short member join that opens none."""
+        if self.token is None or not user:
+            return {}
+        viewer = self._viewer(_lobby_topic(), None, None, user_id=user, member=True)
+        snapshot = await self._join_once(viewer)
+        return dict(snapshot.member_rooms)
 
     async def find_room(self, code: str, *, client: str) -> Room:
-        viewer = self._viewer(f"lens:lobby-{uuid.uuid4().hex[:16]}", code, client)
-        try:
-            await self._connect(viewer)
-        finally:
-            await viewer.close()
-        return _room(viewer, code)
+        snapshot = await self._join_once(self._viewer(_lobby_topic(), code, client))
+        return _room(snapshot, code)
 
     async def open_room(
         self, room_id: str, code: str, user: str | None, *, client: str, viewer_id: str
     ) -> RoomSession:
+        # a logged-in user without a code: their membership is asked for instead
+        by_member = not code and user is not None and self.token is not None
         viewer = self._viewer(
             f"lens:{viewer_id}",
-            code,
+            None if by_member else code,
             client,
             room=room_id,
             user_id=user or "guest",
             backfill=self.backfill,
+            member=by_member,
         )
         try:
             await self._connect(viewer)
@@ -97,13 +107,26 @@ class RemoteContext:
             await viewer.close()
             raise
         mirror = RoomMirror(viewer)
-        return RoomSession(_room(viewer, code), mirror, mirror.rooms, mirror.draw_only)
+        assert viewer.snapshot is not None  # joined
+        room = _room(viewer.snapshot, None if by_member else code)
+        return RoomSession(room, mirror, mirror.rooms, mirror.draw_only)
 
-    def _viewer(self, topic: str, code: str, client: str, **params: Any) -> ViewerClient:
+    def _viewer(
+        self, topic: str, code: str | None, client: str | None, **params: Any
+    ) -> ViewerClient:
         """A viewer client of ``topic`` that presents ``code`` for ``client``."""
         return ViewerClient(
             self.url, topic, code=code, token=self.token, client=client, clock=self.clock, **params
         )
+
+    async def _join_once(self, viewer: ViewerClient) -> RoomSnapshot:
+        """Join, take the reply and leave (a lookup that opens nothing)."""
+        try:
+            await self._connect(viewer)
+        finally:
+            await viewer.close()
+        assert viewer.snapshot is not None  # joined
+        return viewer.snapshot
 
     async def _connect(self, viewer: ViewerClient) -> None:
         try:
@@ -114,8 +137,13 @@ class RemoteContext:
             ) from None
 
 
-def _room(viewer: ViewerClient, code: str) -> Room:
-    """The room a joined client's code opened (the code is the one typed, now known good)."""
-    snapshot = viewer.snapshot
-    assert snapshot is not None and snapshot.room_id is not None  # joined with a code
-    return Room(snapshot.room_id, snapshot.name or snapshot.room_id, normalize_code(code), 0)
+def _lobby_topic() -> str:
+    """A fresh ``lens:`` topic for a lookup that opens no room."""
+    return f"lens:lobby-{uuid.uuid4().hex[:16]}"
+
+
+def _room(snapshot: RoomSnapshot, code: str | None) -> Room:
+    """The room a join opened; ``code`` is the one typed, now known good (``None``: a member)."""
+    assert snapshot.room_id is not None  # joined with a code, or by a member
+    join_code = "" if code is None else normalize_code(code)
+    return Room(snapshot.room_id, snapshot.name or snapshot.room_id, join_code, 0)

@@ -22,6 +22,7 @@ import logging
 import os
 import socket
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import panel as pn
@@ -33,9 +34,19 @@ from sensocto_lab.live.rooms import RoomStore, format_code
 from sensocto_lab.widgets.panel_dashboard import Context, DashboardContext, lobby_page, room_page
 from sensocto_lab.widgets.panel_remote import RemoteContext
 
-__all__ = ["DashboardServer", "serve_dashboards", "serve_remote_dashboards", "shared_context"]
+__all__ = [
+    "LOGIN_TEMPLATE",
+    "DashboardServer",
+    "serve_dashboards",
+    "serve_remote_dashboards",
+    "shared_context",
+]
 
 _log = logging.getLogger(__name__)
+
+#: The login page with ``basic_auth`` (for ``panel serve``: ``--basic-login-template``).
+#: Panel's own fetches its logo from the internet, which a lab machine may not reach.
+LOGIN_TEMPLATE = Path(__file__).with_name("login.html")
 
 #: The context of a ``panel serve`` process, per server loop (see :func:`shared_context`).
 _SHARED: dict[asyncio.AbstractEventLoop, asyncio.Future[Context]] = {}
@@ -199,6 +210,8 @@ def _start(
     """Start the Panel server of ``ctx``'s pages on the running loop."""
     port = port or _free_port(address)
     server_options.setdefault("websocket_origin", [f"{address}:{port}", f"localhost:{port}"])
+    if server_options.get("basic_auth"):
+        server_options.setdefault("login_template", str(LOGIN_TEMPLATE))
     server = pn.serve(
         {"/": lambda: lobby_page(ctx), "/room": lambda: room_page(ctx)},
         port=port,

@@ -119,6 +119,45 @@ async def test_wrong_or_missing_code_is_refused_and_tokens_are_as_configured(
             assert sorted(v.sensors) == ["p1", "p2"]
 
 
+async def test_a_trusted_dashboard_vouches_for_members_and_only_they_get_in(
+    server: IngestServer, rooms: RoomStore, lab: Room
+) -> None:
+    rooms.create_room("calm", "Calm room", owner="ana")
+    rooms.create_room("busy", "Busy room", owner="bo")
+    # a lookup without a room opens none and lists the user's rooms
+    async with ViewerClient(
+        server.url, "lens:lobby", token="ingest", user_id="ana", member=True
+    ) as lobby:
+        assert lobby.snapshot is not None
+        assert lobby.snapshot.member_rooms == {"calm": "Calm room", "lab": "Breathing lab"}
+        assert lobby.sensors == {}
+        with pytest.raises(AuthError) as info:
+            await lobby.view_enter("p1")
+        assert info.value.reason == "forbidden"
+
+    async with ViewerClient(
+        server.url, "lens:tab-1", token="ingest", room="lab", user_id="ana", member=True
+    ) as v:
+        assert v.snapshot is not None and v.snapshot.name == "Breathing lab"
+        assert sorted(v.sensors) == ["p1", "p2"]
+        assert await v.view_enter("p1") == {"p1": M}
+        with pytest.raises(AuthError) as info:  # membership opens that room only
+            await v.view_enter("x1")
+        assert info.value.reason == "forbidden"
+
+    for kwargs, reason in (
+        ({"token": "ingest", "user_id": "ana", "room": "busy"}, "forbidden"),  # not hers
+        ({"user_id": "ana", "room": "lab"}, "unauthorized"),  # no token: no one to vouch
+        ({"token": "guess", "user_id": "ana", "room": "lab"}, "unauthorized"),
+    ):
+        client = ViewerClient(server.url, "lens:tab-2", member=True, **kwargs)
+        with pytest.raises(AuthError) as info:
+            await client.connect(timeout=WAIT)
+        assert info.value.reason == reason
+        assert client.sensors == {}
+        await client.close()
+
+
 async def test_too_many_wrong_codes_lock_the_guesser_out(server: IngestServer, lab: Room) -> None:
     reasons = []
     for _ in range(6):

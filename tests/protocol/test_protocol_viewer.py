@@ -104,8 +104,9 @@ def test_snapshot_round_trips_with_sensors_recent_and_status() -> None:
     )
     recent = Batch("s1", "hr", np.array([1_000_000], dtype=np.int64), np.array([61.0]))
     snap = RoomSnapshot(
-        "v1", "lab", "Lab", {"s1": info}, [recent], {"s1": L.MEDIUM}, [Watcher("v1", "ana")]
-    )
+        "v1", "lab", "Lab", {"s1": info}, [recent], {"s1": L.MEDIUM}, [Watcher("v1", "ana")],
+        member_rooms={"lab": "Lab", "calm": "Calm room"},
+    )  # fmt: skip
     back = RoomSnapshot.from_payload(json.loads(json.dumps(snap.to_payload())))
     assert back.viewer_id == "v1" and back.room_id == "lab" and back.name == "Lab"
     got = back.sensors["s1"]
@@ -114,9 +115,12 @@ def test_snapshot_round_trips_with_sensors_recent_and_status() -> None:
     assert got.attributes["hr"].effective_unit == "bpm"
     assert back.recent[0].values.tolist() == [61.0]
     assert back.levels == {"s1": L.MEDIUM} and list(back.present) == [Watcher("v1", "ana")]
+    assert back.member_rooms == {"lab": "Lab", "calm": "Calm room"}
     assert read_status(status_payload({"s1": L.HIGH}, [])) == ({"s1": L.HIGH}, [])
     with pytest.raises(ValidationError):
         RoomSnapshot.from_payload({"sensors": []})
+    with pytest.raises(ValidationError, match="member_rooms"):
+        RoomSnapshot.from_payload({"viewer_id": "v1", "member_rooms": [{"room_id": "lab"}]})
 
 
 def test_viewer_params_round_trip_and_are_checked() -> None:
@@ -126,6 +130,9 @@ def test_viewer_params_round_trip_and_are_checked() -> None:
     assert back.code == "ABCDE-12345" and back.room == "lab" and back.user_id == "ana"
     assert back.backfill == MAX_BACKFILL
     assert ViewerParams.from_params({"bearer_token": "t"}).token == "t"
-    for bad in ({"code": 5}, {"backfill": -1}, {"room": "a b"}):
+    assert "member" not in params.to_params() and not back.member
+    member = ViewerParams(token="t", room="lab", user_id="ana", member=True)
+    assert ViewerParams.from_params(member.to_params()) == member
+    for bad in ({"code": 5}, {"backfill": -1}, {"room": "a b"}, {"member": "yes"}):
         with pytest.raises(ValidationError):
             ViewerParams.from_params(bad)

@@ -233,7 +233,9 @@ def test_panel_serve_entry_points_lobby_to_room(
         proc.wait(timeout=30)
 
 
-def test_a_member_logged_in_by_panel_auth_needs_no_code(lab: Lab, browser: Browser) -> None:
+def test_a_member_logged_in_by_panel_auth_needs_no_code(lab: Lab, page: Page) -> None:
+    """Also: the login page, like every page, fetches nothing from outside (``page``)."""
+
     async def start() -> DashboardServer:
         return await serve_dashboards(
             lab.engine,
@@ -243,7 +245,6 @@ def test_a_member_logged_in_by_panel_auth_needs_no_code(lab: Lab, browser: Brows
         )
 
     server = lab.engine.call(start)
-    page = browser.new_page()
     try:
         for user, sees_room in (("ana", True), ("mallory", False)):
             page.context.clear_cookies()
@@ -256,6 +257,12 @@ def test_a_member_logged_in_by_panel_auth_needs_no_code(lab: Lab, browser: Brows
             else:  # logged in, but not a member: the code is still needed
                 page.get_by_text("Join a room").wait_for(timeout=TIMEOUT_S * 1000)
                 assert page.get_by_text(SENSORS[0], exact=True).count() == 0
+            page.goto(server.url)  # the lobby lists the user's rooms
+            listed = page.get_by_role("link", name=lab.room.name)
+            if sees_room:
+                listed.wait_for(timeout=TIMEOUT_S * 1000)
+            else:
+                page.get_by_text("none", exact=True).wait_for(timeout=TIMEOUT_S * 1000)
+                assert listed.count() == 0
     finally:
-        page.close()
         lab.engine.call(server.stop)

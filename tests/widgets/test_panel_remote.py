@@ -43,7 +43,34 @@ async def test_codes_find_and_open_rooms(endpoint: tuple[IngestServer, Room]) ->
     assert list(session.engine.sensors) == ["p1"]
     assert [w.user_id for w in session.rooms.present("lab")] == ["bo"]
     await session.engine.remove_viewer("tab-2")
-    assert not ctx.member("lab", "ana") and ctx.rooms_of("ana") == []
+    # without a token nobody vouches for a login: the code is always needed
+    assert not await ctx.member("lab", "ana") and await ctx.rooms_of("ana") == []
+
+
+async def test_with_a_token_logged_in_members_need_no_code(tmp_path: Path) -> None:
+    async with Engine(tmp_path / "data", thread=False) as engine:
+        attrs = {"respiration": AttributeInfo.of("respiration")}
+        await engine.register_sensor(SensorInfo("p1", attrs, room="lab"))
+        with RoomStore(tmp_path / "data") as rooms:
+            rooms.create_room("lab", "Breathing lab", owner="ana")
+            rooms.create_room("calm", "Calm room", owner="bo")
+            config = ServerConfig(viewer_tokens=frozenset({"dash"}))
+            async with serve(engine, config=config, rooms=rooms) as server:
+                ctx = RemoteContext(f"ws://127.0.0.1:{server.port}", token="dash")
+                assert await ctx.member("lab", "ana") and not await ctx.member("calm", "ana")
+                assert [(r.room_id, r.name) for r in await ctx.rooms_of("ana")] == [
+                    ("lab", "Breathing lab")
+                ]
+                assert not await ctx.member("lab", None)
+
+                session = await ctx.open_room("lab", "", "ana", client="b1", viewer_id="tab-1")
+                assert session.room.room_id == "lab" and session.room.join_code == ""
+                assert list(session.engine.sensors) == ["p1"]
+                await session.engine.remove_viewer("tab-1")
+                with pytest.raises(AuthError, match="not a member of room calm"):
+                    await ctx.open_room("calm", "", "ana", client="b1", viewer_id="tab-2")
+                with pytest.raises(AuthError, match="does not open this room"):  # a guest
+                    await ctx.open_room("lab", "", None, client="b1", viewer_id="tab-3")
 
 
 async def test_an_engine_out_of_reach_is_said_so() -> None:

@@ -36,6 +36,7 @@ from browser_support import (
 )
 from playwright.sync_api import Browser, Page
 
+from sensocto_lab.app import LAB_USER
 from sensocto_lab.widgets.panel_server import DashboardServer, serve_remote_dashboards
 
 __all__ = ["browser", "page"]  # fixtures
@@ -178,6 +179,40 @@ def test_the_lobby_finds_the_room_by_its_code(remote: Remote, page: Page) -> Non
     page.get_by_role("button", name="Open room").click()
     page.get_by_text("no room has that join code").wait_for(timeout=TIMEOUT_S * 1000)
     open_from_the_lobby(page, remote.code.lower())
+
+
+def test_with_a_token_members_logged_in_by_panel_auth_need_no_code(
+    remote: Remote, page: Page
+) -> None:
+    """The engine's room store says who is a member; the trusted dashboard vouches for logins."""
+    server = remote.run(
+        serve_remote_dashboards(
+            remote.endpoint,
+            token="device-token",
+            basic_auth="lab-password",
+            cookie_secret="a-test-cookie-secret",
+        )
+    )
+    try:
+        for user, member in ((LAB_USER, True), ("mallory", False)):
+            page.context.clear_cookies()
+            page.goto(server.url)
+            page.get_by_placeholder("username").fill(user)
+            page.get_by_placeholder("password").fill("lab-password")
+            page.get_by_role("button", name="Login").click()
+            page.get_by_text("Your rooms").wait_for(timeout=TIMEOUT_S * 1000)
+            if member:  # the lobby lists the room; its link opens it without the code
+                page.get_by_role("link", name="lab").click()
+                page.get_by_text(SENSORS[0], exact=True).wait_for(timeout=TIMEOUT_S * 1000)
+                wait_for_card_data(page, SENSORS[0])
+            else:  # no rooms listed, and the room's page asks for the code
+                page.get_by_text("none", exact=True).wait_for(timeout=TIMEOUT_S * 1000)
+                page.goto(server.room_url("lab"))
+                page.get_by_text("Join a room").wait_for(timeout=TIMEOUT_S * 1000)
+                assert page.get_by_text(SENSORS[0], exact=True).count() == 0
+                assert card_sources(page) == 0
+    finally:
+        remote.run(server.stop())
 
 
 def test_panel_serve_entry_points_reach_the_engine_by_env(
