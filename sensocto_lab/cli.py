@@ -158,7 +158,7 @@ async def _dashboard(args: argparse.Namespace) -> int:
     from sensocto_lab.live.viewer_client import socket_url
     from sensocto_lab.widgets.panel_server import serve_remote_dashboards
 
-    auth: dict[str, str] = {}
+    auth: dict[str, Any] = {}
     if args.basic_auth:
         # a fresh secret per run: logins last as long as this server
         auth = {"basic_auth": args.basic_auth, "cookie_secret": secrets.token_urlsafe(32)}

@@ -580,6 +580,8 @@ class _ViewerChannel(_Channel):
         self.reply: dict[str, Any] = {"viewer_id": viewer_id}
         self._known: dict[str, SensorInfo] = {}  # sensors the viewer has been told of
         self._status: dict[str, Any] | None = None
+        #: ``room:`` channels: forwarders of sensors assigned here but recorded elsewhere.
+        self._assigned: dict[str, asyncio.Task[None]] = {}
 
     def sensors(self) -> dict[str, SensorInfo]:
         """The room's sensors: recorded under it, or assigned to it in the room store."""
@@ -633,10 +635,29 @@ class _ViewerChannel(_Channel):
 
     def start(self) -> None:
         """Start pushing: the room's batches (``room:``), its news (channels with a room)."""
-        if self.lens is None and self.room is not None:
-            self.spawn(self.forward_room(self.room), f"{self.topic}:batches")
-        if self.room is not None:
-            self.spawn(self.watch(), f"{self.topic}:status")
+        if self.room is None:
+            return
+        if self.lens is None:
+            self.spawn(self.forward(f"room:{self.room}"), f"{self.topic}:batches")
+            self._forward_assigned(self._known)
+        self.spawn(self.watch(), f"{self.topic}:status")
+
+    def _forward_assigned(self, sensors: Mapping[str, SensorInfo]) -> None:
+        """Forward the sensors assigned to a ``room:`` channel's room but recorded elsewhere.
+
+        Their batches are published under the room they are recorded in, not on
+        ``room:{id}``; each gets its own ``data:{sensor}`` forwarder while assigned.
+        """
+        if self.lens is not None:
+            return
+        wanted = {sid for sid, info in sensors.items() if info.room != self.room}
+        for sid in [s for s in self._assigned if s not in wanted]:
+            task = self._assigned.pop(sid)
+            task.cancel()
+            self.tasks.remove(task)
+        for sid in sorted(wanted - self._assigned.keys()):
+            self.spawn(self.forward(f"data:{sid}"), f"{self.topic}:{sid}")
+            self._assigned[sid] = self.tasks[-1]
 
     async def watch(self) -> None:
         """Announce sensors that appear (or change) in the room; push changed status."""
@@ -648,6 +669,7 @@ class _ViewerChannel(_Channel):
                 if self._known.get(sid) != info:
                     self.socket.push(self.topic, "sensor", sensor_payload(info))
             self._known = sensors
+            self._forward_assigned(sensors)
             status = status_payload(*self._now(sensors))
             if status != self._status:
                 self._status = status
@@ -701,9 +723,10 @@ class _ViewerChannel(_Channel):
         for batch in flush.values():
             self.send_batch(batch)
 
-    async def forward_room(self, room: str) -> None:
+    async def forward(self, topic: str) -> None:
+        """Push every batch published on ``topic`` (``room:{id}`` or ``data:{sensor}``)."""
         sub = self.socket.server.engine.bus.subscribe(
-            f"room:{room}",
+            topic,
             maxsize=self.socket.server.config.viewer_queue,
             policy=Overflow.DROP_OLDEST,
         )

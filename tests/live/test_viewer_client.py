@@ -85,6 +85,26 @@ async def test_a_join_code_opens_the_room_with_its_sensors_and_recent_samples(
     await _level(engine, "p1", N)  # the socket closed: the engine forgot the viewer
 
 
+async def test_a_room_viewer_gets_the_batches_of_sensors_assigned_to_the_room(
+    server: IngestServer, engine: Engine, rooms: RoomStore, lab: Room
+) -> None:
+    rooms.assign_sensor("lab", "x1", by="ana")  # recorded under "other", shown in "lab"
+    async with ViewerClient(server.url, "room:lab", code=lab.join_code) as v:
+        assert sorted(v.sensors) == ["p1", "p2", "x1"]
+        x1, p1 = v.bus.subscribe("data:x1"), v.bus.subscribe("data:p1")
+        await engine.ingest(Batch("x1", "respiration", np.array([T0]), np.array([7.0])))
+        await engine.ingest(Batch("p1", "respiration", np.array([T0 + 10**9]), np.array([8.0])))
+        assert (await asyncio.wait_for(x1.get(), WAIT)).values.tolist() == [7.0]
+        assert (await asyncio.wait_for(p1.get(), WAIT)).values.tolist() == [8.0]
+
+        rooms.unassign_sensor("lab", "x1", by="ana")
+        await v.wait_for(lambda: "x1" not in v.levels)  # the channel saw it go
+        await engine.ingest(Batch("x1", "respiration", np.array([T0 + 1]), np.array([9.0])))
+        await engine.ingest(Batch("p1", "respiration", np.array([T0 + 2 * 10**9]), np.array([6.0])))
+        assert (await asyncio.wait_for(p1.get(), WAIT)).values.tolist() == [6.0]
+        assert x1.drain() == []  # no longer forwarded (p1's later batch came through)
+
+
 async def test_wrong_or_missing_code_is_refused_and_tokens_are_as_configured(
     server: IngestServer, engine: Engine, rooms: RoomStore, lab: Room
 ) -> None:
