@@ -2,9 +2,11 @@
 
 Thin glue over two sans-I/O protocols: ``websockets``' ``ServerProtocol`` (handshake,
 frames, pings, closing) and :class:`~sensocto_lab.protocol.connection.ServerConnection`
-(Phoenix), driven by one :class:`asyncio.Protocol` per socket with an idle watchdog;
-each joined channel is a small handler object. Wire details are in
-:mod:`sensocto_lab.protocol` and ``docs/protocol.md``.
+(Phoenix), driven by one :class:`asyncio.Protocol` per socket with an idle watchdog.
+The socket parses the whole data frames of ingest itself and frames what it writes
+(:mod:`sensocto_lab.live.wsframes`); each joined channel is a small handler object
+(:mod:`sensocto_lab.live.channels`). Wire details are in :mod:`sensocto_lab.protocol`
+and ``docs/protocol.md``.
 
 - ``GET /health`` answers ``engine.health()`` as JSON; the socket lives at
   ``/socket/websocket?vsn=2.0.0&token=...``.
@@ -65,44 +67,20 @@ from sensocto_lab.errors import (
     LocalError,
     PeerError,
     SensoctoError,
-    SensorFailedError,
     ValidationError,
 )
-from sensocto_lab.live.bus import Overflow
-from sensocto_lab.live.lens import Lens, LensFlush
+from sensocto_lab.live.channels import Channel, ConnectorChannel, SensorChannel, ViewerChannel
+from sensocto_lab.live.lens import Lens
 from sensocto_lab.live.rooms import RoomStore
-from sensocto_lab.model import AttentionLevel, AttributeInfo, Batch, SensorInfo
+from sensocto_lab.live.wsframes import frame_bounds, nothing_buffered, text_frame
+from sensocto_lab.model import AttributeInfo, Batch, SensorInfo
 from sensocto_lab.protocol import connection as phx
-from sensocto_lab.protocol.binary import BINARY_EVENT, decode_batch
-from sensocto_lab.protocol.sensor import (
-    BatchError,
-    Sample,
-    attribute_from_update,
-    batches_from_measurements,
-    merge,
-    parse_topic,
-    sample_from_measurement,
-    sensor_info_from_join,
-)
-from sensocto_lab.protocol.viewer import (
-    RoomSnapshot,
-    ViewerParams,
-    ViewerState,
-    Watcher,
-    batch_payload,
-    sensor_payload,
-    status_payload,
-)
+from sensocto_lab.protocol.sensor import parse_topic, sensor_info_from_join
+from sensocto_lab.protocol.viewer import ViewerParams
 
 __all__ = ["SOCKET_PATH", "IngestServer", "ServerConfig", "TokenBucket", "serve"]
 
 log = logging.getLogger(__name__)
-
-#: Most queued pushes of one channel merged into one round of ingests.
-_MAX_GROUP = 1024
-
-#: Below every timestamp: "nothing stored yet".
-_NEVER = -(2**63)
 
 #: Seconds a peer has to answer our close frame (or close TCP) before the socket is cut.
 _CLOSE_TIMEOUT_S = 10.0
@@ -227,538 +205,7 @@ class _Engine(Protocol):
     def health(self) -> dict[str, Any]: ...
 
 
-class _Backlog:
-    """Validated pushes of a sensor channel not yet stored, oldest first.
-
-    One producer (the socket) and one consumer (the channel's ingest task): a deque
-    and a future to wake whoever waits, instead of :class:`asyncio.Queue`, whose
-    bookkeeping per item (getters, putters, unfinished count) was a measurable part
-    of a one-sample push.
-    """
-
-    def __init__(self, capacity: int) -> None:
-        self.capacity = capacity
-        self.items: collections.deque[tuple[phx.Pushed, Any]] = collections.deque()
-        self.busy = False  # the consumer is storing what it took
-        self._waiter: asyncio.Future[None] | None = None
-
-    def put(self, item: tuple[phx.Pushed, Any]) -> bool:
-        """Append ``item``; True when the backlog is now full (await :meth:`room`)."""
-        self.items.append(item)
-        self._wake()
-        return len(self.items) >= self.capacity
-
-    async def next(self) -> collections.deque[tuple[phx.Pushed, Any]]:
-        """(Consumer) wait for items; take some from the returned deque, then :meth:`taken`."""
-        self.busy = False
-        self._wake()
-        while not self.items:
-            await self._wait()
-        self.busy = True
-        return self.items
-
-    def taken(self) -> None:
-        """(Consumer) items were taken: a full backlog may have room."""
-        self._wake()
-
-    async def room(self) -> None:
-        """(Producer) wait until the backlog is below its capacity."""
-        while len(self.items) >= self.capacity:
-            await self._wait()
-
-    async def drained(self) -> None:
-        """Wait until every item was taken and the consumer is done storing it."""
-        while self.items or self.busy:
-            await self._wait()
-
-    async def _wait(self) -> None:
-        if self._waiter is None:
-            self._waiter = asyncio.get_running_loop().create_future()
-        await asyncio.shield(self._waiter)
-
-    def _wake(self) -> None:
-        waiter, self._waiter = self._waiter, None
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
-
-
-# --- channels ----------------------------------------------------------------------------
-
-
-class _Channel:
-    """One joined channel on a socket; subclasses handle its pushes."""
-
-    def __init__(self, socket: _Socket, topic: str) -> None:
-        self.socket = socket
-        self.topic = topic
-        self.errors = 0
-        self.tasks: list[asyncio.Task[None]] = []
-
-    def handle(self, push: phx.Pushed) -> None:
-        """Answer a push (synchronously, or by queueing work for the channel's tasks)."""
-        raise NotImplementedError
-
-    def fail(self, push: phx.Pushed, error: PeerError, **extra: Any) -> None:
-        """Error reply; closes the channel once it has erred too often in a row."""
-        self.socket.proto.reply_error(push, error, **extra)
-        self.errors += 1
-        if self.errors >= self.socket.server.config.max_channel_errors:
-            self.socket.close_channel(
-                self.topic,
-                LimitExceeded(f"{self.errors} errors in a row; rejoin", reason="too_many_errors"),
-            )
-        self.socket.wake()
-
-    def ok(self, push: phx.Pushed, response: dict[str, Any] | None = None) -> None:
-        self.errors = 0
-        self.socket.proto.reply(push, "ok", response)
-        self.socket.wake()
-
-    def spawn(self, coro: Any, name: str) -> None:
-        self.tasks.append(asyncio.get_running_loop().create_task(coro, name=name))
-
-    async def close(self) -> None:
-        """Stop this channel's tasks; called once when it closes or the socket goes."""
-        for task in self.tasks:
-            task.cancel()
-        for task in self.tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-
-
-class _SensorChannel(_Channel):
-    """``sensor:{id}``: validate pushes, ingest them in order, reply once stored."""
-
-    def __init__(self, socket: _Socket, topic: str, info: SensorInfo, exactly_once: bool) -> None:
-        super().__init__(socket, topic)
-        self.info = info
-        self.exactly_once = exactly_once
-        self.newest: dict[str, int] = {}
-        self.backlog = _Backlog(socket.server.config.channel_queue)
-        self.closing = False
-
-    def handle(self, push: phx.Pushed) -> None:
-        if push.event == "ping":
-            self.ok(push, push.payload if isinstance(push.payload, dict) else {})
-            return
-        try:
-            work: Any
-            if push.event == "measurement":
-                work = sample_from_measurement(self.info, push.payload)  # no list: see _ingest
-            elif push.event == "measurements_batch":
-                work = batches_from_measurements(self.info, push.payload)
-            elif push.event == BINARY_EVENT:
-                work = [self._binary(push.payload)]
-            elif push.event == "update_attributes":
-                work = attribute_from_update(push.payload)
-            else:
-                raise ValidationError(
-                    f"sensor channels take measurement, measurements_batch, {BINARY_EVENT}, "
-                    f"update_attributes and ping; got {push.event!r:.40}",
-                    reason="invalid_event",
-                )
-        except BatchError as exc:
-            self.fail(push, exc, failed_count=exc.failed_count)
-            return
-        except PeerError as exc:
-            self.fail(push, exc)
-            return
-        if self.backlog.put((push, work)):  # full: the socket stops reading until it has room
-            self.socket.pending.append(self.backlog.room())
-
-    def _binary(self, payload: Any) -> Batch:
-        if not isinstance(payload, bytes):
-            raise ValidationError(
-                f"{BINARY_EVENT} must be a binary frame", reason="invalid_payload"
-            )
-        block = decode_batch(payload)
-        attr = self.info.attributes.get(block.attribute_id)
-        if attr is None:
-            raise ValidationError(
-                f"attribute {block.attribute_id!r:.40} is not registered on {self.info.sensor_id}",
-                reason="invalid_attribute_id",
-            )
-        batch = Batch(self.info.sensor_id, block.attribute_id, block.ts, block.values)
-        return batch.validated(attr.kind)
-
-    async def run(self) -> None:
-        """Ingest queued pushes in arrival order; reply to each once it is stored.
-
-        Pushes that queued up while the previous ones were stored are merged into as
-        few ``engine.ingest`` calls as possible (see :func:`merge`), so a connector
-        sending one sample per frame does not pay one storage write per sample.
-        """
-        backlog = self.backlog
-        while True:
-            items = await backlog.next()
-            group = [items.popleft()]
-            while group[-1][0].event != "update_attributes" and items and len(group) < _MAX_GROUP:
-                group.append(items.popleft())
-            update = group.pop() if group[-1][0].event == "update_attributes" else None
-            backlog.taken()
-            if group:
-                await self._ingest(group)
-            if update is not None:
-                await self._update(*update)
-
-    async def _ingest(self, group: list[tuple[phx.Pushed, Any]]) -> None:
-        items: list[Sample | Batch] = []
-        owner: list[int] = []
-        duplicates = [0] * len(group)
-        if self.exactly_once:
-            await self._learn_newest(group)
-        running = dict(self.newest)
-        for k, (_, work) in enumerate(group):
-            # a one-sample push queues its Sample alone: a list per push, kept until
-            # stored, made the garbage collector's full passes frequent
-            for item in (work,) if type(work) is Sample else work:
-                if self.exactly_once:
-                    fresh = self._fresh(item, running)
-                    duplicates[k] += _size(item) - (0 if fresh is None else _size(fresh))
-                    if fresh is None:
-                        continue
-                    item = fresh
-                items.append(item)
-                owner.append(k)
-        chunks, errors = merge(self.info, items)
-        failed: dict[int, SensoctoError] = {owner[i]: e for i, e in errors.items()}
-        stored = [0] * len(group)
-        for chunk in chunks:
-            try:
-                stamped = await self.socket.server.engine.ingest(chunk.batch)
-            except (PeerError, LocalError) as exc:
-                for i in chunk.members:
-                    failed.setdefault(owner[i], exc)
-                continue
-            for i, n in chunk.members.items():
-                stored[owner[i]] += n
-            attr = chunk.batch.attribute_id
-            self.newest[attr] = max(self.newest.get(attr, _NEVER), int(stamped.ts[-1]))
-        if not failed:  # the usual round: every push stored, one wake-up for all replies
-            self.errors = 0
-            reply = self.socket.proto.reply
-            for k, (push, _) in enumerate(group):
-                reply(push, "ok", {"stored": stored[k], "duplicates": duplicates[k]})
-            self.socket.wake()
-            return
-        for k, (push, _) in enumerate(group):
-            error = failed.get(k)
-            if error is None:
-                self.ok(push, {"stored": stored[k], "duplicates": duplicates[k]})
-            elif isinstance(error, PeerError):
-                self.fail(push, error)
-            else:
-                self.socket.proto.reply_error(push, error)
-                if isinstance(error, SensorFailedError):
-                    self.socket.close_channel(self.topic, error)
-                self.socket.wake()
-
-    async def _update(self, push: phx.Pushed, work: tuple[str, Any]) -> None:
-        engine = self.socket.server.engine
-        action, what = work
-        try:
-            if action == "register":
-                await engine.register_attribute(self.info.sensor_id, what)
-                self.info = self.info.with_attribute(what)
-            else:
-                await engine.unregister_attribute(self.info.sensor_id, what)
-                self.info = self.info.without_attribute(what)
-        except PeerError as exc:
-            self.fail(push, exc)
-            return
-        self.ok(push, {"attributes": sorted(self.info.attributes)})
-
-    def _fresh(self, item: Sample | Batch, running: dict[str, int]) -> Sample | Batch | None:
-        """``item`` without samples already stored (exactly-once channels only)."""
-        attr = item.attribute_id
-        newest = running[attr]
-        if isinstance(item, Sample):
-            keep: Sample | Batch | None = item if item.ts_ns > newest else None
-        else:
-            mask = item.ts > newest
-            if mask.all():
-                keep = item
-            elif mask.any():
-                keep = dataclasses.replace(item, ts=item.ts[mask], values=item.values[mask])
-            else:
-                keep = None
-        if keep is not None:
-            newest = keep.ts_ns if isinstance(keep, Sample) else int(keep.ts[-1])
-        running[attr] = newest
-        return keep
-
-    async def _learn_newest(self, group: list[tuple[phx.Pushed, Any]]) -> None:
-        """Fill :attr:`newest` for attributes this channel has not stored to yet.
-
-        Asked of the store once per attribute and channel: ``last_ts`` covers the rings
-        and the WAL/Parquet tiers, so after a clean restart on the same data dir a
-        connector's resend of its unacknowledged buffer is still recognised. It may
-        read Parquet footers, so it runs off the event loop.
-        """
-        store = self.socket.server.engine.store
-        attrs = {
-            item.attribute_id
-            for _, work in group
-            for item in ((work,) if type(work) is Sample else work)
-        }
-        for attr in attrs:
-            if attr not in self.newest:
-                last = await asyncio.to_thread(store.last_ts, self.info.sensor_id, attr)
-                self.newest[attr] = _NEVER if last is None else last
-
-    async def forward_backpressure(self) -> None:
-        engine = self.socket.server.engine
-        sub = engine.bus.subscribe(
-            f"signal:{self.info.sensor_id}", maxsize=8, policy=Overflow.DROP_OLDEST
-        )
-        try:
-            self.socket.push(self.topic, "backpressure_config", self._backpressure())
-            async for config in sub:
-                self.socket.push(self.topic, "backpressure_config", config.to_payload())
-        finally:
-            sub.close()
-
-    def _backpressure(self) -> dict[str, Any]:
-        payload: dict[str, Any] = self.socket.server.engine.attention.backpressure(
-            self.info.sensor_id
-        ).to_payload()
-        return payload
-
-    async def close(self) -> None:
-        # What was validated is still ingested (a connector that does not wait for
-        # replies must not lose it); an exactly-once client's resend is then deduped.
-        with contextlib.suppress(asyncio.CancelledError, TimeoutError, LocalError):
-            await asyncio.wait_for(self.backlog.drained(), timeout=10.0)
-        await super().close()
-
-
-class _ConnectorChannel(_Channel):
-    """``sensocto:connector:{id}``: a connector announcing itself; answers ``ping``."""
-
-    def handle(self, push: phx.Pushed) -> None:
-        if push.event == "ping":
-            self.ok(push, push.payload if isinstance(push.payload, dict) else {})
-        else:
-            self.fail(
-                push,
-                ValidationError(
-                    f"connector channels take ping; join sensocto:sensor:{{id}} to send data, "
-                    f"got {push.event!r:.40}",
-                    reason="invalid_event",
-                ),
-            )
-
-
-class _ViewerChannel(_Channel):
-    """``room:{id}`` / ``lens:{viewer_id}``: visibility in; batches and the room's news out.
-
-    A channel opened with a join code (or by a member) is *restricted*: it may view
-    only its room's sensors. One opened with a token alone may view any sensor; its
-    room (if any) only decides what the join reply and the ``sensor``/``status``
-    pushes describe.
-    """
-
-    def __init__(
-        self,
-        socket: _Socket,
-        topic: str,
-        viewer_id: str,
-        *,
-        room: str | None = None,
-        user_id: str = "guest",
-        restricted: bool = False,
-    ) -> None:
-        super().__init__(socket, topic)
-        self.viewer_id = viewer_id
-        self.room = room
-        self.user_id = user_id
-        self.restricted = restricted
-        self.state = ViewerState()
-        self.lens: Lens | None = None
-        self.dropped = 0  # batches not sent to a viewer too slow to take them
-        #: The join reply's response (set by the join).
-        self.reply: dict[str, Any] = {"viewer_id": viewer_id}
-        self._known: dict[str, SensorInfo] = {}  # sensors the viewer has been told of
-        self._status: dict[str, Any] | None = None
-        #: ``room:`` channels: forwarders of sensors assigned here but recorded elsewhere.
-        self._assigned: dict[str, asyncio.Task[None]] = {}
-
-    def sensors(self) -> dict[str, SensorInfo]:
-        """The room's sensors: recorded under it, or assigned to it in the room store."""
-        if self.room is None:
-            return {}
-        rooms = self.socket.server.rooms
-        assigned: set[str] = set()
-        if rooms is not None:
-            with contextlib.suppress(ValidationError, LocalError):  # a room it does not know
-                assigned = set(rooms.sensors(self.room))
-        return {
-            sid: info
-            for sid, info in self.socket.server.engine.sensors.items()
-            if info.room == self.room or sid in assigned
-        }
-
-    def _now(
-        self, sensors: Mapping[str, SensorInfo]
-    ) -> tuple[dict[str, AttentionLevel], list[Watcher]]:
-        """The engine's levels of ``sensors`` and who watches the room."""
-        attention = self.socket.server.engine.attention
-        rooms = self.socket.server.rooms
-        present: list[Watcher] = []
-        if rooms is not None and self.room is not None:
-            with contextlib.suppress(LocalError):
-                present = [Watcher(p.viewer_id, p.user_id) for p in rooms.present(self.room)]
-        return {sid: attention.level(sid) for sid in sensors}, present
-
-    def snapshot(
-        self, name: str, backfill: int, member_rooms: Mapping[str, str] | None = None
-    ) -> dict[str, Any]:
-        """The join reply: the room's sensors, ``backfill`` recent samples each, status.
-
-        ``member_rooms``: for a member join, the user's rooms (id → name).
-        """
-        sensors = self.sensors()
-        recent: list[Batch] = []
-        store = self.socket.server.engine.store
-        for sid, info in sorted(sensors.items()) if backfill else ():
-            for attr in info.attributes:
-                with contextlib.suppress(KeyError, LocalError):
-                    ts, values = store.latest(sid, attr, backfill)
-                    if len(ts):
-                        recent.append(Batch(sid, attr, ts, values))
-        levels, present = self._now(sensors)
-        self._known, self._status = sensors, status_payload(levels, present)
-        snap = RoomSnapshot(
-            self.viewer_id, self.room, name, sensors, recent, levels, present, member_rooms or {}
-        )
-        return snap.to_payload()
-
-    def start(self) -> None:
-        """Start pushing: the room's batches (``room:``), its news (channels with a room)."""
-        if self.room is None:
-            return
-        if self.lens is None:
-            self.spawn(self.forward(f"room:{self.room}"), f"{self.topic}:batches")
-            self._forward_assigned(self._known)
-        self.spawn(self.watch(), f"{self.topic}:status")
-
-    def _forward_assigned(self, sensors: Mapping[str, SensorInfo]) -> None:
-        """Forward the sensors assigned to a ``room:`` channel's room but recorded elsewhere.
-
-        Their batches are published under the room they are recorded in, not on
-        ``room:{id}``; each gets its own ``data:{sensor}`` forwarder while assigned.
-        """
-        if self.lens is not None:
-            return
-        wanted = {sid for sid, info in sensors.items() if info.room != self.room}
-        for sid in [s for s in self._assigned if s not in wanted]:
-            task = self._assigned.pop(sid)
-            task.cancel()
-            self.tasks.remove(task)
-        for sid in sorted(wanted - self._assigned.keys()):
-            self.spawn(self.forward(f"data:{sid}"), f"{self.topic}:{sid}")
-            self._assigned[sid] = self.tasks[-1]
-
-    async def watch(self) -> None:
-        """Announce sensors that appear (or change) in the room; push changed status."""
-        clock, every = self.socket.server.clock, self.socket.server.config.viewer_status_s
-        while True:
-            await clock.sleep(every)
-            sensors = self.sensors()
-            for sid, info in sorted(sensors.items()):
-                if self._known.get(sid) != info:
-                    self.socket.push(self.topic, "sensor", sensor_payload(info))
-            self._known = sensors
-            self._forward_assigned(sensors)
-            status = status_payload(*self._now(sensors))
-            if status != self._status:
-                self._status = status
-                self.socket.push(self.topic, "status", status)
-
-    def handle(self, push: phx.Pushed) -> None:
-        trial = self.state.copy()
-        try:
-            trial.apply(push.event, push.payload)
-            if self.restricted:
-                outside = sorted(set(trial.visible) - set(self.sensors()))
-                if outside:
-                    raise AuthError(
-                        f"not in room {self.room}: {', '.join(outside[:3]):.200}",
-                        reason="forbidden",
-                    )
-        except PeerError as exc:
-            self.fail(push, exc)
-            return
-        self.state = trial
-        self.socket.pending.append(self._apply(push, trial.levels(), trial.attributes))
-
-    async def _apply(
-        self,
-        push: phx.Pushed,
-        levels: dict[str, AttentionLevel],
-        attributes: Mapping[str, tuple[str, ...]],
-    ) -> None:
-        try:
-            if self.lens is not None:
-                await self.lens.set_views(levels, attributes or None)
-            else:
-                await self.socket.server.engine.set_views(self.viewer_id, levels)
-        except PeerError as exc:
-            self.fail(push, exc)
-            return
-        self.ok(push, {"levels": {s: lv.label for s, lv in levels.items()}})
-
-    def send_batch(self, batch: Batch) -> None:
-        """Push one batch, unless the viewer is too slow to take it.
-
-        Then it is dropped (it is stored anyway): a slow viewer must not make the
-        server hoard frames.
-        """
-        if self.socket.proto.buffered >= self.socket.server.config.viewer_queue:
-            self.dropped += 1
-            return
-        self.socket.push(self.topic, "batch", batch_payload(batch))
-
-    def send_batches(self, flush: LensFlush) -> None:
-        for batch in flush.values():
-            self.send_batch(batch)
-
-    async def forward(self, topic: str) -> None:
-        """Push every batch published on ``topic`` (``room:{id}`` or ``data:{sensor}``)."""
-        sub = self.socket.server.engine.bus.subscribe(
-            topic,
-            maxsize=self.socket.server.config.viewer_queue,
-            policy=Overflow.DROP_OLDEST,
-        )
-        try:
-            async for batch in sub:
-                self.send_batch(batch)
-        finally:
-            sub.close()
-
-    async def close(self) -> None:
-        await super().close()
-        if self.lens is not None:
-            await self.lens.close()
-        with contextlib.suppress(PeerError, LocalError):
-            await self.socket.server.engine.remove_viewer(self.viewer_id)
-        rooms = self.socket.server.rooms
-        if rooms is not None and self.room is not None:
-            rooms.leave(self.viewer_id)
-
-
 # --- one socket ---------------------------------------------------------------------------
-
-
-def _nothing_buffered(ws: ServerProtocol) -> bool:
-    """Whether ``ws`` holds no bytes it received but has not parsed yet.
-
-    This reads a websockets internal (its reader's buffer); should a release rename
-    it, the answer is "not known to be empty", and every frame stays with websockets:
-    slower, never wrong.
-    """
-    buffer = getattr(getattr(ws, "reader", None), "buffer", None)
-    return buffer is not None and len(buffer) == 0
 
 
 class _Socket(asyncio.Protocol):
@@ -789,7 +236,7 @@ class _Socket(asyncio.Protocol):
         self.id = next(self._ids)
         self.proto = phx.ServerConnection(max_frame=cfg.max_frame_bytes)
         self.bucket = TokenBucket(cfg.rate_per_s, cfg.burst, server.clock)
-        self.channels: dict[str, _Channel] = {}
+        self.channels: dict[str, Channel] = {}
         self.pending: list[Any] = []  # awaitables to run before the next frame
         self.last_frame = server.clock.monotonic()
         self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -856,7 +303,7 @@ class _Socket(asyncio.Protocol):
             self._to_websockets(data)
             # Once open, whole data frames are parsed here (unless the client sent
             # frames before our handshake response, which RFC 6455 forbids).
-            self._own_frames = self.ws.state is State.OPEN and _nothing_buffered(self.ws)
+            self._own_frames = self.ws.state is State.OPEN and nothing_buffered(self.ws)
         self._send_ws_data()
         if self._catching_up is None:
             self._catch_up_now()
@@ -884,20 +331,14 @@ class _Socket(asyncio.Protocol):
         buf, message, limit, ws = self._buffer, self._message, self._max_size, self.ws
         pos, end = 0, len(buf)
         while end - pos >= 2 and ws.state is State.OPEN:
-            head1, head2 = buf[pos], buf[pos + 1]
-            length, start = head2 & 0x7F, pos + 6
-            if length == 126:
-                start += 2
-                length = int.from_bytes(buf[pos + 2 : pos + 4], "big")
-            elif length == 127:
-                start += 8
-                length = int.from_bytes(buf[pos + 2 : pos + 10], "big")
-            if not head2 & 0x80 or head1 & 0x70 or length > limit:
+            bounds = frame_bounds(buf, pos, limit)
+            if bounds is None:
                 self._own_frames = False  # websockets fails the connection
                 break
-            stop = start + length
+            start, stop = bounds
             if stop > end:
                 break
+            head1 = buf[pos]
             if (head1 == 0x81 or head1 == 0x82) and not self._fragments:  # FIN, text/binary
                 message(apply_mask(buf[start:stop], buf[start - 4 : start]), head1 == 0x81)
             else:
@@ -1045,7 +486,7 @@ class _Socket(asyncio.Protocol):
                     self.pending.append(channel.close())
             elif isinstance(event, phx.Heartbeat):
                 for channel in self.channels.values():
-                    if isinstance(channel, _ViewerChannel) and channel.lens is None:
+                    if isinstance(channel, ViewerChannel) and channel.lens is None:
                         self.pending.append(self.server.engine.renew_viewer(channel.viewer_id))
             elif isinstance(event, phx.FrameRejected):
                 log.debug("socket %d refused a frame: %s", self.id, event.error)
@@ -1067,9 +508,9 @@ class _Socket(asyncio.Protocol):
                 )
             topic = parse_topic(join.topic)
             if topic.kind == "sensor":
-                channel: _Channel = await self._join_sensor(join, topic.id)
+                channel: Channel = await self._join_sensor(join, topic.id)
             elif topic.kind == "connector":
-                channel = _ConnectorChannel(self, join.topic)
+                channel = ConnectorChannel(self, join.topic)
             else:
                 channel = await self._join_viewer(join, topic.kind, topic.id)
         except (PeerError, LocalError) as exc:
@@ -1077,21 +518,21 @@ class _Socket(asyncio.Protocol):
             return
         self.channels[join.topic] = channel
         response: dict[str, Any] = {}
-        if isinstance(channel, _SensorChannel):
+        if isinstance(channel, SensorChannel):
             response = {
                 "sensor_id": channel.info.sensor_id,
                 "attributes": sorted(channel.info.attributes),
             }
-        elif isinstance(channel, _ViewerChannel):
+        elif isinstance(channel, ViewerChannel):
             response = channel.reply
         self.proto.accept_join(join, response)
-        if isinstance(channel, _SensorChannel):
+        if isinstance(channel, SensorChannel):
             channel.spawn(channel.run(), f"{join.topic}:ingest")
             channel.spawn(channel.forward_backpressure(), f"{join.topic}:backpressure")
-        elif isinstance(channel, _ViewerChannel):
+        elif isinstance(channel, ViewerChannel):
             channel.start()
 
-    async def _join_sensor(self, join: phx.JoinRequested, sensor_id: str) -> _SensorChannel:
+    async def _join_sensor(self, join: phx.JoinRequested, sensor_id: str) -> SensorChannel:
         engine, params = self.server.engine, join.params
         info = sensor_info_from_join(sensor_id, params, room=self.server.config.default_room)
         known = engine.sensors.get(sensor_id)
@@ -1099,9 +540,9 @@ class _Socket(asyncio.Protocol):
             info = dataclasses.replace(info, attributes={**known.attributes, **info.attributes})
         await engine.register_sensor(info)
         exactly_once = params.get("exactly_once") is True
-        return _SensorChannel(self, join.topic, info, exactly_once)
+        return SensorChannel(self, join.topic, info, exactly_once)
 
-    async def _join_viewer(self, join: phx.JoinRequested, kind: str, ident: str) -> _ViewerChannel:
+    async def _join_viewer(self, join: phx.JoinRequested, kind: str, ident: str) -> ViewerChannel:
         """Check a viewer's access, then make its channel (a lens starts at once).
 
         With a room store, a join code opens its room (a lens without ``room`` finds it
@@ -1140,7 +581,7 @@ class _Socket(asyncio.Protocol):
             with contextlib.suppress(ValidationError):
                 name = rooms.room(room).name
         viewer = ident if kind == "lens" else params.viewer_id or f"ws-{self.id}-{ident}"
-        channel = _ViewerChannel(
+        channel = ViewerChannel(
             self, join.topic, viewer, room=room, user_id=params.user_id, restricted=restricted
         )
         if kind == "lens":
@@ -1209,7 +650,7 @@ class _Socket(asyncio.Protocol):
             return
         frames = self.proto.data_to_send()
         if frames and self.ws.state is State.OPEN and self.transport is not None:
-            self.transport.write(b"".join([_text_frame(f.encode()) for f in frames]))
+            self.transport.write(b"".join([text_frame(f.encode()) for f in frames]))
 
     async def _watch(self) -> None:
         clock, idle = self.server.clock, self.server.config.idle_timeout_s
@@ -1350,26 +791,6 @@ class serve:
         await self._server.close()
 
 
-def _text_frame(payload: bytes) -> bytes:
-    """A server's unfragmented, unmasked WebSocket text frame (RFC 6455 §5.2) of ``payload``.
-
-    What ``websockets``' ``Protocol.send_text`` writes without extensions (compression
-    is off), framed here because its ``Frame`` object and state checks per frame cost
-    more than the rest of an acknowledgement; :meth:`_Socket._flush` checks the state
-    once for all queued frames.
-    """
-    n = len(payload)
-    if n < 126:
-        return bytes((0x81, n)) + payload
-    if n < 1 << 16:
-        return b"\x81\x7e" + n.to_bytes(2, "big") + payload
-    return b"\x81\x7f" + n.to_bytes(8, "big") + payload
-
-
 def _origins(allowed: tuple[str | None, ...] | None) -> list[Any] | None:
     """``websockets`` wants ``Origin`` values (a str subtype) or ``None``."""
     return None if allowed is None else list(allowed)
-
-
-def _size(item: Sample | Batch) -> int:
-    return 1 if isinstance(item, Sample) else len(item)

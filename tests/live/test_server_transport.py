@@ -17,16 +17,9 @@ from websockets.uri import parse_uri
 
 from sensocto_lab.live import server as server_module
 from sensocto_lab.live.engine import Engine
-from sensocto_lab.live.server import IngestServer, ServerConfig, _text_frame, serve
+from sensocto_lab.live.server import IngestServer, ServerConfig, serve
 
 __all__ = ["engine", "server"]  # fixtures
-
-
-@pytest.mark.parametrize("size", [0, 1, 125, 126, 65535, 65536, 70000])
-def test_text_frames_are_what_websockets_would_write(size: int) -> None:
-    payload = bytes(range(256)) * (size // 256) + bytes(size % 256)
-    expected = Frame(Opcode.TEXT, payload).serialize(mask=False, extensions=[])
-    assert _text_frame(payload) == expected
 
 
 class Wire:
