@@ -45,6 +45,9 @@ class LabOptions:
         Ingest tokens devices must present; ``auth=False`` accepts any device.
     simulate, room, coupling
         A simulated group of ``simulate`` participants in ``room`` with coupling K.
+    basic_auth
+        The dashboards ask who is watching (a shared password, or a JSON file of user
+        → password); members of a room then open it without its code.
     """
 
     data_dir: Path
@@ -56,6 +59,7 @@ class LabOptions:
     simulate: int = 0
     room: str = "lab"
     coupling: float = 1.5
+    basic_auth: str | None = None
 
 
 class LabApp:
@@ -104,10 +108,14 @@ class LabApp:
                     rooms.assign_sensor(options.room, sensor_id, by=LAB_USER)
             synchrony = await LiveSynchrony.start(engine, options.room)
             if options.dashboard_port is not None:
-                from sensocto_lab.widgets.panel_server import serve_dashboards
+                from sensocto_lab.widgets.panel_server import login_options, serve_dashboards
 
                 dashboards = await serve_dashboards(
-                    engine, rooms=rooms, port=options.dashboard_port, address=options.host
+                    engine,
+                    rooms=rooms,
+                    port=options.dashboard_port,
+                    address=options.host,
+                    **login_options(options.basic_auth),
                 )
         except BaseException:
             if synchrony is not None:

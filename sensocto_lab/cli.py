@@ -1,10 +1,11 @@
-"""The ``sensocto-lab`` command: demo, serve, record, dashboard, replay, info.
+"""The ``sensocto-lab`` command: demo, serve, record, dashboard, rooms, replay, info.
 
 ``demo`` and ``serve`` run the engine, the Phoenix Channels ingest endpoint (with
 ``/health``) and the room dashboards in one process; ``record`` runs a session for a
 fixed time; ``dashboard`` serves the room dashboards of an engine in another process
-over its endpoint; ``replay`` pushes a stored session back through an endpoint;
-``info`` summarises a data directory.
+over its endpoint; ``rooms`` manages rooms, join codes, members and sensor
+assignments (:mod:`sensocto_lab.cli_rooms`); ``replay`` pushes a stored session back
+through an endpoint; ``info`` summarises a data directory.
 """
 
 from __future__ import annotations
@@ -13,12 +14,13 @@ import argparse
 import asyncio
 import contextlib
 import json
-import secrets
 import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+from sensocto_lab import cli_rooms
 
 __all__ = ["main"]
 
@@ -48,8 +50,19 @@ def _add_serve_options(p: argparse.ArgumentParser, *, demo: bool) -> None:
     )
     p.add_argument("--no-auth", action="store_true", help="accept devices without a token")
     p.add_argument("--no-dashboard", action="store_true", help="run without the Panel dashboards")
+    _add_login_option(p, "; members of a room open it without its code")
     p.add_argument(
         "--duration", type=float, default=None, help="stop after this many seconds (default: run)"
+    )
+
+
+def _add_login_option(p: argparse.ArgumentParser, members: str) -> None:
+    p.add_argument(
+        "--basic-auth",
+        default=None,
+        metavar="PASSWORD|FILE",
+        help="dashboards ask who is watching: one shared password, or a JSON file of user → "
+        f"password (Panel's basic auth){members}",
     )
 
 
@@ -79,18 +92,13 @@ def _parser() -> argparse.ArgumentParser:
     dash.add_argument(
         "--token", default=None, help="a viewer token of the engine (optional: rooms take codes)"
     )
-    dash.add_argument(
-        "--basic-auth",
-        default=None,
-        metavar="PASSWORD|FILE",
-        help="ask who is watching: one shared password, or a JSON file of user → password "
-        "(Panel's basic auth); with --token, members of a room open it without its code",
-    )
+    _add_login_option(dash, "; with --token, members of a room open it without its code")
     dash.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     dash.add_argument("--port", type=int, default=5006, help="dashboard port (0 = any free)")
     dash.add_argument(
         "--duration", type=float, default=None, help="stop after this many seconds (default: run)"
     )
+    cli_rooms.add_parser(sub, DEFAULT_DATA)
     rep = sub.add_parser("replay", help="replay a stored session through an ingest endpoint")
     rep.add_argument("--data", type=Path, default=DEFAULT_DATA, help="data directory to read")
     rep.add_argument(
@@ -126,6 +134,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return asyncio.run(_serve(args))
     if args.command == "dashboard":
         return asyncio.run(_dashboard(args))
+    if args.command == "rooms":
+        return cli_rooms.run(args)
     if args.command == "replay":
         return asyncio.run(_replay(args))
     if args.command == "info":
@@ -146,6 +156,7 @@ async def _serve(args: argparse.Namespace) -> int:
         simulate=args.simulate,
         room=args.room,
         coupling=args.coupling,
+        basic_auth=args.basic_auth,
     )
     async with await LabApp.start(options) as app:
         await _run_until_stopped(app.describe(), args.duration)
@@ -156,14 +167,14 @@ async def _serve(args: argparse.Namespace) -> int:
 
 async def _dashboard(args: argparse.Namespace) -> int:
     from sensocto_lab.live.viewer_client import socket_url
-    from sensocto_lab.widgets.panel_server import serve_remote_dashboards
+    from sensocto_lab.widgets.panel_server import login_options, serve_remote_dashboards
 
-    auth: dict[str, Any] = {}
-    if args.basic_auth:
-        # a fresh secret per run: logins last as long as this server
-        auth = {"basic_auth": args.basic_auth, "cookie_secret": secrets.token_urlsafe(32)}
     server = await serve_remote_dashboards(
-        args.connect, token=args.token, port=args.port, address=args.host, **auth
+        args.connect,
+        token=args.token,
+        port=args.port,
+        address=args.host,
+        **login_options(args.basic_auth),
     )
     try:
         await _run_until_stopped(

@@ -188,3 +188,65 @@ def test_dashboard_serves_the_rooms_of_an_engine_in_another_process(tmp_path: Pa
         ):
             assert urllib.parse.urlsplit(login.url).path == "/login"
             assert b"Log in to see your rooms" in login.read()
+
+
+def _rooms(data: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """``sensocto-lab rooms --data DATA ARGS`` as a process."""
+    return subprocess.run(
+        [*CLI, "rooms", "--data", str(data), *args], capture_output=True, text=True, timeout=60
+    )
+
+
+def _shown_code(out: str) -> str:
+    return next(line.split()[-1] for line in out.splitlines() if "join code" in line)
+
+
+def test_rooms_manages_codes_members_and_sensors_with_roles_checked(tmp_path: Path) -> None:
+    made = _rooms(tmp_path, "create", "lab", "--name", "Breathing lab")
+    assert made.returncode == 0, made.stderr
+    assert made.stdout.startswith("lab  Breathing lab") and "sensocto-lab (owner)" in made.stdout
+    code = _shown_code(made.stdout)
+
+    admin = _rooms(tmp_path, "add-member", "lab", "ana", "--role", "admin")
+    assert "ana (admin)" in admin.stdout, admin.stderr
+    assigned = _rooms(tmp_path, "--as", "ana", "assign", "lab", "strap-1")
+    assert "sensors    strap-1" in assigned.stdout, assigned.stderr
+    rotated = _rooms(tmp_path, "--as", "ana", "new-code", "lab")
+    assert _shown_code(rotated.stdout) != code
+
+    refused = _rooms(tmp_path, "--as", "mallory", "rename", "lab", "Mine now")
+    assert refused.returncode == 1 and "may not rename" in refused.stderr
+    denied = _rooms(tmp_path, "--as", "ana", "delete", "lab")  # deleting is the owner's
+    assert denied.returncode == 1 and "needs owner" in denied.stderr
+    listed = _rooms(tmp_path)
+    assert "lab  Breathing lab" in listed.stdout and _shown_code(listed.stdout) != code
+
+    gone = _rooms(tmp_path, "delete", "lab")
+    assert gone.returncode == 0 and "recordings stay" in gone.stdout
+    assert _rooms(tmp_path, "list").stdout == ""
+    missing = _rooms(tmp_path / "nowhere")
+    assert missing.returncode == 2 and "no data directory" in missing.stderr
+
+
+async def test_a_new_code_counts_at_once_on_a_running_engine_with_a_login(tmp_path: Path) -> None:
+    from sensocto_lab.errors import AuthError
+    from sensocto_lab.live.viewer_client import ViewerClient, socket_url
+
+    engine_args = ["--token", "t", "--port", "0", "--dashboard-port", "0", "--room", "lab"]
+    with running("serve", *engine_args, "--basic-auth", "pw", "--data", str(tmp_path)) as (
+        _,
+        engine,
+    ):
+        # its dashboards ask who is watching, on a login page served from here
+        with urllib.request.urlopen(engine["dashboard"], timeout=30) as login:
+            assert urllib.parse.urlsplit(login.url).path == "/login"
+            assert b"Log in to see your rooms" in login.read()
+        endpoint = socket_url(engine["ingest endpoint"].split()[0])
+        old = _shown_code(_rooms(tmp_path, "list").stdout)
+        new = _shown_code(_rooms(tmp_path, "new-code", "lab").stdout)
+        async with ViewerClient(endpoint, "room:lab", code=new) as viewer:
+            assert viewer.snapshot is not None and viewer.snapshot.room_id == "lab"
+        refused = ViewerClient(endpoint, "room:lab", code=old)
+        with pytest.raises(AuthError, match="does not open"):
+            await refused.connect(timeout=30)
+        await refused.close()

@@ -20,6 +20,7 @@ import atexit
 import contextlib
 import logging
 import os
+import secrets
 import socket
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +38,7 @@ from sensocto_lab.widgets.panel_remote import RemoteContext
 __all__ = [
     "LOGIN_TEMPLATE",
     "DashboardServer",
+    "login_options",
     "serve_dashboards",
     "serve_remote_dashboards",
     "shared_context",
@@ -226,6 +228,17 @@ def _start(
     )
     server.start()
     return DashboardServer(ctx, address, server.port, server, asyncio.get_running_loop(), owned)
+
+
+def login_options(basic_auth: str | None) -> dict[str, Any]:
+    """Server options that ask who is watching: Panel's basic auth with our login page.
+
+    ``basic_auth`` is one shared password or a JSON file of user → password (``None``:
+    no login). The cookie secret is fresh per call, so logins last as long as the server.
+    """
+    if not basic_auth:
+        return {}
+    return {"basic_auth": basic_auth, "cookie_secret": secrets.token_urlsafe(32)}
 
 
 async def shared_context() -> Context:
