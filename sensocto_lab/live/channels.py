@@ -16,7 +16,7 @@ import asyncio
 import collections
 import contextlib
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from sensocto_lab.errors import (
@@ -53,7 +53,7 @@ from sensocto_lab.protocol.viewer import (
 if TYPE_CHECKING:
     from sensocto_lab.live.server import _Socket
 
-__all__ = ["Channel", "ConnectorChannel", "SensorChannel", "ViewerChannel"]
+__all__ = ["Channel", "ConnectorChannel", "SensorChannel", "SensorLedger", "ViewerChannel"]
 
 #: Most queued pushes of one channel merged into one round of ingests.
 _MAX_GROUP = 1024
@@ -158,6 +158,40 @@ class Channel:
                 await task
 
 
+class SensorLedger:
+    """What the sensor channels of one server share per sensor, for exactly-once ingest.
+
+    The newest stored timestamp per attribute (every channel of the sensor keeps it
+    current), and a turn: an exactly-once channel dedupes and stores while it holds
+    its sensor's turn. A connector that reconnects while its old connection is still
+    storing would otherwise dedupe its resend against a store the old connection has
+    not finished writing to, and store those samples twice.
+    """
+
+    def __init__(self) -> None:
+        #: Newest stored timestamp (ns) per sensor and attribute.
+        self.newest: collections.defaultdict[str, dict[str, int]] = collections.defaultdict(dict)
+        #: Channels waiting for each sensor's turn now.
+        self.waiting: collections.Counter[str] = collections.Counter()
+        self._turns: collections.defaultdict[str, asyncio.Lock] = collections.defaultdict(
+            asyncio.Lock
+        )
+
+    @contextlib.asynccontextmanager
+    async def turn(self, sensor_id: str) -> AsyncIterator[None]:
+        """Hold ``sensor_id``'s turn for the block (first come, first served)."""
+        lock = self._turns[sensor_id]
+        self.waiting[sensor_id] += 1
+        try:
+            await lock.acquire()
+        finally:
+            self.waiting[sensor_id] -= 1
+        try:
+            yield
+        finally:
+            lock.release()
+
+
 class SensorChannel(Channel):
     """``sensor:{id}``: validate pushes, ingest them in order, reply once stored."""
 
@@ -165,7 +199,8 @@ class SensorChannel(Channel):
         super().__init__(socket, topic)
         self.info = info
         self.exactly_once = exactly_once
-        self.newest: dict[str, int] = {}
+        #: Newest stored timestamp per attribute, shared with the sensor's other channels.
+        self.newest = socket.server.ledger.newest[info.sensor_id]
         self.backlog = _Backlog(socket.server.config.channel_queue)
         self.closing = False
 
@@ -234,6 +269,14 @@ class SensorChannel(Channel):
                 await self._update(*update)
 
     async def _ingest(self, group: list[tuple[phx.Pushed, Any]]) -> None:
+        if not self.exactly_once:
+            await self._store(group)
+            return
+        async with self.socket.server.ledger.turn(self.info.sensor_id):
+            await self._store(group)
+
+    async def _store(self, group: list[tuple[phx.Pushed, Any]]) -> None:
+        """Store a group of pushes (deduplicated on exactly-once channels) and reply."""
         items: list[Sample | Batch] = []
         owner: list[int] = []
         duplicates = [0] * len(group)
@@ -265,7 +308,8 @@ class SensorChannel(Channel):
             for i, n in chunk.members.items():
                 stored[owner[i]] += n
             attr = chunk.batch.attribute_id
-            self.newest[attr] = max(self.newest.get(attr, _NEVER), int(stamped.ts[-1]))
+            if attr in self.newest:  # learned from the store: keep it current
+                self.newest[attr] = max(self.newest[attr], int(stamped.ts[-1]))
         if not failed:  # the usual round: every push stored, one wake-up for all replies
             self.errors = 0
             reply = self.socket.proto.reply
@@ -320,9 +364,9 @@ class SensorChannel(Channel):
         return keep
 
     async def _learn_newest(self, group: list[tuple[phx.Pushed, Any]]) -> None:
-        """Fill :attr:`newest` for attributes this channel has not stored to yet.
+        """Fill :attr:`newest` for attributes not learned yet (by any channel of the sensor).
 
-        Asked of the store once per attribute and channel: ``last_ts`` covers the rings
+        Asked of the store once per attribute and server: ``last_ts`` covers the rings
         and the WAL/Parquet tiers, so after a clean restart on the same data dir a
         connector's resend of its unacknowledged buffer is still recognised. It may
         read Parquet footers, so it runs off the event loop.

@@ -69,7 +69,13 @@ from sensocto_lab.errors import (
     SensoctoError,
     ValidationError,
 )
-from sensocto_lab.live.channels import Channel, ConnectorChannel, SensorChannel, ViewerChannel
+from sensocto_lab.live.channels import (
+    Channel,
+    ConnectorChannel,
+    SensorChannel,
+    SensorLedger,
+    ViewerChannel,
+)
 from sensocto_lab.live.lens import Lens
 from sensocto_lab.live.rooms import RoomStore
 from sensocto_lab.live.wsframes import frame_bounds, nothing_buffered, text_frame
@@ -681,6 +687,8 @@ class IngestServer:
         self.config = config
         self.clock = clock
         self.rooms = rooms
+        #: Shared by the sensor channels for exactly-once ingest.
+        self.ledger = SensorLedger()
         self._listener: asyncio.Server | None = None
         #: Open connections (each removes itself once its channels are closed).
         self.sockets: set[_Socket] = set()

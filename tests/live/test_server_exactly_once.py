@@ -1,13 +1,14 @@
-"""Exactly-once ingest across a clean restart of server and engine on the same data dir."""
+"""Exactly-once ingest across a clean restart, and across a reconnect while still storing."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from engine_support import MemoryStore
-from test_server_support import MS, Raw
+from test_server_support import MS, WAIT, Raw
 
 from sensocto_lab.live.engine import Engine
 from sensocto_lab.live.server import ServerConfig, serve
@@ -110,3 +111,62 @@ async def test_any_store_of_the_protocol_dedupes_against_its_last_ts() -> None:
     assert first == [{"stored": 100, "duplicates": 0}]
     assert again == [{"stored": 10, "duplicates": 50}]
     assert store.samples("s1") == 110
+
+
+class _SlowFirstIngest:
+    """The engine, but its first ``ingest`` waits for :attr:`go` (a slow disk, once)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self.started = asyncio.Event()
+        self.go = asyncio.Event()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._engine, name)
+
+    async def ingest(self, batch: Any) -> Any:
+        if not self.started.is_set():
+            self.started.set()
+            await self.go.wait()
+        return await self._engine.ingest(batch)
+
+
+async def test_a_resend_while_the_old_connection_still_stores_is_stored_once(
+    tmp_path: Path,
+) -> None:
+    """A connector reconnects and resends while its old connection is still storing.
+
+    The resend must not be deduplicated against a store the old connection has not
+    finished writing to: it waits for the sensor's turn, then finds every sample there.
+    """
+    async with Engine(tmp_path / "data", thread=False) as engine:
+        slow = _SlowFirstIngest(engine)
+        server = await serve(slow, config=ServerConfig.open())
+        old = await Raw.open(server.url)
+        assert (await old.join(TOPIC, JOIN))["status"] == "ok"
+        await old.send(["1", old.ref(), TOPIC, "measurements_batch", columnar(0, 100)])
+        await slow.started.wait()  # the old connection is storing its push
+        old.ws.transport.abort()  # and goes away without its reply
+
+        new = await Raw.open(server.url)
+        assert (await new.join(TOPIC, JOIN))["status"] == "ok"
+        ref = new.ref()
+        await new.send(["1", ref, TOPIC, "measurements_batch", columnar(0, 120)])
+
+        async def resend_waits_its_turn() -> None:
+            while server.ledger.waiting["s1"] == 0:
+                await asyncio.sleep(0)
+
+        # the resend waits for the sensor's turn (were it answered first, it would have
+        # been stored beside the old connection's samples)
+        replied = asyncio.ensure_future(new.reply(ref))
+        waits = asyncio.ensure_future(resend_waits_its_turn())
+        await asyncio.wait({replied, waits}, timeout=WAIT, return_when=asyncio.FIRST_COMPLETED)
+        waits.cancel()
+        slow.go.set()
+        reply = await replied
+        assert reply == {"status": "ok", "response": {"stored": 20, "duplicates": 100}}
+        await new.close()
+        await server.close()
+        ts = engine.store.history(["s1"], ["ecg"])["time"].values.astype(np.int64)
+        assert len(ts) == 120 and (np.diff(ts) > 0).all()  # every sample once
