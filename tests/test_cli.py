@@ -154,6 +154,8 @@ def test_health_reports_sensors_attention_load_and_storage_lag(tmp_path: Path) -
     assert {s["attention"] for s in health["sensors"]} <= {"none", "low", "medium", "high"}
     assert health["load"] in {"normal", "elevated", "high", "critical"}
     assert health["storage"]["storage_lag_s"] >= 0
+    # what the process holds once started is out of the collector's full passes
+    assert health["gc"]["frozen"] > 10_000 and len(health["gc"]["collections"]) == 3
 
 
 def test_demo_serves_the_room_dashboard_and_the_endpoint(tmp_path: Path) -> None:

@@ -31,6 +31,7 @@ import concurrent.futures
 import contextlib
 import dataclasses
 import functools
+import gc
 import logging
 import sys
 import threading
@@ -838,7 +839,10 @@ class Engine:
 
         Each sensor has ``id``, ``room``, ``state``, ``attention`` (level name),
         ``samples`` and ``batches`` stored since registration, ``queued`` batches and its
-        ``attributes``. Safe to call from any thread (it only reads).
+        ``attributes``. ``gc`` tells the process's garbage collections per generation and
+        how many objects are frozen out of them (a full collection stalls the loop for
+        as long as it takes to scan what is not frozen). Safe to call from any thread
+        (it only reads).
         """
         sensors = [
             {
@@ -865,6 +869,10 @@ class Engine:
             "storage_lag_s": storage.get("storage_lag_s"),
             "storage": storage,
             "bus": self.bus.statistics(),
+            "gc": {
+                "collections": [g["collections"] for g in gc.get_stats()],
+                "frozen": gc.get_freeze_count(),
+            },
         }
 
 
