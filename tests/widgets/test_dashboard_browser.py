@@ -191,6 +191,27 @@ def test_attention_follows_what_the_page_shows(lab: Lab, page: Page) -> None:
     wait_until("dashboard closed", lambda: not lab.server.context.dashboards)
 
 
+def test_a_browser_that_falls_behind_is_sent_less_until_it_keeps_up(lab: Lab, page: Page) -> None:
+    page.goto(lab.server.room_url("lab", lab.room.join_code))
+    page.get_by_text(SENSORS[0], exact=True).wait_for(timeout=TIMEOUT_S * 1000)
+    (dashboard,) = wait_until("the session's dashboard", lambda: lab.server.context.dashboards)
+    lens = lab.server.context.dashboards[dashboard].lens
+    wait_until("data on the first card", lambda: card_points(page, SENSORS[0]) > 0)
+    assert lens.stats().slowdown == 1.0
+
+    # a page whose main thread is busy 400 ms of every 450 paints late: its lens slows down
+    page.evaluate(
+        "() => { window.__busy = setInterval(() => {"
+        " const end = Date.now() + 400; while (Date.now() < end) {} }, 450) }"
+    )
+    wait_until("the lens slowed down", lambda: lens.stats().slowdown >= 2.0)
+    # once it keeps up again, the lens relaxes back to the tiers' own intervals
+    page.evaluate("() => clearInterval(window.__busy)")
+    wait_until("back to full rate", lambda: lens.stats().slowdown == 1.0)
+    points = card_points(page, SENSORS[0])
+    wait_until("data still arriving", lambda: card_points(page, SENSORS[0]) > points)
+
+
 def test_panel_serve_entry_points_lobby_to_room(
     browser: Browser, tmp_path: Path, unused_tcp_port: int
 ) -> None:
