@@ -61,6 +61,20 @@ def card_points(page: Page, sensor: str) -> int:
     )
 
 
+def card_newest(page: Page, sensor: str) -> float:
+    """The newest sample time (ms) on ``sensor``'s card; -1 if it has none.
+
+    Unlike the count of samples, it grows once the card holds a full window.
+    """
+    return float(
+        page.evaluate(
+            "(name) => { const t = Bokeh.documents[0].get_model_by_name(name).data.t;"
+            " return t.length ? t[t.length - 1] : -1 }",
+            f"card:{sensor}",
+        )
+    )
+
+
 def listening(port: int) -> bool:
     """Whether something accepts connections on 127.0.0.1:``port``."""
     with socket.socket() as s:

@@ -22,6 +22,7 @@ import pytest
 from browser_support import (
     TIMEOUT_S,
     browser,
+    card_newest,
     card_points,
     card_sources,
     listening,
@@ -208,8 +209,8 @@ def test_a_browser_that_falls_behind_is_sent_less_until_it_keeps_up(lab: Lab, pa
     # once it keeps up again, the lens relaxes back to the tiers' own intervals
     page.evaluate("() => clearInterval(window.__busy)")
     wait_until("back to full rate", lambda: lens.stats().slowdown == 1.0)
-    points = card_points(page, SENSORS[0])
-    wait_until("data still arriving", lambda: card_points(page, SENSORS[0]) > points)
+    newest = card_newest(page, SENSORS[0])
+    wait_until("data still arriving", lambda: card_newest(page, SENSORS[0]) > newest)
 
 
 def test_panel_serve_entry_points_lobby_to_room(
