@@ -286,7 +286,7 @@ class TierBuffer:
         gap, goes along, whether or not it has settled. Holding back a sensor that is
         a few ms short of its interval would delay it by the whole gap and split the
         session's sensors into two groups of flushes, a gap apart, that never meet
-        again (samples of half the cards then wait ~30 ms). The gap still bounds
+        again (samples of half the cards then wait a whole gap more). The gap still bounds
         every sensor's rate.
         """
         if self.next_due_s() != 0.0:
