@@ -19,14 +19,11 @@ from typing import Any
 
 from sensocto_lab.errors import ValidationError
 from sensocto_lab.live.engine import Engine, SimulatedGroup
-from sensocto_lab.live.rooms import RoomStore, format_code
+from sensocto_lab.live.rooms import LAB_USER, RoomStore, format_code
 from sensocto_lab.live.server import IngestServer, ServerConfig, serve
 from sensocto_lab.live.synchrony import LiveSynchrony
 
 __all__ = ["LabApp", "LabOptions"]
-
-#: The user id under which the app itself owns the rooms it creates.
-LAB_USER = "sensocto-lab"
 
 
 @dataclass(frozen=True, slots=True)

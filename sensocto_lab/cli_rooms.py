@@ -16,7 +16,10 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # imported when run: ``--help`` and the other commands do without them
+    from sensocto_lab.live.rooms import Room, RoomStore
 
 __all__ = ["add_parser", "run"]
 
@@ -59,9 +62,8 @@ def add_parser(sub: Any, default_data: Path) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Do the ``rooms`` action of ``args``; print what the room is now."""
-    from sensocto_lab.app import LAB_USER
     from sensocto_lab.errors import SensoctoError
-    from sensocto_lab.live.rooms import RoomStore
+    from sensocto_lab.live.rooms import LAB_USER, RoomStore
 
     if not args.data.exists():
         print(f"sensocto-lab rooms: no data directory at {args.data}", file=sys.stderr)
@@ -78,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _change(rooms: Any, args: argparse.Namespace, by: str) -> Any:
+def _change(rooms: RoomStore, args: argparse.Namespace, by: str) -> Room | None:
     """Make the change ``args`` ask for; the room to show after it (``None``: all)."""
     action = args.action or "list"
     if action == "list":
@@ -104,7 +106,7 @@ def _change(rooms: Any, args: argparse.Namespace, by: str) -> Any:
     return rooms.room(args.room)
 
 
-def _print_room(rooms: Any, room: Any) -> None:
+def _print_room(rooms: RoomStore, room: Room) -> None:
     from sensocto_lab.live.rooms import format_code
 
     members = ", ".join(f"{m.user_id} ({m.role.label})" for m in rooms.members(room.room_id))

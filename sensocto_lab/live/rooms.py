@@ -35,6 +35,7 @@ from sensocto_lab.model import check_id
 
 __all__ = [
     "CODE_ALPHABET",
+    "LAB_USER",
     "PERMISSIONS",
     "Action",
     "Member",
@@ -46,6 +47,10 @@ __all__ = [
     "new_join_code",
     "normalize_code",
 ]
+
+#: The user id under which the lab itself (``sensocto-lab serve``, ``sensocto-lab rooms``)
+#: owns the rooms it creates and manages them.
+LAB_USER = "sensocto-lab"
 
 #: Crockford's base32 symbols: digits and letters without I, L, O, U.
 CODE_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"

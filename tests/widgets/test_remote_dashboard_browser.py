@@ -36,7 +36,7 @@ from browser_support import (
 )
 from playwright.sync_api import Browser, Page
 
-from sensocto_lab.app import LAB_USER
+from sensocto_lab.live.rooms import LAB_USER
 from sensocto_lab.widgets.panel_server import DashboardServer, serve_remote_dashboards
 
 __all__ = ["browser", "page"]  # fixtures
