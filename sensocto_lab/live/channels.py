@@ -146,8 +146,11 @@ class Channel:
         self.socket.proto.reply(push, "ok", response)
         self.socket.wake()
 
-    def spawn(self, coro: Any, name: str) -> None:
-        self.tasks.append(asyncio.get_running_loop().create_task(coro, name=name))
+    def spawn(self, coro: Any, name: str) -> asyncio.Task[None]:
+        """Run ``coro`` as one of this channel's tasks (cancelled when it closes)."""
+        task = asyncio.get_running_loop().create_task(coro, name=name)
+        self.tasks.append(task)
+        return task
 
     async def close(self) -> None:
         """Stop this channel's tasks; called once when it closes or the socket goes."""
@@ -532,8 +535,7 @@ class ViewerChannel(Channel):
             task.cancel()
             self.tasks.remove(task)
         for sid in sorted(wanted - self._assigned.keys()):
-            self.spawn(self.forward(f"data:{sid}"), f"{self.topic}:{sid}")
-            self._assigned[sid] = self.tasks[-1]
+            self._assigned[sid] = self.spawn(self.forward(f"data:{sid}"), f"{self.topic}:{sid}")
 
     async def watch(self) -> None:
         """Announce sensors that appear (or change) in the room; push changed status."""
