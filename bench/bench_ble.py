@@ -1,8 +1,8 @@
 """BLE capture: decoding speed and what the capture costs on top of the engine.
 
 Ours: the :mod:`sensocto_lab.protocol.gatt` decoders (numpy over the whole frame) and
-:class:`~sensocto_lab.live.ble.BleCapture` fed by the fake radio into a real
-:class:`~sensocto_lab.live.engine.Engine` with the default tiered store (WAL on disk).
+:class:`~sensocto_lab.sources.ble.capture.BleCapture` fed by the fake radio into a real
+:class:`~sensocto_lab.engine.engine.Engine` with the default tiered store (WAL on disk).
 
 Baselines, measured in the same run:
 
@@ -27,11 +27,11 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from bench._table import Row, format_table
-from sensocto_lab.live.ble import BleCapture
-from sensocto_lab.live.ble_radio import FAKE_ADDRESS, FakeRadio, Notification, polar_h10_session
-from sensocto_lab.live.engine import Engine
+from sensocto_lab.engine.engine import Engine
 from sensocto_lab.model import Batch
 from sensocto_lab.protocol import gatt
+from sensocto_lab.sources.ble.capture import BleCapture
+from sensocto_lab.sources.ble.fake import FAKE_ADDRESS, FakeRadio, Notification, polar_h10_session
 
 AREA = "ble"
 STRAP_RATE = 9.0  # notifications/s of one H10 with HR + ECG + 200 Hz ACC

@@ -38,12 +38,13 @@ import psutil
 from playwright.sync_api import Browser, Page, sync_playwright
 
 from bench._table import Row, format_table
-from sensocto_lab.live.engine import Engine, EngineConfig
-from sensocto_lab.live.load import LoadSample
-from sensocto_lab.live.rooms import RoomStore
-from sensocto_lab.live.synchrony import LiveSynchrony
+from sensocto_lab.engine.engine import Engine, EngineConfig
+from sensocto_lab.engine.load import LoadSample
+from sensocto_lab.engine.synchrony import LiveSynchrony
 from sensocto_lab.model import AttentionLevel, AttributeInfo, Batch, SensorInfo
-from sensocto_lab.widgets.panel_server import DashboardServer, serve_dashboards
+from sensocto_lab.rooms import RoomStore
+from sensocto_lab.sources.simulated import SimulatedGroup
+from sensocto_lab.ui.dashboard.server import DashboardServer, serve_dashboards
 
 AREA = "dashboard"
 ROOT = Path(__file__).resolve().parents[1]
@@ -243,7 +244,7 @@ def screenshot(browser: Browser, path: Path) -> None:
         room = rooms.create_room("demo", "Breathing together (simulated)", owner="bench")
 
         async def start() -> tuple[DashboardServer, LiveSynchrony]:
-            await engine.add_simulated_group(6, room="demo", coupling=0.3, seed=1)
+            await SimulatedGroup.start(engine, 6, room="demo", coupling=0.3, seed=1)
             sync = await LiveSynchrony.start(engine, "demo")
             return await serve_dashboards(engine, rooms=rooms), sync
 

@@ -44,9 +44,9 @@ import numpy as np
 import psutil
 
 from bench._table import Row, format_table
-from sensocto_lab.live.attention import AttentionConfig
-from sensocto_lab.live.bus import Overflow, Subscription
-from sensocto_lab.live.engine import Engine, EngineConfig
+from sensocto_lab.engine.attention import AttentionConfig
+from sensocto_lab.engine.bus import Overflow, Subscription
+from sensocto_lab.engine.engine import Engine, EngineConfig
 from sensocto_lab.model import AttentionLevel, AttributeInfo, Batch, SensorInfo
 from sensocto_lab.storage import StorageConfig
 

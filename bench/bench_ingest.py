@@ -1,7 +1,7 @@
 """Ingest throughput end to end: WebSocket frames in, samples stored and published.
 
-Ours: a real :func:`sensocto_lab.live.server.serve` endpoint in front of a real
-:class:`~sensocto_lab.live.engine.Engine` with the default tiered store (WAL on disk).
+Ours: a real :func:`sensocto_lab.net.server.serve` endpoint in front of a real
+:class:`~sensocto_lab.engine.engine.Engine` with the default tiered store (WAL on disk).
 A sample counts once it is stored (the ``ok`` reply, sent only after
 ``engine.ingest`` returned) and published (counted on the engine bus).
 
@@ -43,8 +43,9 @@ from websockets.asyncio.server import ServerConnection
 from websockets.asyncio.server import serve as ws_serve
 
 from bench._table import Row, format_table
-from sensocto_lab.live.engine import Engine
-from sensocto_lab.live.server import ServerConfig, serve
+from sensocto_lab.engine.engine import Engine
+from sensocto_lab.net.config import ServerConfig
+from sensocto_lab.net.server import serve
 from sensocto_lab.protocol.binary import encode_batch
 from sensocto_lab.protocol.frames import Message, encode_binary, encode_text
 

@@ -74,9 +74,10 @@ def _lsl(n_chunks: int, n_latency: int) -> tuple[float, float, float] | None:
 
 async def _ours(n_chunks: int, n_latency: int) -> tuple[float, float, float]:
     """Our samples/s (client → endpoint → engine, stored and published), p50/p99 ms."""
-    from sensocto_lab.live.client import SensorClient
-    from sensocto_lab.live.engine import Engine
-    from sensocto_lab.live.server import ServerConfig, serve
+    from sensocto_lab.engine.engine import Engine
+    from sensocto_lab.net.config import ServerConfig
+    from sensocto_lab.net.sensor_client import SensorClient
+    from sensocto_lab.net.server import serve
 
     with tempfile.TemporaryDirectory() as tmp:
         async with Engine(data_dir=tmp, thread=False) as engine:

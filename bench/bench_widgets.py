@@ -1,7 +1,7 @@
 """Notebook widgets: what live feeding costs the kernel and the browser link.
 
-Ours: :class:`~sensocto_lab.widgets.sync_widget.SyncWidget` and
-:class:`~sensocto_lab.widgets.strip.StripWidget` (float32 bytes traitlets, updates
+Ours: :class:`~sensocto_lab.ui.notebook.sync_widget.SyncWidget` and
+:class:`~sensocto_lab.ui.notebook.strip.StripWidget` (float32 bytes traitlets, updates
 coalesced to at most 15 sends per second).
 
 Baseline, measured in the same run: the plain ipywidgets way, a ``DOMWidget`` whose
@@ -30,8 +30,8 @@ from comm.base_comm import BaseComm
 
 from bench._table import Row, format_table
 from sensocto_lab.clock import FakeClock
-from sensocto_lab.widgets.strip import StripWidget
-from sensocto_lab.widgets.sync_widget import SyncWidget
+from sensocto_lab.ui.notebook.strip import StripWidget
+from sensocto_lab.ui.notebook.sync_widget import SyncWidget
 
 AREA = "widgets"
 

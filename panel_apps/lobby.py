@@ -5,14 +5,14 @@ Sends the browser to ``/room`` of the same server; see ``room.py`` for settings.
 
 import panel as pn
 
-from sensocto_lab.widgets.panel_dashboard import lobby_page
-from sensocto_lab.widgets.panel_server import shared_context
+from sensocto_lab.app import panel_context
+from sensocto_lab.ui.dashboard.pages import lobby_page
 
 pn.extension(inline=True)
 
 
 async def page() -> pn.viewable.Viewable:
-    return lobby_page(await shared_context())
+    return lobby_page(await panel_context())
 
 
 pn.panel(page).servable(title="sensocto_lab")

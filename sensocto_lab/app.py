@@ -1,29 +1,41 @@
-"""One running lab: engine, ingest endpoint, dashboards, live synchrony, a simulated group.
+"""The one composition root: engine, ingest endpoint, rooms, simulator, synchrony, dashboards.
 
-This is what ``sensocto-lab demo`` / ``serve`` / ``record`` run, and what a notebook can
-start with one call::
+Every entry point builds the lab here: ``sensocto-lab demo`` / ``serve`` / ``record``,
+``panel serve panel_apps/*.py`` (:func:`panel_context`, options from the environment)
+and a notebook::
 
     async with await LabApp.start(LabOptions(data_dir="session-1", simulate=8)) as lab:
         print(*lab.describe(), sep="\\n")
         ...
 
-Everything runs on the engine's loop; closing the app stops the simulator, the
-dashboards, the endpoint and then the engine (which flushes and fsyncs storage).
+Everything runs on the engine's loop; closing the app unwinds what was started in
+reverse order (an :class:`~contextlib.AsyncExitStack`): the simulator, the synchrony,
+the dashboards, the endpoint, the rooms, then the engine (which flushes and fsyncs).
 """
 
 from __future__ import annotations
 
+import asyncio
+import atexit
+import contextlib
+import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sensocto_lab.errors import ValidationError
-from sensocto_lab.live.engine import Engine, SimulatedGroup
-from sensocto_lab.live.rooms import LAB_USER, RoomStore, format_code
-from sensocto_lab.live.server import IngestServer, ServerConfig, serve
-from sensocto_lab.live.synchrony import LiveSynchrony
+from sensocto_lab.engine.engine import Engine
+from sensocto_lab.engine.synchrony import LiveSynchrony
+from sensocto_lab.errors import ConfigError, ValidationError
+from sensocto_lab.net.config import ServerConfig
+from sensocto_lab.net.server import IngestServer, serve
+from sensocto_lab.rooms import LAB_USER, RoomStore, format_code
+from sensocto_lab.sources.simulated import SimulatedGroup
+from sensocto_lab.ui.dashboard.pages import Context, DashboardContext
+from sensocto_lab.ui.dashboard.remote import RemoteContext
+from sensocto_lab.ui.dashboard.server import DashboardServer, login_options, serve_dashboards
 
-__all__ = ["LabApp", "LabOptions"]
+__all__ = ["LabApp", "LabOptions", "panel_context"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,13 +47,14 @@ class LabOptions:
     data_dir
         Where recordings and room metadata live.
     host, port
-        Where the ingest endpoint (and ``/health``) listens; port 0 picks a free one.
+        Where the ingest endpoint (and ``/health``) listens; port 0 picks a free one,
+        ``None`` runs without an endpoint.
     dashboard_port
         Port of the Panel dashboards; ``None`` runs without them, 0 picks a free one.
     tokens, auth
         Ingest tokens devices must present; ``auth=False`` accepts any device.
     simulate, room, coupling
-        A simulated group of ``simulate`` participants in ``room`` with coupling K.
+        A simulated group of ``simulate`` participants in ``room`` with coupling K (rad/s).
     basic_auth
         The dashboards ask who is watching (a shared password, or a JSON file of user
         → password); members of a room then open it without its code.
@@ -49,7 +62,7 @@ class LabOptions:
 
     data_dir: Path
     host: str = "127.0.0.1"
-    port: int = 4000
+    port: int | None = 4000
     dashboard_port: int | None = 5006
     tokens: frozenset[str] = field(default_factory=frozenset)
     auth: bool = True
@@ -58,55 +71,78 @@ class LabOptions:
     coupling: float = 1.5
     basic_auth: str | None = None
 
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> LabOptions:
+        """The options of a ``panel serve`` process, from ``SENSOCTO_LAB_*`` variables.
+
+        ``SENSOCTO_LAB_DATA`` (data directory, default ``sensocto-data``),
+        ``SENSOCTO_LAB_ROOM`` (default ``lab``), ``SENSOCTO_LAB_SIMULATE`` (participants,
+        default 0), ``SENSOCTO_LAB_PORT`` (an ingest endpoint on that port; default none).
+        The dashboards are ``panel serve``'s own, so ``dashboard_port`` is ``None``.
+        """
+        env = os.environ if environ is None else environ
+
+        def number(name: str, default: str) -> int:
+            raw = env.get(name, default)
+            try:
+                return int(raw)
+            except ValueError:
+                raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
+
+        port = env.get("SENSOCTO_LAB_PORT")
+        return cls(
+            data_dir=Path(env.get("SENSOCTO_LAB_DATA", "sensocto-data")),
+            room=env.get("SENSOCTO_LAB_ROOM", "lab"),
+            simulate=number("SENSOCTO_LAB_SIMULATE", "0"),
+            port=None if port is None else number("SENSOCTO_LAB_PORT", port),
+            dashboard_port=None,
+        )
+
 
 class LabApp:
-    """The parts of a running lab; make one with :meth:`start`."""
+    """The parts of a running lab; make one with :meth:`start`, end it with :meth:`close`."""
 
     def __init__(
         self,
         options: LabOptions,
         engine: Engine,
-        server: IngestServer,
         rooms: RoomStore,
-        dashboards: Any | None,
+        server: IngestServer | None,
+        dashboards: DashboardServer | None,
         group: SimulatedGroup | None,
         synchrony: LiveSynchrony,
+        stack: contextlib.AsyncExitStack,
     ) -> None:
         self.options = options
         self.engine = engine
-        self.server = server
         self.rooms = rooms
+        self.server = server
         self.dashboards = dashboards
         self.group = group
         self.synchrony = synchrony
+        self._stack = stack
 
     @classmethod
     async def start(cls, options: LabOptions) -> LabApp:
-        """Start the engine, endpoint, simulator, room synchrony and dashboards, in order."""
-        engine = await Engine.start(options.data_dir, thread=False)
-        rooms = RoomStore(options.data_dir, clock=engine.clock)
-        server: IngestServer | None = None
-        dashboards = None
-        synchrony: LiveSynchrony | None = None
+        """Start the engine, rooms, endpoint, simulator, room synchrony and dashboards."""
+        stack = contextlib.AsyncExitStack()
         try:
-            config = ServerConfig(
-                tokens=options.tokens, require_token=options.auth, default_room=options.room
-            )
-            server = await serve(
-                engine, host=options.host, port=options.port, config=config, rooms=rooms
-            )
+            engine = await Engine.start(options.data_dir, thread=False)
+            stack.push_async_callback(engine.close)
+            rooms = RoomStore(options.data_dir, clock=engine.clock)
+            stack.callback(rooms.close)
             _ensure_room(rooms, options.room)
-            group = None
-            if options.simulate:
-                group = await engine.add_simulated_group(
-                    options.simulate, room=options.room, coupling=options.coupling
+            server = None
+            if options.port is not None:
+                config = ServerConfig(
+                    tokens=options.tokens, require_token=options.auth, default_room=options.room
                 )
-                for sensor_id in group.sensor_ids:
-                    rooms.assign_sensor(options.room, sensor_id, by=LAB_USER)
-            synchrony = await LiveSynchrony.start(engine, options.room)
+                server = await serve(
+                    engine, host=options.host, port=options.port, config=config, rooms=rooms
+                )
+                stack.push_async_callback(server.close)
+            dashboards = None
             if options.dashboard_port is not None:
-                from sensocto_lab.widgets.panel_server import login_options, serve_dashboards
-
                 dashboards = await serve_dashboards(
                     engine,
                     rooms=rooms,
@@ -114,29 +150,34 @@ class LabApp:
                     address=options.host,
                     **login_options(options.basic_auth),
                 )
+                stack.push_async_callback(dashboards.stop)
+            synchrony = await LiveSynchrony.start(engine, options.room)
+            stack.push_async_callback(synchrony.close)
+            group = None
+            if options.simulate:
+                group = await SimulatedGroup.start(
+                    engine, options.simulate, room=options.room, coupling=options.coupling
+                )
+                stack.push_async_callback(group.stop, unregister=False)
+                for sensor_id in group.sensor_ids:
+                    rooms.assign_sensor(options.room, sensor_id, by=LAB_USER)
+            return cls(options, engine, rooms, server, dashboards, group, synchrony, stack)
         except BaseException:
-            if synchrony is not None:
-                await synchrony.close()
-            if dashboards is not None:
-                await dashboards.stop()
-            if server is not None:
-                await server.close()
-            rooms.close()
-            await engine.close()
+            await stack.aclose()
             raise
-        return cls(options, engine, server, rooms, dashboards, group, synchrony)
 
     def describe(self) -> list[str]:
         """Human-readable lines: where everything is and how to join the room."""
         opts = self.options
         room = self.rooms.room(opts.room)
-        lines = [
-            f"data directory   {opts.data_dir.resolve()}",
-            f"ingest endpoint  ws://{opts.host}:{self.server.port}/socket/websocket"
-            + ("" if opts.auth else "  (no token required)"),
-            f"health           http://{opts.host}:{self.server.port}/health",
-            f"room             {room.room_id}  join code {format_code(room.join_code)}",
-        ]
+        lines = [f"data directory   {opts.data_dir.resolve()}"]
+        if self.server is not None:
+            lines += [
+                f"ingest endpoint  ws://{opts.host}:{self.server.port}/socket/websocket"
+                + ("" if opts.auth else "  (no token required)"),
+                f"health           http://{opts.host}:{self.server.port}/health",
+            ]
+        lines.append(f"room             {room.room_id}  join code {format_code(room.join_code)}")
         if self.dashboards is not None:
             lines.append(
                 f"dashboard        {self.dashboards.room_url(room.room_id, room.join_code)}"
@@ -149,16 +190,13 @@ class LabApp:
         lines.append(f"synchrony        R of room {opts.room} as sensor {self.synchrony.sensor_id}")
         return lines
 
+    def dashboard_context(self) -> DashboardContext:
+        """What the room and lobby pages of this lab read (for ``panel serve``)."""
+        return DashboardContext(engine=self.engine, rooms=self.rooms, clock=self.engine.clock)
+
     async def close(self) -> None:
-        """Stop the simulator, synchrony, dashboards, endpoint, then the engine (flushes)."""
-        if self.group is not None:
-            await self.group.stop(unregister=False)
-        await self.synchrony.close()
-        if self.dashboards is not None:
-            await self.dashboards.stop()
-        await self.server.close()
-        self.rooms.close()
-        await self.engine.close()
+        """Stop everything started, in reverse order; the engine last (it flushes)."""
+        await self._stack.aclose()
 
     async def __aenter__(self) -> LabApp:
         return self
@@ -175,3 +213,46 @@ def _ensure_room(rooms: RoomStore, room_id: str) -> None:
         if exc.reason != "unknown_room":
             raise
         rooms.create_room(room_id, owner=LAB_USER)
+
+
+#: The context of a ``panel serve`` process, per server loop (see :func:`panel_context`).
+_PANEL: dict[asyncio.AbstractEventLoop, asyncio.Future[Context]] = {}
+
+
+async def panel_context() -> Context:
+    """The lab behind ``panel serve panel_apps/room.py panel_apps/lobby.py``.
+
+    With ``SENSOCTO_LAB_CONNECT=ws://HOST:PORT`` (and optionally ``SENSOCTO_LAB_TOKEN``,
+    a viewer token) the pages show the rooms of that engine, running in another
+    process. Otherwise the first session starts a :class:`LabApp` with
+    :meth:`LabOptions.from_env` on the Panel server's own loop (sessions and engine share
+    it); later sessions get the same context. ``panel serve`` ends its loop at exit
+    without closing the engine, so the WAL is fsynced then.
+    """
+    loop = asyncio.get_running_loop()
+    future = _PANEL.get(loop)
+    if future is None:
+        future = _PANEL[loop] = loop.create_future()
+        try:
+            future.set_result(await _start_panel_lab())
+        except BaseException as exc:
+            del _PANEL[loop]
+            future.set_exception(exc)
+            raise
+    return await asyncio.shield(future)
+
+
+async def _start_panel_lab() -> Context:
+    remote = os.environ.get("SENSOCTO_LAB_CONNECT")
+    if remote:
+        return RemoteContext(remote, os.environ.get("SENSOCTO_LAB_TOKEN") or None)
+    lab = await LabApp.start(LabOptions.from_env())
+    for line in lab.describe():
+        print(line, flush=True)
+    atexit.register(_sync_at_exit, lab.engine)
+    return lab.dashboard_context()
+
+
+def _sync_at_exit(engine: Any) -> None:
+    if not engine.closed:
+        engine.store.flush()

@@ -2,7 +2,8 @@
 
 Everything that depends on the passage of time (attention decay, batching
 windows, tier ageing, stale-sensor checks, load hysteresis) takes a
-:class:`Clock`, so tests advance time instead of sleeping.
+:class:`Clock`, so tests advance time instead of sleeping. :class:`Backoff` is the one
+reconnect-delay policy (BLE links and WebSocket clients alike).
 """
 
 from __future__ import annotations
@@ -11,9 +12,10 @@ import asyncio
 import heapq
 import itertools
 import time
+from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
-__all__ = ["Clock", "FakeClock", "SystemClock"]
+__all__ = ["Backoff", "Clock", "FakeClock", "SystemClock"]
 
 
 @runtime_checkable
@@ -90,3 +92,32 @@ class FakeClock:
     def sleepers(self) -> int:
         """Number of pending sleeps (tests wait for tasks to reach their sleep)."""
         return sum(1 for *_, f in self._sleepers if not f.done())
+
+
+@dataclass(slots=True)
+class Backoff:
+    """Reconnect delays: ``initial_s``, times ``factor`` per failed attempt, at most ``max_s``.
+
+    :meth:`delay` is the pure policy; :meth:`next` and :meth:`reset` keep the attempt
+    count for a caller that reconnects in a loop (reset after a connection worked, so the
+    next loss is retried quickly again).
+    """
+
+    initial_s: float = 0.5
+    max_s: float = 30.0
+    factor: float = 2.0
+    attempt: int = field(default=0, compare=False)
+
+    def delay(self, attempt: int) -> float:
+        """Seconds to wait before reconnect attempt ``attempt`` (0 = first)."""
+        return float(min(self.max_s, self.initial_s * self.factor**attempt))
+
+    def next(self) -> float:
+        """The wait before the next attempt, in seconds; counts the attempt."""
+        delay = self.delay(self.attempt)
+        self.attempt += 1
+        return delay
+
+    def reset(self) -> None:
+        """Start again from ``initial_s`` (the connection worked)."""
+        self.attempt = 0

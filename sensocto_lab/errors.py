@@ -11,6 +11,7 @@ Every error says whose fault it was and carries a machine-readable ``reason``
     │   ├── LimitExceeded              frame too large, rate limit, flood
     │   └── UnknownSensorError         a sensor or attribute that is not registered
     └── LocalError                     our side cannot do what was asked
+        ├── ConfigError                a setting or argument given to us is out of range
         ├── ClosedResourceError        engine, store, socket or channel already closed
         ├── SensorFailedError          a sensor task kept crashing and was stopped
         └── StorageError               the WAL or cold tier could not be written/read
@@ -24,6 +25,7 @@ from __future__ import annotations
 __all__ = [
     "AuthError",
     "ClosedResourceError",
+    "ConfigError",
     "LimitExceeded",
     "LocalError",
     "PeerError",
@@ -98,6 +100,17 @@ class LocalError(SensoctoError):
     """Our own side cannot do what was asked."""
 
     default_reason = "internal_error"
+
+
+class ConfigError(LocalError, ValueError):
+    """A configuration value or argument given to us in code is out of range.
+
+    Raised where the engine, a store, a source or a widget is set up, never for what a
+    peer sends (that is a :class:`ValidationError`). Also a :class:`ValueError`, so
+    plain Python callers can catch it as one.
+    """
+
+    default_reason = "invalid_config"
 
 
 class ClosedResourceError(LocalError):

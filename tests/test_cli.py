@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from sensocto_lab.cli import main
+from sensocto_lab.cli.main import main
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -232,7 +232,7 @@ def test_rooms_manages_codes_members_and_sensors_with_roles_checked(tmp_path: Pa
 
 async def test_a_new_code_counts_at_once_on_a_running_engine_with_a_login(tmp_path: Path) -> None:
     from sensocto_lab.errors import AuthError
-    from sensocto_lab.live.viewer_client import ViewerClient, socket_url
+    from sensocto_lab.net.viewer_client import ViewerClient, socket_url
 
     engine_args = ["--token", "t", "--port", "0", "--dashboard-port", "0", "--room", "lab"]
     with running("serve", *engine_args, "--basic-auth", "pw", "--data", str(tmp_path)) as (

@@ -24,10 +24,11 @@ import psutil
 import pytest
 import websockets
 
-from sensocto_lab.live.client import SensorClient
-from sensocto_lab.live.engine import Engine, EngineConfig
-from sensocto_lab.live.server import ServerConfig, serve
+from sensocto_lab.engine.engine import Engine, EngineConfig
 from sensocto_lab.model import AttributeInfo, Batch, SensorInfo
+from sensocto_lab.net.config import ServerConfig
+from sensocto_lab.net.sensor_client import SensorClient
+from sensocto_lab.net.server import serve
 from sensocto_lab.storage import TieredStore
 
 pytestmark = [pytest.mark.soak, pytest.mark.timeout(900)]

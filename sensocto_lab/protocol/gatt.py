@@ -20,7 +20,7 @@ names the rule broken (``too_short``, ``trailing_bytes``, ``unsupported_frame_ty
 ...), never an ``IndexError`` or ``struct.error``.
 
 The ``encode_*`` functions are the exact inverse of the decoders. They exist so the
-fake radio (:mod:`sensocto_lab.live.ble_radio`) can build notifications a real strap
+fake radio (:mod:`sensocto_lab.sources.ble.fake`) can build notifications a real strap
 would send, and so tests can round-trip; capture never encodes.
 """
 

@@ -1,7 +1,7 @@
 """The online synchrony computer: rolling windows in, ``R`` now and then out.
 
 Pure (no engine, no clock, no asyncio): the live wrapper in
-:mod:`sensocto_lab.live.synchrony` feeds it batches and asks for an estimate at a
+:mod:`sensocto_lab.engine.synchrony` feeds it batches and asks for an estimate at a
 fixed rate.
 
 How it stays cheap for a thousand participants:

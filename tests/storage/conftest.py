@@ -1,5 +1,5 @@
-"""Fixtures of the storage tests (helpers live in ``storage_helpers``)."""
+"""Fixtures of the storage tests (helpers live in ``support.storage``)."""
 
-from storage_helpers import quiet_config, store
+from support.storage import quiet_config, store
 
 __all__ = ["quiet_config", "store"]

@@ -12,7 +12,7 @@ import time
 from multiprocessing.connection import Connection
 from pathlib import Path
 
-from storage_helpers import ACC, ECG, make_batch
+from support.storage import ACC, ECG, make_batch
 
 from sensocto_lab.storage import StorageConfig, TieredStore
 

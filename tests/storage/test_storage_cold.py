@@ -11,7 +11,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
-from storage_helpers import ACC, ECG, T0_NS, make_batch
+from support.storage import ACC, ECG, T0_NS, make_batch
 
 from sensocto_lab.clock import FakeClock
 from sensocto_lab.model import KINDS, Batch

@@ -11,7 +11,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from storage_helpers import ACC, ECG, make_batch
+from support.storage import ACC, ECG, make_batch
 
 from sensocto_lab.clock import FakeClock
 from sensocto_lab.errors import StorageError

@@ -25,7 +25,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import storage_crash_child
-from storage_helpers import ACC, ECG, make_batch
+from support.storage import ACC, ECG, make_batch
 
 from sensocto_lab.model import KindSpec
 from sensocto_lab.storage import StorageConfig, TieredStore

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from storage_helpers import ECG, make_batch
+from support.storage import ECG, make_batch
 
 from sensocto_lab.errors import StorageError
 from sensocto_lab.storage import StorageConfig, TieredStore

@@ -10,7 +10,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 import xarray as xr
-from storage_helpers import ACC, ECG, RESP, T0_NS, make_batch
+from support.storage import ACC, ECG, RESP, T0_NS, make_batch
 
 from sensocto_lab.clock import FakeClock
 from sensocto_lab.errors import ClosedResourceError, ValidationError

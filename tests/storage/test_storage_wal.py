@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pytest
-from storage_helpers import ACC, ECG, make_batch
+from support.storage import ACC, ECG, make_batch
 
 from sensocto_lab.errors import StorageError
 from sensocto_lab.model import KindSpec

@@ -1,0 +1,1 @@
+"""The ``sensocto-lab`` command line."""

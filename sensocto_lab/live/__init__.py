@@ -1,1 +1,0 @@
-"""sensocto_lab.live"""

@@ -1,0 +1,1 @@
+"""The network edge: the Phoenix Channels ingest endpoint and its Python clients."""

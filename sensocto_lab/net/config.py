@@ -1,0 +1,95 @@
+"""Security and limits of the ingest endpoint, and where its socket lives."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sensocto_lab.clock import Clock
+
+__all__ = ["SOCKET_PATH", "ServerConfig", "TokenBucket"]
+
+#: Where the Phoenix socket lives (the JavaScript client appends ``/websocket``).
+SOCKET_PATH = "/socket/websocket"
+
+
+@dataclass(frozen=True, slots=True)
+class ServerConfig:
+    """Security and limits of the endpoint.
+
+    Attributes
+    ----------
+    tokens
+        Ingest tokens accepted as the socket's ``token`` query parameter or a join's
+        ``bearer_token``/``token`` param.
+    require_token
+        Refuse joins without a valid token (on by default; :meth:`open` turns it off
+        for demos on one machine).
+    allowed_origins
+        Acceptable ``Origin`` headers (``None`` in the tuple admits clients that send
+        none, such as devices and Node); ``None`` admits any origin.
+    max_frame_bytes
+        Largest frame we decode; larger ones get a ``frame_too_large`` error reply.
+        Frames beyond twice this close the socket (close code 1009).
+    rate_per_s, burst
+        Token bucket per socket, in frames: refills ``rate_per_s`` a second, holds
+        ``burst``. Frames over it get ``rate_limited`` and are not processed.
+    idle_timeout_s
+        A socket that sends no frame for this long is closed (Phoenix clients send a
+        heartbeat every 30 s).
+    max_channel_errors
+        Consecutive error replies after which a channel is closed with ``phx_error``.
+    channel_queue
+        Validated pushes a sensor channel holds before the socket stops reading.
+    viewer_queue
+        Batches a viewer channel holds for a slow viewer (drop-oldest beyond).
+    viewer_tokens
+        Tokens that open every viewer channel without a join code (admins, trusted
+        dashboards); ``None``: the ingest ``tokens`` do.
+    viewer_status_s
+        How often a viewer channel checks its room for new sensors and changed
+        levels or presence, in seconds.
+    default_room
+        Room of sensors whose join names none.
+    """
+
+    tokens: frozenset[str] = frozenset()
+    require_token: bool = True
+    allowed_origins: tuple[str | None, ...] | None = None
+    max_frame_bytes: int = 1 << 20
+    rate_per_s: float = 1000.0
+    burst: int = 2000
+    idle_timeout_s: float = 60.0
+    max_channel_errors: int = 100
+    channel_queue: int = 256
+    viewer_queue: int = 256
+    viewer_tokens: frozenset[str] | None = None
+    viewer_status_s: float = 0.5
+    default_room: str = "default"
+
+    @classmethod
+    def open(cls, **changes: Any) -> ServerConfig:
+        """A config without token checks (the demo, tests on 127.0.0.1)."""
+        return cls(require_token=False, **changes)
+
+
+class TokenBucket:
+    """A token bucket on an injected clock: ``rate`` tokens a second, at most ``burst``."""
+
+    def __init__(self, rate: float, burst: int, clock: Clock) -> None:
+        self.rate = rate
+        self.burst = burst
+        self._clock = clock
+        self._tokens = float(burst)
+        self._at = clock.monotonic()
+
+    def take(self, n: float = 1.0) -> bool:
+        """Take ``n`` tokens if there are that many; False (nothing taken) otherwise."""
+        now = self._clock.monotonic()
+        tokens = self._tokens + (now - self._at) * self.rate
+        self._tokens = tokens if tokens < self.burst else float(self.burst)
+        self._at = now
+        if self._tokens >= n:
+            self._tokens -= n
+            return True
+        return False

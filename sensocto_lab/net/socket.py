@@ -1,0 +1,519 @@
+"""One WebSocket connection of the ingest endpoint, driven as an :class:`asyncio.Protocol`.
+
+Thin glue over two sans-I/O protocols: ``websockets``' ``ServerProtocol`` (handshake,
+frames, pings, closing) and :class:`~sensocto_lab.protocol.connection.ServerConnection`
+(Phoenix). The socket checks access on joins and makes the joined channels
+(:mod:`sensocto_lab.net.channels`), which reply through it
+(:class:`~sensocto_lab.net.hosting.ChannelHost`); it belongs to a server through
+:class:`~sensocto_lab.net.hosting.EndpointServer`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import dataclasses
+import itertools
+import logging
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from websockets.frames import CloseCode, Frame, Opcode
+from websockets.http11 import Request
+from websockets.protocol import State
+from websockets.server import ServerProtocol
+
+try:  # what websockets unmasks with: its C speedup, or its pure-Python fallback
+    from websockets.speedups import apply_mask
+except ImportError:  # pragma: no cover - a build without the extension
+    from websockets.utils import apply_mask
+
+from sensocto_lab.engine.lens import Lens
+from sensocto_lab.errors import (
+    AuthError,
+    LimitExceeded,
+    LocalError,
+    PeerError,
+    SensoctoError,
+    ValidationError,
+)
+from sensocto_lab.net.channels.base import Channel
+from sensocto_lab.net.channels.sensor import ConnectorChannel, SensorChannel
+from sensocto_lab.net.channels.viewer import ViewerChannel
+from sensocto_lab.net.config import TokenBucket
+from sensocto_lab.net.hosting import EndpointServer
+from sensocto_lab.net.wsframes import frame_bounds, nothing_buffered, text_frame
+from sensocto_lab.protocol import connection as phx
+from sensocto_lab.protocol.sensor import parse_topic, sensor_info_from_join
+from sensocto_lab.protocol.viewer import ViewerParams
+
+__all__ = ["Socket"]
+
+log = logging.getLogger(__name__)
+
+#: Seconds a peer has to answer our close frame (or close TCP) before the socket is cut.
+_CLOSE_TIMEOUT_S = 10.0
+
+
+class Socket(asyncio.Protocol):
+    """One WebSocket connection, driven as an :class:`asyncio.Protocol`: its channels,
+    its idle watchdog, and the ``websockets`` Sans-I/O protocol under it.
+
+    ``websockets`` does the HTTP handshake, pings, fragments, limits, protocol errors
+    and the closing handshake; this class parses only whole data frames itself
+    (:meth:`_take_frames`), hands ``websockets`` everything else and writes what it
+    wants sent. The Phoenix frames of one ``data_received`` are
+    handled in one synchronous pass, without a coroutine or future per frame.
+    What must be awaited (joins, closing channels, a full channel queue) is run by
+    a task while reading is paused, so frames are still handled strictly in order.
+    Outgoing Phoenix frames are written together, once per event-loop iteration.
+    """
+
+    _ids = itertools.count(1)
+
+    def __init__(self, server: EndpointServer) -> None:
+        self.server = server
+        cfg = server.config
+        self.ws = ServerProtocol(
+            origins=_origins(cfg.allowed_origins), max_size=2 * cfg.max_frame_bytes
+        )
+        self.transport: asyncio.Transport | None = None
+        self.request: Request | None = None
+        self.token_ok = False
+        self.id = next(self._ids)
+        self.proto = phx.ServerConnection(max_frame=cfg.max_frame_bytes)
+        self.bucket = TokenBucket(cfg.rate_per_s, cfg.burst, server.clock)
+        self.channels: dict[str, Channel] = {}
+        self.pending: list[Any] = []  # awaitables to run before the next frame
+        self.last_frame = server.clock.monotonic()
+        self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._inbox: collections.deque[str | bytes] = collections.deque()
+        self._fragments: list[bytes] = []  # a fragmented message being received
+        self._catching_up: asyncio.Task[None] | None = None
+        self._watchdog: asyncio.Task[None] | None = None
+        self._close_timer: asyncio.TimerHandle | None = None
+        self._fragmented_text = False
+        self._invalid = False  # a text message was not UTF-8: the socket is closing
+        self._flush_soon = False
+        self._write_paused = False
+        self._max_size = 2 * cfg.max_frame_bytes  # websockets closes with 1009 beyond
+        self._own_frames = False  # data frames are parsed by _take_frames
+        self._buffer = bytearray()  # received bytes _take_frames has not used yet
+
+    @property
+    def remote_address(self) -> Any:
+        """The peer's ``(host, port)``, or None."""
+        return None if self.transport is None else self.transport.get_extra_info("peername")
+
+    def wake(self) -> None:
+        """Write the queued Phoenix frames soon (once for all queued this iteration)."""
+        if not self._flush_soon:
+            self._flush_soon = True
+            asyncio.get_running_loop().call_soon(self._flush)
+
+    def push(self, topic: str, event: str, payload: dict[str, Any]) -> None:
+        if self.proto.push(topic, event, payload):
+            self.wake()
+
+    def close_channel(self, topic: str, error: SensoctoError | None = None) -> None:
+        self.proto.close_channel(topic, error=error)
+        channel = self.channels.pop(topic, None)
+        if channel is not None:
+            self.server.spawn(channel.close())
+        self.wake()
+
+    def close(self, code: int, reason: str) -> None:
+        """Start the closing handshake (after writing what is queued); idempotent."""
+        if self.ws.state is State.OPEN:
+            self._flush()
+            self.ws.send_close(code, reason)
+            self._send_ws_data()
+        elif self.ws.state is State.CONNECTING and self.transport is not None:
+            self.transport.close()
+
+    # -- asyncio.Protocol -----------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        self.server.sockets.add(self)
+        self._watchdog = asyncio.get_running_loop().create_task(
+            self._watch(), name=f"ws{self.id}:idle"
+        )
+
+    def data_received(self, data: bytes) -> None:
+        self.last_frame = self.server.clock.monotonic()  # for the idle watchdog
+        if self._own_frames:
+            self._buffer += data
+            self._take_frames()
+        else:
+            self._to_websockets(data)
+            # Once open, whole data frames are parsed here (unless the client sent
+            # frames before our handshake response, which RFC 6455 forbids).
+            self._own_frames = self.ws.state is State.OPEN and nothing_buffered(self.ws)
+        self._send_ws_data()
+        if self._catching_up is None:
+            self._catch_up_now()
+
+    def _to_websockets(self, data: bytes) -> None:
+        self.ws.receive_data(data)
+        for event in self.ws.events_received():
+            if isinstance(event, Frame):
+                self._frame(event)
+            elif isinstance(event, Request):  # a server protocol receives no Response
+                self._handshake(event)
+
+    def _take_frames(self) -> None:
+        """Handle the whole frames at the start of :attr:`_buffer`, in order.
+
+        Unfragmented, masked text and binary frames within the size limit (all the
+        frames of ingest) are unmasked and queued here: ``websockets``' parser, a
+        generator per frame, was a quarter of the cost of a one-sample push. Every
+        other frame (control frames, fragments, anything invalid) is handed to
+        ``websockets`` whole, so its parser always starts at a frame boundary and
+        answers pings, closes and protocol errors itself; a frame whose header it
+        would refuse (unmasked, reserved bits, too large) is handed over with
+        everything after it. An incomplete frame waits in the buffer.
+        """
+        buf, message, limit, ws = self._buffer, self._message, self._max_size, self.ws
+        pos, end = 0, len(buf)
+        while end - pos >= 2 and ws.state is State.OPEN:
+            bounds = frame_bounds(buf, pos, limit)
+            if bounds is None:
+                self._own_frames = False  # websockets fails the connection
+                break
+            start, stop = bounds
+            if stop > end:
+                break
+            head1 = buf[pos]
+            if (head1 == 0x81 or head1 == 0x82) and not self._fragments:  # FIN, text/binary
+                message(apply_mask(buf[start:stop], buf[start - 4 : start]), head1 == 0x81)
+            else:
+                self._to_websockets(bytes(buf[pos:stop]))
+            pos = stop
+        del buf[:pos]
+        if not self._own_frames or ws.state is not State.OPEN:  # websockets takes the rest
+            self._own_frames = False
+            rest = bytes(buf)
+            buf.clear()
+            if rest:
+                self._to_websockets(rest)
+
+    def eof_received(self) -> None:
+        self.ws.receive_eof()
+        self._send_ws_data()  # the transport closes itself (None returned)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.ws.receive_eof()
+        if self._close_timer is not None:
+            self._close_timer.cancel()
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+        self.server.spawn(self._teardown())
+
+    def pause_writing(self) -> None:
+        self._write_paused = True
+
+    def resume_writing(self) -> None:
+        self._write_paused = False
+        self._flush()
+
+    # -- frames in ------------------------------------------------------------------------
+
+    def _handshake(self, request: Request) -> None:
+        self.request = request
+        response = self.server.process_request(self.ws, request)
+        if response is None:
+            response = self.ws.accept(request)
+        self.ws.send_response(response)
+        if response.status_code == 101:
+            token = parse_qs(urlsplit(request.path).query).get("token", [None])[0]
+            self.token_ok = token is not None and token in self.server.config.tokens
+
+    def _frame(self, frame: Frame) -> None:
+        """Queue a whole text or binary message; the protocol answered control frames."""
+        opcode = frame.opcode
+        if self._invalid:
+            return
+        if opcode is Opcode.TEXT or opcode is Opcode.BINARY:
+            data = bytes(frame.data)  # the parser's bytes as they are (no copy)
+            if not frame.fin:  # the first fragment of a message
+                self._fragments, self._fragmented_text = [data], opcode is Opcode.TEXT
+                return
+            text = opcode is Opcode.TEXT
+        elif opcode is Opcode.CONT:  # the protocol checked the sequence and the size
+            self._fragments.append(bytes(frame.data))
+            if not frame.fin:
+                return
+            data, text = b"".join(self._fragments), self._fragmented_text
+            self._fragments = []
+        else:
+            return
+        self._message(data, text)
+
+    def _message(self, data: bytes, text: bool) -> None:
+        """Queue a whole message; text that is not UTF-8 closes the socket (1007)."""
+        if not text:
+            self._inbox.append(data)
+            return
+        try:
+            self._inbox.append(data.decode())
+        except UnicodeDecodeError as exc:
+            self._invalid = True
+            self.ws.fail(CloseCode.INVALID_DATA, f"{exc.reason} at position {exc.start}")
+
+    def _catch_up_now(self) -> None:
+        """Handle queued frames in order until one leaves work to await (then a task does)."""
+        inbox, receive = self._inbox, self._receive
+        if inbox:
+            self.wake()
+        while inbox:
+            receive(inbox.popleft())
+            if self.pending:
+                if self.transport is not None:
+                    self.transport.pause_reading()
+                self._catching_up = asyncio.get_running_loop().create_task(
+                    self._catch_up(), name=f"ws{self.id}:reader"
+                )
+                return
+
+    async def _catch_up(self) -> None:
+        """Await what frames left to do, handle the frames queued behind them, resume reading."""
+        try:
+            while self.pending:
+                for awaitable in self.pending:
+                    await awaitable
+                self.pending.clear()
+                inbox = self._inbox
+                while inbox and not self.pending:
+                    self._receive(inbox.popleft())
+                self.wake()
+        except Exception:  # a bug: the socket goes (1011), the server stays
+            log.exception("socket %d failed handling a frame", self.id)
+            for awaitable in self.pending:
+                if asyncio.iscoroutine(awaitable):
+                    awaitable.close()
+            self.pending.clear()
+            self._inbox.clear()
+            self.close(CloseCode.INTERNAL_ERROR, "internal error")
+        finally:
+            self._catching_up = None
+        if self.transport is not None:
+            self.transport.resume_reading()
+
+    def _receive(self, frame: str | bytes) -> None:
+        """Feed one frame to the protocol and its events to the channels.
+
+        Synchronous, so a push costs no coroutine: what must be awaited (joins,
+        closing channels, a full channel queue) goes to :attr:`pending` in order.
+        """
+        if not self.bucket.take():
+            self.proto.refuse(
+                frame,
+                LimitExceeded(
+                    f"more than {self.server.config.rate_per_s:g} frames a second; "
+                    "batch samples (measurements_batch) or slow down",
+                    reason="rate_limited",
+                ),
+            )
+        elif isinstance(frame, str):
+            self.proto.receive_text(frame)
+        else:
+            self.proto.receive_bytes(frame)
+        for event in self.proto.events_received():
+            if isinstance(event, phx.Pushed):
+                channel = self.channels.get(event.topic)
+                if channel is not None:
+                    channel.handle(event)
+            elif isinstance(event, phx.JoinRequested):
+                self.pending.append(self._join(event))
+            elif isinstance(event, phx.LeaveRequested | phx.ChannelReplaced):
+                channel = self.channels.pop(event.topic, None)
+                if channel is not None:
+                    self.pending.append(channel.close())
+            elif isinstance(event, phx.Heartbeat):
+                for channel in self.channels.values():
+                    if isinstance(channel, ViewerChannel) and channel.lens is None:
+                        self.pending.append(self.server.engine.renew_viewer(channel.viewer_id))
+            elif isinstance(event, phx.FrameRejected):
+                log.debug("socket %d refused a frame: %s", self.id, event.error)
+
+    def _authorized(self, params: Mapping[str, Any]) -> bool:
+        cfg = self.server.config
+        if not cfg.require_token or self.token_ok:
+            return True
+        token = params.get("bearer_token", params.get("token"))
+        return isinstance(token, str) and token in cfg.tokens
+
+    async def _join(self, join: phx.JoinRequested) -> None:
+        try:
+            viewer = join.topic.startswith(("room:", "lens:"))  # they check their own access
+            if not viewer and not self._authorized(join.params):
+                raise AuthError(
+                    "a valid ingest token is needed (socket ?token= or join param bearer_token)",
+                    reason="unauthorized",
+                )
+            topic = parse_topic(join.topic)
+            if topic.kind == "sensor":
+                channel: Channel = await self._join_sensor(join, topic.id)
+            elif topic.kind == "connector":
+                channel = ConnectorChannel(self, join.topic)
+            else:
+                channel = await self._join_viewer(join, topic.kind, topic.id)
+        except (PeerError, LocalError) as exc:
+            self.proto.reject_join(join, exc)
+            return
+        self.channels[join.topic] = channel
+        response: dict[str, Any] = {}
+        if isinstance(channel, SensorChannel):
+            response = {
+                "sensor_id": channel.info.sensor_id,
+                "attributes": sorted(channel.info.attributes),
+            }
+        elif isinstance(channel, ViewerChannel):
+            response = channel.reply
+        self.proto.accept_join(join, response)
+        if isinstance(channel, SensorChannel):
+            channel.spawn(channel.run(), f"{join.topic}:ingest")
+            channel.spawn(channel.forward_backpressure(), f"{join.topic}:backpressure")
+        elif isinstance(channel, ViewerChannel):
+            channel.start()
+
+    async def _join_sensor(self, join: phx.JoinRequested, sensor_id: str) -> SensorChannel:
+        engine, params = self.server.engine, join.params
+        info = sensor_info_from_join(sensor_id, params, room=self.server.config.default_room)
+        known = engine.sensors.get(sensor_id)
+        if known is not None:  # a rejoin keeps attributes declared before
+            info = dataclasses.replace(info, attributes={**known.attributes, **info.attributes})
+        await engine.register_sensor(info)
+        exactly_once = params.get("exactly_once") is True
+        return SensorChannel(self, join.topic, info, exactly_once)
+
+    async def _join_viewer(self, join: phx.JoinRequested, kind: str, ident: str) -> ViewerChannel:
+        """Check a viewer's access, then make its channel (a lens starts at once).
+
+        With a room store, a join code opens its room (a lens without ``room`` finds it
+        by the code) and restricts the channel to it; without a code a viewer token is
+        needed. A trusted dashboard (with a token) may instead vouch for a logged-in
+        user (``member``): their membership opens the room, restricted to it. Without
+        a room store the ingest token rules, as for sensors.
+        """
+        params = ViewerParams.from_params(join.params)
+        rooms = self.server.rooms
+        room = ident if kind == "room" else params.room
+        name, restricted = "", False
+        member_rooms: dict[str, str] = {}
+        trusted = self._viewer_token(join.params, params)
+        if rooms is not None and params.code is not None:
+            peer = self.remote_address[0] if self.remote_address else f"ws-{self.id}"
+            client = f"{peer}/{params.client}" if trusted and params.client else str(peer)
+            if room is None:
+                found = rooms.find_by_code(params.code, client=client)
+            else:
+                found = rooms.check_code(room, params.code, client=client)
+            room, name, restricted = found.room_id, found.name, True
+        elif not trusted:
+            raise AuthError(
+                "a room's join code (join param code) or a viewer token is needed",
+                reason="unauthorized",
+            )
+        elif rooms is not None and params.member:
+            member_rooms = {r.room_id: r.name for r in rooms.rooms(params.user_id)}
+            if room is not None and room not in member_rooms:
+                raise AuthError(
+                    f"{params.user_id} is not a member of room {room}", reason="forbidden"
+                )
+            name, restricted = member_rooms.get(room or "", ""), True
+        elif rooms is not None and room is not None:
+            with contextlib.suppress(ValidationError):
+                name = rooms.room(room).name
+        viewer = ident if kind == "lens" else params.viewer_id or f"ws-{self.id}-{ident}"
+        channel = ViewerChannel(
+            self, join.topic, viewer, room=room, user_id=params.user_id, restricted=restricted
+        )
+        if kind == "lens":
+            channel.lens = Lens(
+                ident, self.server.engine, channel.send_batches, clock=self.server.clock
+            )
+            await channel.lens.start()
+        if rooms is not None and room is not None:
+            with contextlib.suppress(ValidationError):
+                rooms.enter(room, viewer, params.user_id)
+        channel.reply = channel.snapshot(name, params.backfill, member_rooms)
+        return channel
+
+    def _viewer_token(self, raw: Mapping[str, Any], params: ViewerParams) -> bool:
+        """Whether the join (or its socket) presents a token that opens any viewer channel."""
+        cfg = self.server.config
+        if self.server.rooms is None:  # no codes to check: as for sensors
+            return self._authorized(raw)
+        tokens = cfg.tokens if cfg.viewer_tokens is None else cfg.viewer_tokens
+        query = parse_qs(urlsplit(self.request.path if self.request else "").query)
+        return any(t in tokens for t in (params.token, query.get("token", [None])[0]) if t)
+
+    async def _teardown(self) -> None:
+        """After the connection is lost: handle what was received, then close the channels."""
+        try:
+            if self._catching_up is not None:
+                with contextlib.suppress(Exception):
+                    await asyncio.shield(self._catching_up)
+            elif self._inbox:
+                self._catch_up_now()
+                if self._catching_up is not None:
+                    with contextlib.suppress(Exception):
+                        await asyncio.shield(self._catching_up)
+            for topic in list(self.channels):
+                await self.channels.pop(topic).close()
+        finally:
+            self.server.sockets.discard(self)
+            self.closed.set_result(None)
+
+    # -- frames out -----------------------------------------------------------------------
+
+    def _send_ws_data(self) -> None:
+        """Write what the WebSocket protocol has to send (handshake, pongs, close, EOF)."""
+        transport = self.transport
+        assert transport is not None
+        for data in self.ws.data_to_send():
+            if data:
+                transport.write(data)
+            elif transport.can_write_eof():
+                transport.write_eof()
+            else:  # pragma: no cover - TCP can always half-close
+                transport.close()
+        if self._close_timer is None and self.ws.close_expected():
+            self._close_timer = asyncio.get_running_loop().call_later(
+                _CLOSE_TIMEOUT_S, transport.abort
+            )
+
+    def _flush(self) -> None:
+        """Write the queued Phoenix frames with one transport write.
+
+        Frames stay queued while the transport's buffer is full (:attr:`proto`'s
+        ``buffered`` shows a slow peer) and are dropped once the socket is closing.
+        """
+        self._flush_soon = False
+        if self._write_paused:
+            return
+        frames = self.proto.data_to_send()
+        if frames and self.ws.state is State.OPEN and self.transport is not None:
+            self.transport.write(b"".join([text_frame(f.encode()) for f in frames]))
+
+    async def _watch(self) -> None:
+        clock, idle = self.server.clock, self.server.config.idle_timeout_s
+        while True:
+            remaining = self.last_frame + idle - clock.monotonic()
+            if remaining <= 0:
+                self.close(1000, "idle timeout")
+                return
+            await clock.sleep(remaining)
+
+
+# --- the server -----------------------------------------------------------------------------
+
+
+def _origins(allowed: tuple[str | None, ...] | None) -> list[Any] | None:
+    """``websockets`` wants ``Origin`` values (a str subtype) or ``None``."""
+    return None if allowed is None else list(allowed)

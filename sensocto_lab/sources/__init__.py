@@ -1,0 +1,1 @@
+"""What produces samples for the engine through its public ingest calls: BLE, simulator, replay."""

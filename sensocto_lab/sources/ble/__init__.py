@@ -1,0 +1,1 @@
+"""BLE capture: a backend interface, the bleak backend, a fake radio, and the capture loop."""

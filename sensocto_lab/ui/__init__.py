@@ -1,0 +1,1 @@
+"""What people see: notebook widgets (:mod:`.notebook`) and Panel dashboards (:mod:`.dashboard`)."""

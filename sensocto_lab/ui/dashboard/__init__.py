@@ -1,0 +1,1 @@
+"""Panel room dashboards: cards, pages, visibility observers, the server and its login page."""

@@ -1,0 +1,115 @@
+"""The synchrony widget rendered by a real Panel server in Debian's chromium.
+
+The page shows ``pn.panel(SyncWidget)``: the same ESM that runs in JupyterLab, here under
+Panel's AnyWidget shim. We check that the phase circle has one dot per participant, that
+the gauge shows R, and that a later ``widget.update`` reaches the open page.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import queue
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import pytest
+
+pytest.importorskip("panel")
+playwright_sync = pytest.importorskip("playwright.sync_api")
+
+import panel as pn  # noqa: E402
+
+from sensocto_lab.ui.notebook.sync_widget import SyncWidget, order_parameter  # noqa: E402
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+
+
+class PanelServer:
+    """``pn.serve`` on port 0, run on a thread of its own, stopped and joined on close."""
+
+    def __init__(self, app: Any) -> None:
+        self._ready: queue.Queue[Any] = queue.Queue()
+        self._thread = threading.Thread(target=self._main, args=(app,), daemon=True)
+        self._thread.start()
+        got = self._ready.get(timeout=60)
+        if isinstance(got, BaseException):
+            raise got
+        self.server = got
+        self.port: int = got.port
+
+    def _main(self, app: Any) -> None:
+        from tornado.ioloop import IOLoop
+
+        asyncio.set_event_loop(asyncio.new_event_loop())
+        loop = IOLoop.current()
+        try:
+            server = pn.serve(
+                {"sync": app},
+                port=0,
+                address="127.0.0.1",
+                start=False,
+                show=False,
+                loop=loop,
+            )
+            server.start()
+        except BaseException as exc:  # report to the test instead of dying silently
+            self._ready.put(exc)
+            return
+        self._ready.put(server)
+        loop.start()
+        loop.close(all_fds=True)
+
+    def close(self) -> None:
+        loop = self.server.io_loop
+        loop.add_callback(self.server.stop)
+        loop.add_callback(loop.stop)
+        self._thread.join(30)
+        assert not self._thread.is_alive()
+
+
+@pytest.fixture
+def browser_page() -> Iterator[Any]:
+    with playwright_sync.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        page = browser.new_page()
+        yield page
+        browser.close()
+
+
+def test_sync_widget_renders_dots_and_gauge_in_a_panel_page(browser_page: Any) -> None:
+    widget = SyncWidget(title="simulated room")
+    phases = np.linspace(0.0, 1.2, 8)
+    widget.update(phases=phases, labels=[f"p{i}" for i in range(8)])
+    widget.flush()
+    twin = pn.panel(widget)
+    server = PanelServer(twin)
+    try:
+        page = browser_page
+        errors: list[str] = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        page.goto(f"http://127.0.0.1:{server.port}/sync")
+        dots = page.locator("svg[data-role=phase-circle] circle.sl-dot")
+        dots.first.wait_for(timeout=30_000)
+        assert dots.count() == 8
+        gauge = page.locator("svg[data-role=gauge]")
+        assert gauge.get_attribute("data-r") == f"{order_parameter(phases):.3f}"
+        assert page.get_by_text(f"R = {order_parameter(phases):.2f}").count() == 1
+        assert page.locator("canvas[data-role=r-strip]").count() == 1
+
+        # A live update reaches the open page (through the twin, on Panel's thread).
+        widget.update(phases=np.zeros(5))
+        widget.flush()
+        page.wait_for_function(
+            "() => { const q = (root) => root.querySelector('svg[data-role=gauge]') ||"
+            " [...root.querySelectorAll('*')].map(e => e.shadowRoot && q(e.shadowRoot))"
+            ".find(Boolean); const g = q(document); return g && g.dataset.r === '1.000'; }",
+            timeout=30_000,
+        )
+        assert dots.count() == 5
+        assert errors == []
+    finally:
+        server.close()
