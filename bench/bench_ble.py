@@ -29,7 +29,7 @@ import numpy as np
 from bench._table import Row, format_table
 from sensocto_lab.engine.engine import Engine
 from sensocto_lab.model import Batch
-from sensocto_lab.protocol import gatt
+from sensocto_lab.protocol import gatt, pmd
 from sensocto_lab.sources.ble.capture import BleCapture
 from sensocto_lab.sources.ble.fake import FAKE_ADDRESS, FakeRadio, Notification, polar_h10_session
 
@@ -70,10 +70,10 @@ def _decode_rows(seconds: float) -> list[Row]:
     ecg = [n.data for n in session.notifications if n.uuid == gatt.PMD_DATA_UUID and n.data[0] == 0]
     hr = [n.data for n in session.notifications if n.uuid == gatt.HEART_RATE_MEASUREMENT_UUID]
     # same answers first: the baseline decodes what ours decodes
-    frame = gatt.decode_pmd_data(ecg[0])
-    assert isinstance(frame, gatt.EcgFrame)
+    frame = pmd.decode_pmd_data(ecg[0])
+    assert isinstance(frame, pmd.EcgFrame)
     assert frame.samples_uv.tolist() == _baseline_ecg(ecg[0])[1]
-    ecg_ours = _rate(gatt.decode_pmd_data, ecg, seconds)
+    ecg_ours = _rate(pmd.decode_pmd_data, ecg, seconds)
     ecg_base = _rate(_baseline_ecg, ecg, seconds)
     hr_ours = _rate(gatt.decode_heart_rate, hr, seconds)
     hr_base = _rate(_baseline_hr, hr, seconds)
@@ -111,7 +111,7 @@ async def _capture_rows(session_s: float) -> list[Row]:
             radio = FakeRadio(session, autoplay=False)
             capture = await BleCapture(engine, FAKE_ADDRESS, backend=radio, acc_rate_hz=200).start()
             await capture.wait_streaming(30)
-            base_processed = capture.stats().processed
+            base_processed = capture.statistics().processed
 
             start = time.perf_counter()
             for note in notes:
@@ -121,7 +121,7 @@ async def _capture_rows(session_s: float) -> list[Row]:
 
             latencies = []
             for note in [n for n in notes if n.uuid == gatt.HEART_RATE_MEASUREMENT_UUID][:200]:
-                target = capture.stats().processed + 1
+                target = capture.statistics().processed + 1
                 t0 = time.perf_counter()
                 radio.inject(note.uuid, note.data)
                 await capture.wait_processed(target, 30)
@@ -188,8 +188,8 @@ def _decoded(notes: Sequence[Notification]) -> list[list[Batch]]:
         elif note.uuid == gatt.BATTERY_LEVEL_UUID:
             group = [Batch(sid, "battery", np.array([ts]), np.array([float(note.data[0])]))]
         else:
-            frame = gatt.decode_pmd_data(note.data)
-            if isinstance(frame, gatt.EcgFrame):
+            frame = pmd.decode_pmd_data(note.data)
+            if isinstance(frame, pmd.EcgFrame):
                 mv = frame.samples_uv / 1000.0
                 group = [Batch(sid, "ecg", ts + np.arange(mv.size), mv)]
             else:

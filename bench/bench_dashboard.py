@@ -1,7 +1,7 @@
 """Room dashboards: sample→screen latency in a real browser, and server CPU by visibility.
 
 Two measures, each in one headless Chromium session against one engine + dashboard
-server sharing the engine's loop thread (DESIGN §8):
+server sharing the engine's loop thread (docs/architecture.md#dashboards):
 
 - **latency**: 10 sensors at 20 Hz, out of step with each other as independent
   devices are, all 10 cards visible. Samples carry the server's wall clock as

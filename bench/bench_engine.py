@@ -133,7 +133,7 @@ async def engine_throughput(
     sub = engine.bus.subscribe("data:attention:high", maxsize=4096)
     reader = asyncio.ensure_future(_drain(sub))
     stuck = engine.bus.subscribe("room:bench", maxsize=16) if stalled else None
-    before = engine.store.stats()["samples_appended"]
+    before = engine.store.statistics()["samples_appended"]
 
     async def produce(batches: list[Batch]) -> None:
         for b in batches:
@@ -142,7 +142,7 @@ async def engine_throughput(
     start, cpu_start = time.perf_counter(), time.thread_time()
     await asyncio.gather(*(produce(bs) for bs in work))
     elapsed, cpu = time.perf_counter() - start, time.thread_time() - cpu_start
-    stored = engine.store.stats()["samples_appended"] - before
+    stored = engine.store.statistics()["samples_appended"] - before
     sub.close()
     await reader
     sent = sum(len(b) for bs in work for b in bs)
@@ -404,7 +404,7 @@ async def _run(quick: bool) -> list[Row]:
             for dev in devs:
                 await engine.register_sensor(dev.info())
             await engine_paced(engine, devs, paced_s, warmup_s, memory, paced)
-            stored = engine.store.stats()["samples_appended"]
+            stored = engine.store.statistics()["samples_appended"]
             work = workload(burst_s, window_s=1.0)
             # Alternated and best-of, so store ageing and a busy machine hit both alike.
             rates: dict[bool, list[tuple[float, float]]] = {False: [], True: []}

@@ -28,8 +28,10 @@ from .net.sensor_client import SensorClient as SensorClient
 from .net.server import IngestServer as IngestServer
 from .net.server import serve as serve
 from .net.viewer_client import ViewerClient as ViewerClient
+from .rooms import RoomStore as RoomStore
 from .sources.ble.capture import BleCapture as BleCapture
 from .sources.ble.fake import FakeRadio as FakeRadio
+from .sources.ble.scan import resolve_backend as resolve_backend
 from .sources.ble.scan import scan as scan
 from .sources.replay import replay_session as replay_session
 from .sources.simulated import SimulatedGroup as SimulatedGroup

@@ -31,11 +31,12 @@ from sensocto_lab.net.config import ServerConfig
 from sensocto_lab.net.server import IngestServer, serve
 from sensocto_lab.rooms import LAB_USER, RoomStore, format_code
 from sensocto_lab.sources.simulated import SimulatedGroup
-from sensocto_lab.ui.dashboard.pages import Context, DashboardContext
+from sensocto_lab.ui.dashboard.pages import DashboardContext
 from sensocto_lab.ui.dashboard.remote import RemoteContext
+from sensocto_lab.ui.dashboard.room import Context
 from sensocto_lab.ui.dashboard.server import DashboardServer, login_options, serve_dashboards
 
-__all__ = ["LabApp", "LabOptions", "panel_context"]
+__all__ = ["LabApp", "LabOptions", "close_panel_context", "panel_context"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -217,6 +218,8 @@ def _ensure_room(rooms: RoomStore, room_id: str) -> None:
 
 #: The context of a ``panel serve`` process, per server loop (see :func:`panel_context`).
 _PANEL: dict[asyncio.AbstractEventLoop, asyncio.Future[Context]] = {}
+#: The lab behind it, when it runs in this process.
+_PANEL_LABS: dict[asyncio.AbstractEventLoop, LabApp] = {}
 
 
 async def panel_context() -> Context:
@@ -247,10 +250,21 @@ async def _start_panel_lab() -> Context:
     if remote:
         return RemoteContext(remote, os.environ.get("SENSOCTO_LAB_TOKEN") or None)
     lab = await LabApp.start(LabOptions.from_env())
+    _PANEL_LABS[asyncio.get_running_loop()] = lab
     for line in lab.describe():
         print(line, flush=True)
     atexit.register(_sync_at_exit, lab.engine)
     return lab.dashboard_context()
+
+
+async def close_panel_context() -> None:
+    """Close the lab :func:`panel_context` started on this loop (if any); the next call
+    starts a new one. ``panel serve`` itself never needs this: its process ends."""
+    loop = asyncio.get_running_loop()
+    _PANEL.pop(loop, None)
+    lab = _PANEL_LABS.pop(loop, None)
+    if lab is not None:
+        await lab.close()
 
 
 def _sync_at_exit(engine: Any) -> None:

@@ -128,7 +128,7 @@ class LoadLevel(enum.IntEnum):
 
 @dataclass(frozen=True, slots=True)
 class BackpressureConfig:
-    """What a device is told about how to batch, per DESIGN §5 (Sensocto's payload).
+    """How a device is told to batch (Sensocto's payload; docs/architecture.md#attention).
 
     Attributes
     ----------

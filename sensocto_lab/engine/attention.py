@@ -2,7 +2,8 @@
 
 :class:`AttentionTracker` is pure policy (no asyncio, no I/O; time comes from an injected
 clock). Viewers (dashboard sessions, notebook widgets, remote lenses) declare a level per
-sensor; a sensor's level is the highest over its viewers (DESIGN §5), capped by its
+sensor; a sensor's level is the highest over its viewers (docs/architecture.md#attention),
+capped by its
 battery, and its :class:`~sensocto_lab.model.BackpressureConfig` follows from the level
 and the system load.
 
@@ -108,7 +109,7 @@ def transition(state: ViewState, event: ViewEvent) -> ViewState:
 
 @dataclass(frozen=True, slots=True)
 class TierConfig:
-    """Batching at one attention level (DESIGN §5).
+    """Batching at one attention level (docs/architecture.md#attention).
 
     Attributes
     ----------
@@ -338,7 +339,7 @@ class AttentionTracker:
                 deadlines.append(min(viewer.focused_at.values()) + self.config.focus_ttl_s)
         return min(deadlines, default=None)
 
-    def stats(self) -> dict[str, int]:
+    def statistics(self) -> dict[str, int]:
         """Counts for /health: viewers, views, known sensors, sensors per level."""
         counts = {f"sensors_{lvl.label}": 0 for lvl in AttentionLevel}
         for sensor in self.sensor_ids:

@@ -627,13 +627,13 @@ class Engine:
         ]
         storage: dict[str, Any] = {}
         if self._store is not None and not (self._closing and self._owns_store):
-            storage = dict(self._store.stats())
+            storage = dict(self._store.statistics())
         return {
             "state": "closed" if self._closing else ("running" if self._loop else "new"),
             "threaded": self._host is not None,
             "sensors": sensors,
             "load": self.load.level.label,
-            "attention": self.attention.stats(),
+            "attention": self.attention.statistics(),
             "storage_lag_s": storage.get("storage_lag_s"),
             "storage": storage,
             "bus": self.bus.statistics(),

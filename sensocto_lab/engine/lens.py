@@ -42,6 +42,7 @@ import numpy as np
 from sensocto_lab.clock import Clock, SystemClock
 from sensocto_lab.engine import topics
 from sensocto_lab.engine.bus import Overflow
+from sensocto_lab.engine.contracts import EngineView
 from sensocto_lab.errors import ClosedResourceError, ConfigError
 from sensocto_lab.model import AttentionLevel, Batch
 
@@ -57,7 +58,8 @@ __all__ = [
     "TierBuffer",
 ]
 
-#: DESIGN §5 lens flush intervals in ms (``None``: buffer only), when the engine gives none.
+#: Lens flush intervals in ms (``None``: buffer only) when the engine gives none
+#: (docs/architecture.md#attention).
 DEFAULT_FLUSH_MS: Mapping[AttentionLevel, float | None] = {
     AttentionLevel.HIGH: 32.0,
     AttentionLevel.MEDIUM: 50.0,
@@ -308,7 +310,7 @@ class TierBuffer:
         self.flushes += 1
         return out
 
-    def stats(self) -> LensStats:
+    def statistics(self) -> LensStats:
         """The counters (see :class:`LensStats`)."""
         return LensStats(
             self.received, self.flushed, self.dropped, self.flushes, self.governor.factor
@@ -348,24 +350,6 @@ class _Subscription(Protocol):
     def close(self) -> None: ...
 
 
-class _Engine(Protocol):
-    """What the lens needs of the engine (see docs/architecture.md)."""
-
-    @property
-    def bus(self) -> Any: ...
-
-    @property
-    def attention(self) -> Any: ...
-
-    async def set_views(
-        self, viewer_id: str, views: Mapping[str, object], *, replace: bool = False
-    ) -> Any: ...
-
-    async def renew_viewer(self, viewer_id: str) -> None: ...
-
-    async def remove_viewer(self, viewer_id: str) -> Any: ...
-
-
 class Lens:
     """Per-viewer subscription, buffering and flushing, on the engine's event loop.
 
@@ -389,7 +373,7 @@ class Lens:
         How often the views are renewed with the engine while they last, in seconds.
     flush_ms
         Flush interval per level in ms (``None``: do not flush); default: the engine's
-        ``attention.lens_flush_ms`` (DESIGN §5, stretched by load).
+        ``attention.lens_flush_ms`` (docs/architecture.md#attention).
     gap_ms
         Least time between two sink calls, whatever the sensors (a dashboard's
         document update costs in proportion to the whole page).
@@ -401,7 +385,7 @@ class Lens:
     def __init__(
         self,
         viewer_id: str,
-        engine: _Engine,
+        engine: EngineView,
         sink: Callable[[LensFlush], None],
         *,
         clock: Clock | None = None,
@@ -417,7 +401,7 @@ class Lens:
         self._sink = sink
         self._clock = clock or SystemClock()
         if flush_ms is None:
-            flush_ms = getattr(engine.attention, "lens_flush_ms", DEFAULT_FLUSH_MS.__getitem__)
+            flush_ms = engine.attention.lens_flush_ms
         self.buffer = TierBuffer(
             self._clock, flush_ms, capacity, gap_ms=gap_ms, settle_ms=settle_ms
         )
@@ -477,9 +461,9 @@ class Lens:
         self._wake.set()
         return factor
 
-    def stats(self) -> LensStats:
+    def statistics(self) -> LensStats:
         """The buffer's counters."""
-        return self.buffer.stats()
+        return self.buffer.statistics()
 
     async def _read(self, sub: _Subscription) -> None:
         async for batch in sub:

@@ -8,7 +8,7 @@ after every metric has stayed below its threshold minus a margin for ``fall_time
 seconds of the injected clock, so a metric hovering around a threshold does not make the
 level flap.
 
-The level drives two things (DESIGN §5): device batch windows stretch by
+The level drives two things (docs/architecture.md#attention): device batch windows stretch by
 :attr:`LoadMonitor.window_multiplier` and in-memory ring limits shrink by
 :attr:`LoadMonitor.memory_scale`. The monitor itself has no data path: it never drops a
 sample.

@@ -14,7 +14,7 @@ engine part                 from the viewer client
 ``sensors``                 the join reply's sensors, and those announced later
 ``store.latest``            the join reply's recent samples (backfill)
 ``attention.level``         the engine's levels, as pushed by the server
-``attention.lens_flush_ms`` the standard tier intervals (DESIGN §5)
+``attention.lens_flush_ms`` the standard tier intervals (docs/architecture.md#attention)
 ``bus``                     the client's bus (``data:{sensor_id}``)
 ``set_views``               the client's ``set_views`` (one message; only the attributes
                             given to :meth:`RoomMirror.draw_only`, if any)

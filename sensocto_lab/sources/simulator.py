@@ -17,7 +17,7 @@ phases match; its Hilbert phases follow the breath's fundamental, a constant
 ``π(0.5 − inhale_fraction)`` later for everyone, so R is unchanged). Because the
 coupling and the phases are known, :attr:`~GroupSimulator.true_phases` and
 :meth:`~GroupSimulator.true_order_parameter` are the ground truth the synchrony analysis
-is validated against (DESIGN §7).
+is validated against (docs/architecture.md#synchrony).
 
 From the phase:
 

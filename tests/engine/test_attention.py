@@ -186,7 +186,7 @@ def test_vanished_viewer_is_cleaned_up(clock: FakeClock) -> None:
     clock.advance(45)
     assert _levels(tracker.tick()) == {"s1": (L, N)}
     assert tracker.viewer_ids == frozenset()
-    assert tracker.stats()["views"] == 0
+    assert tracker.statistics()["views"] == 0
 
 
 def test_decay_to_removal_when_both_expire(clock: FakeClock) -> None:

@@ -71,7 +71,7 @@ def test_a_flush_carries_every_sample_in_order_once() -> None:
     for out in buf.due().values():
         seen.extend(out.values.tolist())
     assert seen == list(range(120))
-    stats = buf.stats()
+    stats = buf.statistics()
     assert stats.received == stats.flushed == 120 and stats.dropped == 0
 
 
@@ -86,7 +86,7 @@ def test_full_buffers_drop_oldest_for_display_only() -> None:
     (out,) = buf.due().values()
     assert out.values.tolist() == list(range(10, 20))
     assert out.seq is not None and out.seq.tolist() == list(range(10, 20))
-    assert buf.stats().dropped == 10
+    assert buf.statistics().dropped == 10
 
 
 def test_only_shown_sensors_and_attributes_are_buffered() -> None:
@@ -132,7 +132,7 @@ def test_sensors_arriving_a_moment_apart_share_one_flush() -> None:
     assert buf.due() == {}
     clock.advance(0.001)
     assert set(buf.due()) == {("a", "respiration"), ("b", "respiration")}
-    assert buf.stats().flushes == 1
+    assert buf.statistics().flushes == 1
     clock.advance(0.050)  # the next round settles again, from its own first arrival
     buf.add(batch("b", 1, 1))
     assert buf.next_due_s() == pytest.approx(0.002)
@@ -189,7 +189,7 @@ def test_sensors_a_gap_apart_fall_into_step_instead_of_alternating() -> None:
                 waits.append(clock.monotonic() - arrived)
         clock.advance(0.030 - (clock.monotonic() - arrived))
     assert max(waits[-100:]) < 0.001  # in step: every sample goes out when it arrives
-    assert buf.stats().flushes < 2 + 39 + 5  # one flush per round after falling in step
+    assert buf.statistics().flushes < 2 + 39 + 5  # one flush per round after falling in step
 
 
 def test_governor_slows_on_lag_and_recovers() -> None:
@@ -274,7 +274,7 @@ async def test_a_stalled_lens_drops_for_display_and_never_blocks_ingest(engine: 
         await asyncio.wait_for(engine.ingest(batch("a", 2, 2 * i, stamped=False)), timeout=10)
     ts, _values = engine.store.latest("a", "respiration")
     assert len(ts) >= 50  # storage kept what the display dropped
-    stats = lens.stats()
+    stats = lens.statistics()
     assert stats.received > 8 and stats.received - stats.dropped <= 8  # newest 8 kept
     await lens.close()
 
@@ -289,7 +289,7 @@ async def test_lens_flushes_on_its_clock_once_sensors_have_settled(engine: Engin
     await engine.ingest(batch("b", 1, stamped=False))
 
     async def asleep() -> None:  # both samples read, the flush loop waiting on the clock
-        while lens.stats().received < 2 or clock.sleepers < 1:
+        while lens.statistics().received < 2 or clock.sleepers < 1:
             await asyncio.sleep(0)
 
     await asyncio.wait_for(asleep(), 10)

@@ -17,8 +17,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from sensocto_lab.errors import ValidationError
-from sensocto_lab.protocol import gatt
-from sensocto_lab.protocol.gatt import PmdMeasurement, PmdOp, PmdSetting, PmdStatus
+from sensocto_lab.protocol import gatt, pmd
+from sensocto_lab.protocol.pmd import PmdMeasurement, PmdOp, PmdSetting, PmdStatus
 
 # --- Heart Rate Measurement 0x2A37 ----------------------------------------------------
 
@@ -130,8 +130,8 @@ def _int24(v: int) -> bytes:
 def test_pmd_ecg_frame_three_byte_signed_microvolts() -> None:
     samples = [0, 1, -1, 8_388_607, -8_388_608, 1200, -350]
     data = struct.pack("<BQB", 0x00, TS, 0x00) + b"".join(_int24(v) for v in samples)
-    frame = gatt.decode_pmd_data(data)
-    assert isinstance(frame, gatt.EcgFrame)
+    frame = pmd.decode_pmd_data(data)
+    assert isinstance(frame, pmd.EcgFrame)
     assert frame.timestamp_ns == TS
     np.testing.assert_array_equal(frame.samples_uv, samples)
 
@@ -141,8 +141,8 @@ def test_pmd_acc_frame_int8_int16(frame_type: int, fmt: str) -> None:
     lim = 127 if frame_type == 0 else 32767
     rows = [(0, 1, -1), (lim, -lim - 1, 5), (-20, 40, lim // 2)]
     data = struct.pack("<BQB", 0x02, TS, frame_type) + b"".join(struct.pack(fmt, *r) for r in rows)
-    frame = gatt.decode_pmd_data(data)
-    assert isinstance(frame, gatt.AccFrame)
+    frame = pmd.decode_pmd_data(data)
+    assert isinstance(frame, pmd.AccFrame)
     assert frame.timestamp_ns == TS
     assert frame.frame_type == frame_type
     np.testing.assert_array_equal(frame.samples_mg, rows)
@@ -151,8 +151,8 @@ def test_pmd_acc_frame_int8_int16(frame_type: int, fmt: str) -> None:
 def test_pmd_acc_frame_int24() -> None:
     rows = [(-8_388_608, 0, 8_388_607), (981, -12, 3)]
     data = struct.pack("<BQB", 0x02, TS, 0x02) + b"".join(_int24(v) for r in rows for v in r)
-    frame = gatt.decode_pmd_data(data)
-    assert isinstance(frame, gatt.AccFrame)
+    frame = pmd.decode_pmd_data(data)
+    assert isinstance(frame, pmd.AccFrame)
     np.testing.assert_array_equal(frame.samples_mg, rows)
 
 
@@ -172,20 +172,20 @@ def test_pmd_acc_frame_int24() -> None:
 )
 def test_pmd_data_malformed(data: bytes, reason: str) -> None:
     with pytest.raises(ValidationError) as info:
-        gatt.decode_pmd_data(data)
+        pmd.decode_pmd_data(data)
     assert info.value.reason == reason
     assert "PMD" in info.value.detail
 
 
 def test_pmd_frames_fed_with_every_truncation_never_index_error() -> None:
-    whole = gatt.encode_pmd_ecg(TS, np.arange(-5, 5) * 1000)
+    whole = pmd.encode_pmd_ecg(TS, np.arange(-5, 5) * 1000)
     for cut in range(len(whole)):
         try:
-            frame = gatt.decode_pmd_data(whole[:cut])
+            frame = pmd.decode_pmd_data(whole[:cut])
         except ValidationError:
             continue
         # a cut on a sample boundary is itself a valid, shorter frame
-        assert isinstance(frame, gatt.EcgFrame)
+        assert isinstance(frame, pmd.EcgFrame)
         assert (cut - 10) % 3 == 0
 
 
@@ -194,8 +194,8 @@ def test_pmd_frames_fed_with_every_truncation_never_index_error() -> None:
     samples=st.lists(st.integers(-(2**23), 2**23 - 1), min_size=1, max_size=80),
 )
 def test_pmd_ecg_round_trip(ts: int, samples: list[int]) -> None:
-    frame = gatt.decode_pmd_data(gatt.encode_pmd_ecg(ts, samples))
-    assert isinstance(frame, gatt.EcgFrame)
+    frame = pmd.decode_pmd_data(pmd.encode_pmd_ecg(ts, samples))
+    assert isinstance(frame, pmd.EcgFrame)
     assert frame.timestamp_ns == ts
     np.testing.assert_array_equal(frame.samples_uv, samples)
 
@@ -209,8 +209,8 @@ def test_pmd_acc_round_trip(frame_type: int, data: st.DataObject) -> None:
     rows = data.draw(
         st.lists(st.tuples(*[st.integers(-half, half - 1)] * 3), min_size=1, max_size=40)
     )
-    frame = gatt.decode_pmd_data(gatt.encode_pmd_acc(TS, rows, frame_type))
-    assert isinstance(frame, gatt.AccFrame)
+    frame = pmd.decode_pmd_data(pmd.encode_pmd_acc(TS, rows, frame_type))
+    assert isinstance(frame, pmd.AccFrame)
     np.testing.assert_array_equal(frame.samples_mg, rows)
 
 
@@ -220,7 +220,7 @@ def test_pmd_acc_round_trip(frame_type: int, data: st.DataObject) -> None:
 def test_ecg_start_command_is_the_h10_byte_sequence() -> None:
     # op 0x02 start, type 0x00 ECG, sample rate 130 (0x0082), resolution 14
     expected = struct.pack("<BB" + "BBH" * 2, 0x02, 0x00, 0x00, 1, 130, 0x01, 1, 14)
-    assert gatt.ecg_start_command() == expected
+    assert pmd.ecg_start_command() == expected
     assert expected == bytes.fromhex("02 00 00 01 82 00 01 01 0e 00")
 
 
@@ -230,11 +230,11 @@ def test_acc_start_command(rate: int, range_g: int) -> None:
     expected = struct.pack(
         "<BB" + "BBH" * 3, 0x02, 0x02, 0x00, 1, rate, 0x01, 1, 16, 0x02, 1, range_g
     )
-    assert gatt.acc_start_command(rate, range_g) == expected
+    assert pmd.acc_start_command(rate, range_g) == expected
 
 
 def test_acc_200hz_8g_matches_polar_sdk_bytes() -> None:
-    assert gatt.acc_start_command(200, 8) == bytes.fromhex(
+    assert pmd.acc_start_command(200, 8) == bytes.fromhex(
         "02 02 00 01 c8 00 01 01 10 00 02 01 08 00"
     )
 
@@ -242,10 +242,10 @@ def test_acc_200hz_8g_matches_polar_sdk_bytes() -> None:
 @pytest.mark.parametrize(
     "call",
     [
-        lambda: gatt.ecg_start_command(250),
-        lambda: gatt.acc_start_command(30),
-        lambda: gatt.acc_start_command(50, 16),
-        lambda: gatt.pmd_start_command(PmdMeasurement.ACC, {PmdSetting.SAMPLE_RATE: 70_000}),
+        lambda: pmd.ecg_start_command(250),
+        lambda: pmd.acc_start_command(30),
+        lambda: pmd.acc_start_command(50, 16),
+        lambda: pmd.pmd_start_command(PmdMeasurement.ACC, {PmdSetting.SAMPLE_RATE: 70_000}),
     ],
 )
 def test_start_command_rejects_unoffered_settings(call: Callable[[], bytes]) -> None:
@@ -255,14 +255,14 @@ def test_start_command_rejects_unoffered_settings(call: Callable[[], bytes]) -> 
 
 
 def test_stop_and_settings_commands() -> None:
-    assert gatt.pmd_stop_command(PmdMeasurement.ECG) == b"\x03\x00"
-    assert gatt.pmd_settings_request(PmdMeasurement.ACC) == b"\x01\x02"
+    assert pmd.pmd_stop_command(PmdMeasurement.ECG) == b"\x03\x00"
+    assert pmd.pmd_settings_request(PmdMeasurement.ACC) == b"\x01\x02"
 
 
 def test_start_response_success_and_error() -> None:
-    ok = gatt.decode_pmd_control_response(bytes([0xF0, 0x02, 0x00, 0x00, 0x00]))
+    ok = pmd.decode_pmd_control_response(bytes([0xF0, 0x02, 0x00, 0x00, 0x00]))
     assert ok.ok and ok.op is PmdOp.START and ok.measurement == 0
-    bad = gatt.decode_pmd_control_response(bytes([0xF0, 0x02, 0x02, 0x06, 0x00]))
+    bad = pmd.decode_pmd_control_response(bytes([0xF0, 0x02, 0x02, 0x06, 0x00]))
     assert not bad.ok
     assert bad.status is PmdStatus.ALREADY_IN_STATE
 
@@ -276,7 +276,7 @@ def test_settings_response_lists_offered_values() -> None:
         + struct.pack("<BBI", 0x03, 1, 8000)
         + struct.pack("<BBB", 0x04, 1, 3)
     )
-    r = gatt.decode_pmd_control_response(data)
+    r = pmd.decode_pmd_control_response(data)
     assert r.ok
     assert r.settings == {
         PmdSetting.SAMPLE_RATE: (25, 50, 100, 200),
@@ -285,8 +285,8 @@ def test_settings_response_lists_offered_values() -> None:
         PmdSetting.RANGE_MILLIUNIT: (8000,),
         PmdSetting.CHANNELS: (3,),
     }
-    again = gatt.encode_pmd_control_response(PmdOp.GET_SETTINGS, 0x02, settings=r.settings)
-    assert gatt.decode_pmd_control_response(again).settings == r.settings
+    again = pmd.encode_pmd_control_response(PmdOp.GET_SETTINGS, 0x02, settings=r.settings)
+    assert pmd.decode_pmd_control_response(again).settings == r.settings
 
 
 @pytest.mark.parametrize(
@@ -303,18 +303,18 @@ def test_settings_response_lists_offered_values() -> None:
 )
 def test_control_response_malformed(data: bytes, reason: str) -> None:
     with pytest.raises(ValidationError) as info:
-        gatt.decode_pmd_control_response(data)
+        pmd.decode_pmd_control_response(data)
     assert info.value.reason == reason
 
 
 def test_features_read() -> None:
     # H10: ECG (bit 0) and ACC (bit 2)
-    assert gatt.decode_pmd_features(b"\x0f\x05\x00") == {PmdMeasurement.ECG, PmdMeasurement.ACC}
-    assert gatt.decode_pmd_features(gatt.encode_pmd_features([PmdMeasurement.PPI])) == {
+    assert pmd.decode_pmd_features(b"\x0f\x05\x00") == {PmdMeasurement.ECG, PmdMeasurement.ACC}
+    assert pmd.decode_pmd_features(pmd.encode_pmd_features([PmdMeasurement.PPI])) == {
         PmdMeasurement.PPI
     }
     with pytest.raises(ValidationError) as info:
-        gatt.decode_pmd_features(b"\xf0\x05")
+        pmd.decode_pmd_features(b"\xf0\x05")
     assert info.value.reason == "not_a_feature_read"
 
 
@@ -328,9 +328,9 @@ def test_sig_uuids() -> None:
 DECODERS = [
     gatt.decode_heart_rate,
     gatt.decode_battery_level,
-    gatt.decode_pmd_data,
-    gatt.decode_pmd_control_response,
-    gatt.decode_pmd_features,
+    pmd.decode_pmd_data,
+    pmd.decode_pmd_control_response,
+    pmd.decode_pmd_features,
 ]
 
 
@@ -356,8 +356,8 @@ def test_pmd_shaped_bytes_decode_or_raise(
 ) -> None:
     # random bytes rarely reach the sample decoding; these always pass the header
     try:
-        frame = gatt.decode_pmd_data(head + ts + bytes([frame_type]) + body)
+        frame = pmd.decode_pmd_data(head + ts + bytes([frame_type]) + body)
     except ValidationError as exc:
         assert exc.reason in {"too_short", "trailing_bytes", "unsupported_frame_type"}
     else:
-        assert len(frame.samples_uv if isinstance(frame, gatt.EcgFrame) else frame.samples_mg) > 0
+        assert len(frame.samples_uv if isinstance(frame, pmd.EcgFrame) else frame.samples_mg) > 0

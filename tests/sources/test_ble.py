@@ -21,7 +21,7 @@ from sensocto_lab.engine.bus import Overflow, Subscription
 from sensocto_lab.engine.engine import Engine
 from sensocto_lab.errors import LocalError
 from sensocto_lab.model import Batch
-from sensocto_lab.protocol import gatt
+from sensocto_lab.protocol import gatt, pmd
 from sensocto_lab.sources.ble import scan as ble_scan
 from sensocto_lab.sources.ble.bleak_backend import BleakBackend
 from sensocto_lab.sources.ble.capture import BleCapture, CaptureState
@@ -84,7 +84,7 @@ def test_rr_timeline_reanchors_after_lost_notifications() -> None:
 def test_device_clock_trusts_a_set_clock_and_maps_an_unset_one() -> None:
     recv = 1_767_225_600 * 10**9
     synced = DeviceClock()
-    device_now = recv - gatt.POLAR_EPOCH_UNIX_NS - 30_000_000  # 30 ms behind us
+    device_now = recv - pmd.POLAR_EPOCH_UNIX_NS - 30_000_000  # 30 ms behind us
     assert synced.to_unix(device_now, recv) == recv - 30_000_000
 
     unset = DeviceClock()
@@ -111,8 +111,8 @@ def test_recorded_session_decodes_to_its_truth() -> None:
     rr = np.concatenate([m.rr_ms for m in hr])
     np.testing.assert_array_equal(rr, truth.rr_ms[: rr.size])
     assert 55 < 60_000 / rr.mean() < 70
-    frames = [gatt.decode_pmd_data(n.data) for n in notifications_of(session, gatt.PMD_DATA_UUID)]
-    ecg = [f for f in frames if isinstance(f, gatt.EcgFrame)]
+    frames = [pmd.decode_pmd_data(n.data) for n in notifications_of(session, gatt.PMD_DATA_UUID)]
+    ecg = [f for f in frames if isinstance(f, pmd.EcgFrame)]
     assert len(ecg) == 20 * 130 // 73
     # R peaks (~1.2 mV) sit on the beats
     samples = np.concatenate([f.samples_uv for f in ecg])
@@ -155,7 +155,7 @@ async def _play(
         before = len(radio.delivered)
         radio.emit_due()
         arrivals += [(n, clock.time_ns()) for n in radio.delivered[before:]]
-        await capture.wait_processed(capture.stats().received, WAIT)
+        await capture.wait_processed(capture.statistics().received, WAIT)
     return arrivals
 
 
@@ -220,11 +220,12 @@ async def test_capture_stores_hr_rr_battery_ecg_acc_with_right_values_and_times(
 
     # ecg: every delivered frame, µV → mV, 1/130 s apart; the strap's clock was never
     # set, so device time is mapped by the arrival of the first PMD frame (ECG or ACC)
-    pmd = [(gatt.decode_pmd_data(n.data), t) for n, t in arrivals if n.uuid == gatt.PMD_DATA_UUID]
-    ecg_frames = [(f, t) for f, t in pmd if isinstance(f, gatt.EcgFrame)]
+    pmd_notes = [(n, t) for n, t in arrivals if n.uuid == gatt.PMD_DATA_UUID]
+    pmd_frames = [(pmd.decode_pmd_data(n.data), t) for n, t in pmd_notes]
+    ecg_frames = [(f, t) for f, t in pmd_frames if isinstance(f, pmd.EcgFrame)]
     uv = np.concatenate([f.samples_uv for f, _ in ecg_frames])
     np.testing.assert_allclose(got["ecg"][1], uv / 1000.0, rtol=1e-6)
-    first, first_arrival = pmd[0]
+    first, first_arrival = pmd_frames[0]
     offset = first_arrival - first.timestamp_ns
     last_samples = got["ecg"][0][72::73]
     assert last_samples.tolist() == [f.timestamp_ns + offset for f, _ in ecg_frames]
@@ -236,7 +237,7 @@ async def test_capture_stores_hr_rr_battery_ecg_acc_with_right_values_and_times(
     assert acc.shape == (acc_ts.size, 3) and acc_ts.size >= 10 * 50
     assert abs(acc[:, 1].mean() + 9.80665) < 0.05
 
-    stats = capture.stats()
+    stats = capture.statistics()
     assert stats.state is CaptureState.STOPPED
     assert stats.malformed == stats.rejected == stats.overflowed == 0
     assert stats.samples["hr"] == 11 and stats.samples["ecg"] == uv.size
@@ -257,7 +258,7 @@ async def test_capture_lands_in_storage_history(engine: Engine) -> None:
     times = hr["time"].values.astype("datetime64[ns]").astype(np.int64)
     assert times.tolist() == [t for bpm, t in hr_notes if bpm > 0]
     rr = ds["rr"].sel(sensor=SENSOR).dropna("time")
-    assert rr.size == capture.stats().samples["rr"] > 0
+    assert rr.size == capture.statistics().samples["rr"] > 0
 
 
 async def test_drop_reconnects_and_loses_nothing_delivered_after(engine: Engine) -> None:
@@ -303,7 +304,7 @@ async def test_malformed_notifications_are_counted_and_capture_continues(
     capture = await BleCapture(engine, FAKE_ADDRESS, backend=radio, clock=clock).start()
     await capture.wait_streaming(WAIT)
     await _play(radio, clock, capture, 3.0)
-    ok_before = capture.stats().samples["hr"]
+    ok_before = capture.statistics().samples["hr"]
     assert ok_before > 0
 
     assert radio.inject(HR_UUID, b"\x10\x48\x00\x04\x01")  # odd RR byte
@@ -313,7 +314,7 @@ async def test_malformed_notifications_are_counted_and_capture_continues(
 
     await _play(radio, clock, capture, 3.0)
     await capture.stop()
-    stats = capture.stats()
+    stats = capture.statistics()
     assert stats.malformed == 2
     assert stats.samples["hr"] == ok_before + 3
     assert _collected(sub)["hr"][1].size == ok_before + 3
@@ -338,7 +339,7 @@ async def test_callbacks_from_a_foreign_thread(engine: Engine) -> None:
     finally:
         await capture.stop()
         radio.close()
-    stats = capture.stats()
+    stats = capture.statistics()
     assert stats.processed == stats.received == delivered  # stop() drained everything
     got = _collected(sub)
     assert got["hr"][1].size == stats.samples["hr"] >= 3
@@ -394,9 +395,9 @@ async def test_a_device_without_heart_rate_fails_clearly(engine: Engine) -> None
 async def test_a_refused_pmd_stream_is_reported_and_the_rest_streams(engine: Engine) -> None:
     class NoAccelerometer(FakeRadio):
         async def write_gatt_char(self, uuid: str, data: bytes) -> None:
-            if data[:2] == bytes([gatt.PmdOp.START, gatt.PmdMeasurement.ACC]):
-                reply = gatt.encode_pmd_control_response(
-                    gatt.PmdOp.START, data[1], gatt.PmdStatus.INVALID_SAMPLE_RATE
+            if data[:2] == bytes([pmd.PmdOp.START, pmd.PmdMeasurement.ACC]):
+                reply = pmd.encode_pmd_control_response(
+                    pmd.PmdOp.START, data[1], pmd.PmdStatus.INVALID_SAMPLE_RATE
                 )
                 self._call(gatt.PMD_CONTROL_UUID, reply)
             else:
@@ -411,7 +412,7 @@ async def test_a_refused_pmd_stream_is_reported_and_the_rest_streams(engine: Eng
     assert "refused to start accelerometer: INVALID_SAMPLE_RATE" in stats.last_error
     await _play(radio, clock, capture, 3.0)
     await capture.stop()
-    stats = capture.stats()
+    stats = capture.statistics()
     assert stats.samples["ecg"] > 0 and stats.samples["hr"] > 0
     assert "accelerometer" not in stats.samples
     assert stats.malformed == 0
@@ -425,7 +426,7 @@ async def test_unreachable_device_backs_off_and_keeps_trying(engine: Engine) -> 
     )
     await capture.start()
     await capture.wait_for(lambda s: s.connect_failures == 1 and s.state is CaptureState.WAITING)
-    assert "AA:BB:CC:DD:EE:FF" in capture.stats().last_error
+    assert "AA:BB:CC:DD:EE:FF" in capture.statistics().last_error
     clock.advance(1.0)
     await capture.wait_for(lambda s: s.connect_failures == 2 and s.state is CaptureState.WAITING)
     clock.advance(1.0)  # the second wait is 2 s: not yet

@@ -56,7 +56,7 @@ class MemoryStore:
     ) -> Any:
         raise NotImplementedError("history is the tiered store's; not used by these tests")
 
-    def stats(self) -> dict[str, Any]:
+    def statistics(self) -> dict[str, Any]:
         return {"samples_appended": self.samples(), "storage_lag_s": 0.0}
 
     def flush(self) -> None:

@@ -1,6 +1,7 @@
 """Room dashboards in a real browser: access, attention following the page, live data.
 
-One engine (on its own loop thread, DESIGN §8) with 30 sensors fed at 10 Hz, one
+One engine (on its own loop thread; docs/architecture.md#dashboards) with 30 sensors fed at
+10 Hz, one
 dashboard server on that loop, one headless Chromium for the module. Waits are on
 conditions (engine state, page state) with generous timeouts, never fixed sleeps.
 """
@@ -198,17 +199,17 @@ def test_a_browser_that_falls_behind_is_sent_less_until_it_keeps_up(lab: Lab, pa
     (dashboard,) = wait_until("the session's dashboard", lambda: lab.server.context.dashboards)
     lens = lab.server.context.dashboards[dashboard].lens
     wait_until("data on the first card", lambda: card_points(page, SENSORS[0]) > 0)
-    assert lens.stats().slowdown == 1.0
+    assert lens.statistics().slowdown == 1.0
 
     # a page whose main thread is busy 400 ms of every 450 paints late: its lens slows down
     page.evaluate(
         "() => { window.__busy = setInterval(() => {"
         " const end = Date.now() + 400; while (Date.now() < end) {} }, 450) }"
     )
-    wait_until("the lens slowed down", lambda: lens.stats().slowdown >= 2.0)
+    wait_until("the lens slowed down", lambda: lens.statistics().slowdown >= 2.0)
     # once it keeps up again, the lens relaxes back to the tiers' own intervals
     page.evaluate("() => clearInterval(window.__busy)")
-    wait_until("back to full rate", lambda: lens.stats().slowdown == 1.0)
+    wait_until("back to full rate", lambda: lens.statistics().slowdown == 1.0)
     newest = card_newest(page, SENSORS[0])
     wait_until("data still arriving", lambda: card_newest(page, SENSORS[0]) > newest)
 

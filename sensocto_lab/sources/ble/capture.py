@@ -48,6 +48,7 @@ import numpy as np
 import numpy.typing as npt
 
 from sensocto_lab.clock import Backoff, Clock, SystemClock
+from sensocto_lab.engine.contracts import IngestSink
 from sensocto_lab.engine.host import run_on
 from sensocto_lab.errors import (
     ClosedResourceError,
@@ -57,7 +58,7 @@ from sensocto_lab.errors import (
     ValidationError,
 )
 from sensocto_lab.model import AttributeInfo, Batch, SensorInfo
-from sensocto_lab.protocol import gatt
+from sensocto_lab.protocol import gatt, pmd
 from sensocto_lab.sources.ble.backend import BleBackend, NotifyCallback
 from sensocto_lab.sources.ble.scan import resolve_backend
 from sensocto_lab.sources.ble.timing import DeviceClock, RrTimeline
@@ -137,7 +138,7 @@ class _Char(enum.Enum):
 @dataclass(frozen=True, slots=True)
 class _PmdStream:
     attribute: str
-    measurement: gatt.PmdMeasurement
+    measurement: pmd.PmdMeasurement
     command: bytes
     rate_hz: float
 
@@ -186,13 +187,13 @@ class BleCapture:
     --------
     >>> cap = await BleCapture(engine, "A0:9E:1A:12:34:56", room="lab").start()
     >>> await cap.wait_streaming()
-    >>> cap.stats()
+    >>> cap.statistics()
     >>> await cap.stop()
     """
 
     def __init__(
         self,
-        engine: Any,
+        engine: IngestSink,
         address: str,
         *,
         room: str = "ble",
@@ -212,12 +213,12 @@ class BleCapture:
         self._streams: list[_PmdStream] = []
         if ecg:
             self._streams.append(
-                _PmdStream("ecg", gatt.PmdMeasurement.ECG, gatt.ecg_start_command(130), 130.0)
+                _PmdStream("ecg", pmd.PmdMeasurement.ECG, pmd.ecg_start_command(130), 130.0)
             )
         if acc_rate_hz is not None:
-            command = gatt.acc_start_command(acc_rate_hz, acc_range_g)
+            command = pmd.acc_start_command(acc_rate_hz, acc_range_g)
             self._streams.append(
-                _PmdStream("accelerometer", gatt.PmdMeasurement.ACC, command, acc_rate_hz)
+                _PmdStream("accelerometer", pmd.PmdMeasurement.ACC, command, acc_rate_hz)
             )
         self._clock: Clock = clock or getattr(engine, "clock", None) or SystemClock()
         self._backoff = backoff or Backoff()
@@ -237,7 +238,7 @@ class BleCapture:
         self._started = False
         self._rr = RrTimeline()
         self._device_clock = DeviceClock()
-        self._pmd_rates: dict[gatt.PmdMeasurement, float] = {}
+        self._pmd_rates: dict[pmd.PmdMeasurement, float] = {}
 
     def __repr__(self) -> str:
         return f"<BleCapture {self.sensor_id} {self._stats.state.value}>"
@@ -321,7 +322,7 @@ class BleCapture:
         """The current :class:`CaptureState`."""
         return self._stats.state
 
-    def stats(self) -> CaptureStats:
+    def statistics(self) -> CaptureStats:
         """A snapshot of the counters."""
         return dataclasses.replace(self._stats, samples=dict(self._stats.samples))
 
@@ -345,7 +346,7 @@ class BleCapture:
         finally:
             with self._waiters_lock, contextlib.suppress(ValueError):
                 self._waiters.remove(waiter)
-        return self.stats()
+        return self.statistics()
 
     async def wait_streaming(self, timeout: float = 30.0) -> CaptureStats:
         """Wait until connected and subscribed (or raise if the capture failed)."""
@@ -445,11 +446,11 @@ class BleCapture:
         for stream in self._streams:
             await backend.write_gatt_char(gatt.PMD_CONTROL_UUID, stream.command)
             try:
-                reply = gatt.decode_pmd_control_response(await asyncio.wait_for(control.get(), 10))
+                reply = pmd.decode_pmd_control_response(await asyncio.wait_for(control.get(), 10))
             except ValidationError as exc:
                 self._update(last_error=f"PMD start {stream.attribute}: {exc.detail}")
                 continue
-            if reply.ok or reply.status is gatt.PmdStatus.ALREADY_IN_STATE:
+            if reply.ok or reply.status is pmd.PmdStatus.ALREADY_IN_STATE:
                 self._pmd_rates[stream.measurement] = stream.rate_hz
             else:
                 msg = f"{self.address} refused to start {stream.attribute}: {reply.status.name}"
@@ -563,13 +564,13 @@ class BleCapture:
         if char is _Char.BATTERY:
             level = gatt.decode_battery_level(data)
             return [self._batch("battery", [recv_ns], [float(level.percent)])]
-        frame = gatt.decode_pmd_data(data)
+        frame = pmd.decode_pmd_data(data)
         values: npt.NDArray[np.floating[Any]]
-        if isinstance(frame, gatt.EcgFrame):
-            attribute, mtype = "ecg", gatt.PmdMeasurement.ECG
+        if isinstance(frame, pmd.EcgFrame):
+            attribute, mtype = "ecg", pmd.PmdMeasurement.ECG
             values = frame.samples_uv / 1000.0
         else:
-            attribute, mtype = "accelerometer", gatt.PmdMeasurement.ACC
+            attribute, mtype = "accelerometer", pmd.PmdMeasurement.ACC
             values = frame.samples_mg * _MG_TO_MS2
         rate = self._pmd_rates.get(mtype)
         if rate is None:

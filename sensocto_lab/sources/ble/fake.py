@@ -30,8 +30,8 @@ import numpy.typing as npt
 
 from sensocto_lab.clock import Clock, SystemClock
 from sensocto_lab.errors import ClosedResourceError
-from sensocto_lab.protocol import gatt
-from sensocto_lab.protocol.gatt import PmdMeasurement, PmdOp, PmdStatus
+from sensocto_lab.protocol import gatt, pmd
+from sensocto_lab.protocol.pmd import PmdMeasurement, PmdOp, PmdStatus
 from sensocto_lab.sources.ble.backend import BleDevice, NotifyCallback
 from sensocto_lab.sources.waveforms import beat_phase, ecg_mv
 
@@ -171,7 +171,7 @@ def polar_h10_session(
     for start in range(0, n_ecg - _ECG_FRAME + 1, _ECG_FRAME):
         last = start + _ECG_FRAME - 1
         stamp = _DEVICE_CLOCK_START_NS + round(t_ecg[last] * 1e9)
-        data = gatt.encode_pmd_ecg(stamp, ecg_uv[start : last + 1])
+        data = pmd.encode_pmd_ecg(stamp, ecg_uv[start : last + 1])
         notes.append(Notification(t_ecg[last] + _LATENCY_S, gatt.PMD_DATA_UUID, data))
 
     n_acc = int(duration_s * acc_rate_hz)
@@ -188,7 +188,7 @@ def polar_h10_session(
     for start in range(0, n_acc - per_frame + 1, per_frame):
         last = start + per_frame - 1
         stamp = _DEVICE_CLOCK_START_NS + round(t_acc[last] * 1e9)
-        data = gatt.encode_pmd_acc(stamp, np.round(acc_mg[start : last + 1]), frame_type=1)
+        data = pmd.encode_pmd_acc(stamp, np.round(acc_mg[start : last + 1]), frame_type=1)
         notes.append(Notification(t_acc[last] + _LATENCY_S, gatt.PMD_DATA_UUID, data))
 
     notes.sort(key=lambda note: note.offset_s)
@@ -315,7 +315,7 @@ class FakeRadio:
         if uuid == gatt.BATTERY_LEVEL_UUID:
             return gatt.encode_battery_level(self._battery)
         if uuid == gatt.PMD_CONTROL_UUID:
-            return gatt.encode_pmd_features([PmdMeasurement.ECG, PmdMeasurement.ACC])
+            return pmd.encode_pmd_features([PmdMeasurement.ECG, PmdMeasurement.ACC])
         raise ValueError(f"the fake strap cannot read {uuid}")
 
     async def write_gatt_char(self, uuid: str, data: bytes) -> None:
@@ -333,7 +333,7 @@ class FakeRadio:
             self._streaming.add(mtype)
         elif op == PmdOp.STOP:
             self._streaming.discard(mtype)
-        reply = gatt.encode_pmd_control_response(PmdOp(op), mtype, status)
+        reply = pmd.encode_pmd_control_response(PmdOp(op), mtype, status)
         self._call(gatt.PMD_CONTROL_UUID, reply)
 
     # -- replay --------------------------------------------------------------------

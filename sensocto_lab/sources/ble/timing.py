@@ -10,7 +10,7 @@ import collections
 import numpy as np
 import numpy.typing as npt
 
-from sensocto_lab.protocol import gatt
+from sensocto_lab.protocol import pmd
 
 __all__ = ["DeviceClock", "RrTimeline"]
 
@@ -85,7 +85,7 @@ class DeviceClock:
 
     def to_unix(self, device_ns: int, recv_ns: int) -> int:
         """The Unix time (ns) of device time ``device_ns``, seen arriving at ``recv_ns``."""
-        unix = device_ns + gatt.POLAR_EPOCH_UNIX_NS
+        unix = device_ns + pmd.POLAR_EPOCH_UNIX_NS
         if self._offset is None or abs(unix + self._offset - recv_ns) > self._tol:
             self._offset = 0 if abs(unix - recv_ns) <= self._tol else recv_ns - unix
         return unix + self._offset

@@ -1,4 +1,6 @@
-"""Browser-side observers that turn what a person sees into attention (DESIGN §8).
+"""Browser-side observers that turn what a person sees into attention.
+
+See docs/architecture.md#dashboards.
 
 - :class:`VisibilityObserver` wraps one card: an IntersectionObserver and pointer
   enter/leave in the page send ``{ratio, pointer}`` at most every 100 ms.

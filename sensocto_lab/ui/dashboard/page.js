@@ -1,4 +1,4 @@
-// Page-level state for a dashboard session (DESIGN §8).
+// Page-level state for a dashboard session (docs/architecture.md#dashboards).
 //
 // Reports document.visibilityState ("visible" / "hidden") on every change, and the
 // page's render lag: each server flush sets `stamp` (server wall clock, ms); when

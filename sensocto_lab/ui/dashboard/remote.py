@@ -31,7 +31,7 @@ from sensocto_lab.net.room_mirror import RoomMirror
 from sensocto_lab.net.viewer_client import ViewerClient, socket_url
 from sensocto_lab.protocol.viewer import RoomSnapshot
 from sensocto_lab.rooms import Room, normalize_code
-from sensocto_lab.ui.dashboard.pages import RoomDashboard, RoomSession
+from sensocto_lab.ui.dashboard.room import RoomDashboard, RoomSession
 
 __all__ = ["RemoteContext"]
 

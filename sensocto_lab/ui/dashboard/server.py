@@ -1,4 +1,6 @@
-"""Serve the room dashboards for a running engine, on the engine's own loop (DESIGN §8).
+"""Serve the room dashboards for a running engine, on the engine's own loop.
+
+See docs/architecture.md#dashboards.
 
 :func:`serve_dashboards` starts a Panel (Bokeh/tornado) server on the loop the
 engine runs on, whichever thread that is, so sessions, lenses and the engine share
@@ -31,8 +33,9 @@ from sensocto_lab.clock import Clock, SystemClock
 from sensocto_lab.engine.host import run_on, running_loop
 from sensocto_lab.errors import ConfigError
 from sensocto_lab.rooms import RoomStore
-from sensocto_lab.ui.dashboard.pages import Context, DashboardContext, lobby_page, room_page
+from sensocto_lab.ui.dashboard.pages import DashboardContext, lobby_page, room_page
 from sensocto_lab.ui.dashboard.remote import RemoteContext
+from sensocto_lab.ui.dashboard.room import Context
 
 __all__ = [
     "LOGIN_TEMPLATE",

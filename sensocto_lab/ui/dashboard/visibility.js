@@ -1,4 +1,4 @@
-// Visibility of one dashboard card, for attention (DESIGN §8).
+// Visibility of one dashboard card, for attention (docs/architecture.md#dashboards).
 //
 // Wraps the card (the `object` child), watches it with an IntersectionObserver
 // (how much of it is in the viewport) and pointer enter/leave (focus), and sends
