@@ -29,7 +29,8 @@ from storage_helpers import ACC, ECG, make_batch
 
 from sensocto_lab.model import KindSpec
 from sensocto_lab.storage import StorageConfig, TieredStore
-from sensocto_lab.storage.wal import list_segments, read_segment
+from sensocto_lab.storage.wal import list_segments
+from sensocto_lab.storage.wal_read import read_segment
 
 TRIALS = 20
 RECV_TIMEOUT_S = 30.0
