@@ -292,6 +292,8 @@ class _Stream:
         if parts is None:
             parts = self.sink.take()
         total = sum(len(p) for p in parts)
+        if total == 0:
+            return 0
         try:
             # Positional: after a failed write the next one lands where it belongs.
             done = os.pwritev(self.fd, parts, self.size)
