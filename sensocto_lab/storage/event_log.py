@@ -259,10 +259,11 @@ def to_frame(
         "duration": duration[keep],
     }
     picked = pa.array(np.flatnonzero(keep))
-    for name in ("label", "kind", "room", "sensor", "participant"):
-        columns[name] = table.column(name).take(picked).to_numpy(zero_copy_only=False)
-    columns["value"] = [values[i] for i in np.flatnonzero(keep)]
-    columns["source"] = table.column("source").take(picked).to_numpy(zero_copy_only=False)
+    for name in ("label", "kind", "room", "sensor", "participant", "source"):
+        # object columns: None where not given (pandas' own string dtype would say NaN)
+        text = table.column(name).take(picked).to_numpy(zero_copy_only=False)
+        columns[name] = pd.Series(text, dtype=object, copy=False)
+    columns["value"] = pd.Series([values[i] for i in np.flatnonzero(keep)], dtype=object)
     return pd.DataFrame(columns, columns=list(COLUMNS))
 
 

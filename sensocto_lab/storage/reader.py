@@ -467,7 +467,7 @@ class StoreReader:
                 f"{', '.join(map(repr, known)) or 'none'}",
                 reason="unknown_condition",
             )
-        onset = rows["onset"].to_numpy().astype("datetime64[ns]").astype(np.int64)
+        onset = np.asarray(rows["onset"].array.asi8, dtype=np.int64)
         duration = rows["duration"].to_numpy()
         span = np.round(np.nan_to_num(duration) * 1e9).astype(np.int64)
         ends = np.where(np.isnan(duration), np.iinfo(np.int64).max, onset + span)
