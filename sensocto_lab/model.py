@@ -47,7 +47,8 @@ MAX_BATCH_SAMPLES = 500_000
 _TS_MIN_NS = 946_684_800 * 10**9
 _TS_MAX_NS = 4_102_444_800 * 10**9
 
-_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,127}$")
+#: Matched whole (``fullmatch``): ``$`` would also accept a trailing newline.
+_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:\-]{0,127}")
 
 
 def check_id(value: object, what: str) -> str:
@@ -56,7 +57,7 @@ def check_id(value: object, what: str) -> str:
     Identifiers become topic names and Parquet partition directories, so they are
     limited to 1–128 characters of ``[A-Za-z0-9_.:-]`` starting with a letter or digit.
     """
-    if not isinstance(value, str) or not _ID_RE.match(value):
+    if not isinstance(value, str) or not _ID_RE.fullmatch(value):
         raise ValidationError(
             f"{what} must be 1-128 characters of letters, digits, '_', '.', ':' or '-', "
             f"got {value!r:.80}",

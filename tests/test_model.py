@@ -10,6 +10,7 @@ from sensocto_lab.model import (
     AttributeInfo,
     Batch,
     SensorInfo,
+    check_id,
     ms_to_ns,
     resolve_kind,
 )
@@ -92,3 +93,17 @@ def test_attention_levels_order_and_parse() -> None:
     assert AttentionLevel.parse("medium") is AttentionLevel.MEDIUM
     with pytest.raises(ValidationError):
         AttentionLevel.parse("loud")
+
+
+@pytest.mark.parametrize("good", ["s1", "001", "a" * 128, "Polar_H10:AA-BB.1"])
+def test_check_id_accepts_usable_identifiers(good: str) -> None:
+    assert check_id(good, "sensor_id") == good
+
+
+@pytest.mark.parametrize(
+    "bad", ["abc\n", "abc\r\n", "\nabc", "", "_x", "a" * 129, "a/b", "a b", "ab\x00", 1, None]
+)
+def test_check_id_refuses_the_rest_including_a_trailing_newline(bad: object) -> None:
+    with pytest.raises(ValidationError) as e:
+        check_id(bad, "sensor_id")
+    assert e.value.reason == "invalid_sensor_id"

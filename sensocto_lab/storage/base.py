@@ -15,10 +15,14 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 import numpy as np
 import numpy.typing as npt
 
+from sensocto_lab.events import Event
 from sensocto_lab.model import Batch, KindSpec
 
 if TYPE_CHECKING:
+    import pandas as pd
     import xarray as xr
+
+    from sensocto_lab.storage.session import SessionInfo
 
 __all__ = ["Store"]
 
@@ -30,12 +34,51 @@ class Store(Protocol):
     def append(self, batch: Batch, *, room: str, kind: KindSpec) -> None:
         """Record a validated, stamped batch in every tier.
 
-        When this returns, the batch is in the write-ahead log (written to the OS,
-        fsynced within the fsync interval) and in the hot/warm rings, so the engine
+        When this returns, the batch is in the write-ahead log (written to the OS in a
+        readable file, so it survives ``kill -9``; fsynced within the fsync interval,
+        so it survives power loss after that) and in the hot/warm rings, so the engine
         may acknowledge and publish it. Raises :class:`~sensocto_lab.errors.StorageError`
-        if the WAL cannot be written and :class:`~sensocto_lab.errors.ClosedResourceError`
+        if the WAL cannot be written (``reason="disk_full"`` when out of space; then
+        nothing of the batch is kept) and :class:`~sensocto_lab.errors.ClosedResourceError`
         after :meth:`close`.
         """
+        ...
+
+    def append_events(self, events: Sequence[Event]) -> None:
+        """Record markers, conditions and novelty events next to the samples.
+
+        All are validated first (one bad event raises
+        :class:`~sensocto_lab.errors.ValidationError` and nothing is written). When
+        this returns they are in the write-ahead log with :meth:`append`'s promise
+        (``kill -9`` loses none; fsynced within the fsync interval), each exactly once.
+        """
+        ...
+
+    def events(
+        self,
+        room: str | Sequence[str] | None = None,
+        start: Any = None,
+        end: Any = None,
+        kind: str | Sequence[str] | None = None,
+    ) -> pd.DataFrame:
+        """Recorded events with onset in ``[start, end)``, sorted by onset; running
+        conditions folded into one row (duration NaN while open). Reads what is durable
+        and what is still in the WAL; works on read-only stores."""
+        ...
+
+    @property
+    def session(self) -> SessionInfo:
+        """The session's metadata, as last written to ``session.json``."""
+        ...
+
+    def assign_participant(self, sensor_id: str, participant: str, role: str | None = None) -> None:
+        """Record who wears a sensor; in ``session.json`` (fsynced) when this returns."""
+        ...
+
+    def update_session(
+        self, *, name: str | None = None, notes: str | None = None, end: Any = None
+    ) -> None:
+        """Change the session's name, notes or end; in ``session.json`` (fsynced) on return."""
         ...
 
     def latest(
@@ -64,16 +107,27 @@ class Store(Protocol):
         attributes: Sequence[str] | None = None,
         start: Any = None,
         end: Any = None,
+        *,
+        lazy: bool | None = None,
+        condition: str | None = None,
     ) -> xr.Dataset:
-        """Everything recorded in ``[start, end)`` as an :class:`xarray.Dataset`."""
+        """Everything recorded in ``[start, end)`` as an :class:`xarray.Dataset`, with a
+        ``participant`` coordinate on ``sensor``; ``condition`` keeps only samples inside
+        that condition's spans. Reads what is durable and what is still in the WAL."""
+        ...
+
+    def statistics(self) -> dict[str, Any]:
+        """Counters and health for /health: samples and events appended, WAL bytes,
+        storage lag, ring sizes, ``health`` (``ok``/``failing`` with reason and time)."""
         ...
 
     def stats(self) -> dict[str, Any]:
-        """Counters for /health: samples appended, WAL bytes, storage lag, ring sizes."""
+        """The old name of :meth:`statistics`, kept only until the engine's callers
+        use the new one (the merge of the storage branch removes it)."""
         ...
 
     def flush(self) -> None:
-        """fsync the WAL now."""
+        """fsync the WAL now: when this returns, everything acknowledged survives power loss."""
         ...
 
     def close(self) -> None:

@@ -12,10 +12,17 @@ for time series: timestamps and counters are delta-encoded (a regular 512 Hz clo
 costs bits per thousand samples), values ADC-quantised to few distinct numbers use a
 dictionary, other values byte-stream-split; all zstd-compressed. The kind, unit and
 nominal rate travel in the file's key-value metadata.
+
+Partition values are strings: a sensor ``001`` and a sensor ``1`` are two sensors.
+Readers that infer partition types from the directory names would read both as the
+integer 1, so read with :data:`PARTITIONING` (pyarrow: :func:`dataset`), polars'
+``hive_schema`` or DuckDB's ``hive_types_autocast=false``, as ``docs/storage.md``
+shows. The store's own reader takes the names from the paths and needs none of it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -34,11 +41,15 @@ import pyarrow.parquet as pq
 
 from sensocto_lab.errors import StorageError
 from sensocto_lab.model import KINDS, KindSpec
+from sensocto_lab.storage.health import storage_error
 from sensocto_lab.storage.wal import fsync_dir
 
 __all__ = [
     "DAY_NS",
+    "PARTITIONING",
+    "PARTITION_SCHEMA",
     "ColdPart",
+    "dataset",
     "delete_before",
     "kind_of_part",
     "list_parts",
@@ -47,6 +58,8 @@ __all__ = [
     "max_ts",
     "part_name",
     "read_series",
+    "remove_stale_temporaries",
+    "write_atomically",
     "write_part",
 ]
 
@@ -56,6 +69,22 @@ _PART_RE = re.compile(r"^part-(\d{12})-(\d{12})\.parquet$")
 #: Above this share of distinct values, a dictionary costs more than it saves.
 _DICTIONARY_MAX_DISTINCT = 0.25
 _SAMPLE = 65_536
+#: The hive partition columns, all strings (see the module docstring).
+PARTITION_SCHEMA = pa.schema(
+    [(name, pa.string()) for name in ("room", "sensor", "attribute", "date")]
+)
+PARTITIONING = ds.partitioning(PARTITION_SCHEMA, flavor="hive")
+
+
+def dataset(cold_dir: str | os.PathLike[str]) -> ds.Dataset:
+    """The cold tier as a :mod:`pyarrow.dataset`, partition columns typed as strings.
+
+    Only complete parts (``*.parquet``): a part being written has a temporary name.
+    """
+    files = sorted(str(p) for p in Path(cold_dir).glob("room=*/*/*/*/*.parquet"))
+    return ds.dataset(
+        files, format="parquet", partitioning=PARTITIONING, partition_base_dir=str(cold_dir)
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,47 +211,66 @@ def write_part(
                 "seq": pa.array(seq[lo:hi]),
             }
         ).replace_schema_metadata(meta)
-        # Unique per process: two processes compacting one generation (a worker that
-        # outlives its store's crash by a moment) never write into one file.
-        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-        try:
-            directory.mkdir(parents=True, exist_ok=True)
-            with open(tmp, "wb") as f:
-                pq.write_table(
-                    table,
-                    f,
-                    row_group_size=row_group_samples,
-                    compression=compression,
-                    compression_level=compression_level,
-                    use_dictionary=["value"] if use_dictionary else False,
-                    column_encoding={
-                        "ts": "DELTA_BINARY_PACKED",
-                        "recv_ts": "DELTA_BINARY_PACKED",
-                        "seq": "DELTA_BINARY_PACKED",
-                        **encodings,
-                    },
-                )
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-            fsync_dir(directory)
-        except (OSError, pa.ArrowException) as exc:
-            raise StorageError(f"cannot write the Parquet part {path}: {exc}") from exc
+        write_atomically(
+            table,
+            path,
+            row_group_size=row_group_samples,
+            compression=compression,
+            compression_level=compression_level,
+            use_dictionary=["value"] if use_dictionary else False,
+            column_encoding={
+                "ts": "DELTA_BINARY_PACKED",
+                "recv_ts": "DELTA_BINARY_PACKED",
+                "seq": "DELTA_BINARY_PACKED",
+                **encodings,
+            },
+        )
         written.append(path)
     return written
 
 
-def remove_stale_temporaries(cold_dir: Path) -> int:
-    """Delete part files a dead process left half-written; return how many.
+def write_atomically(table: pa.Table, path: Path, **options: Any) -> None:
+    """Write ``table`` as the Parquet file ``path``: whole or not at all, durably.
 
-    A part is written to ``{name}.{pid}.tmp`` and renamed when complete, so a
+    The file is written to a temporary name unique to this process (two processes
+    compacting one generation, a worker that outlives its store's crash by a moment,
+    never write into one file), fsynced, renamed into place and its directory
+    fsynced. On failure the temporary is removed. ``options`` go to
+    :func:`pyarrow.parquet.write_table`.
+
+    Raises
+    ------
+    StorageError
+        The file could not be written (``reason="disk_full"`` when out of space).
+    """
+    directory = path.parent
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        with open(tmp, "wb") as f:
+            pq.write_table(table, f, **options)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+        fsync_dir(directory)
+    except (OSError, pa.ArrowException) as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise storage_error(f"cannot write the Parquet part {path.name}", exc) from exc
+
+
+def remove_stale_temporaries(root: Path, own: Collection[int] = ()) -> int:
+    """Delete files a dead process left half-written under ``root``; return how many.
+
+    A file is written to ``{name}.{pid}.tmp`` and renamed when complete, so a
     temporary whose writer is gone (a compaction worker killed mid-write) is never
-    read and would only take disk. One whose writer still runs is left alone.
+    read and would only take disk. One whose writer still runs is left alone, unless
+    its pid is in ``own`` (this store's processes, on close: none of them writes).
     """
     removed = 0
-    for tmp in cold_dir.glob("room=*/sensor=*/attribute=*/date=*/*.tmp"):
+    for tmp in root.rglob("*.tmp"):
         pid = tmp.suffixes[-2].lstrip(".") if len(tmp.suffixes) >= 2 else ""
-        if pid.isdigit() and _alive(int(pid)):
+        if pid.isdigit() and int(pid) not in own and _alive(int(pid)):
             continue
         tmp.unlink(missing_ok=True)
         removed += 1

@@ -27,10 +27,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
+
+import sensocto_lab.storage.cold as cold
+import sensocto_lab.storage.event_log as event_log
 from sensocto_lab.errors import StorageError
 from sensocto_lab.model import KINDS
-from sensocto_lab.storage import cold
-from sensocto_lab.storage.wal import Chunk, concat_chunks, read_segment
+from sensocto_lab.storage.wal import EVENTS_LAYOUT, Chunk, concat_chunks
+from sensocto_lab.storage.wal_read import read_records, read_segment
 
 __all__ = ["Compacted", "CompactionWorker", "ParquetSettings", "compact_generation", "serve"]
 
@@ -55,7 +59,7 @@ class ParquetSettings:
 
 @dataclass(frozen=True, slots=True)
 class Compacted:
-    """What compacting one generation did: files written, samples, and torn WAL files.
+    """What compacting one generation did: files written, samples, events, torn WAL files.
 
     ``torn`` are the WAL files that ended in an unreadable record; the store keeps
     them (in ``wal/torn/``) instead of deleting them.
@@ -64,12 +68,17 @@ class Compacted:
     files: int
     samples: int
     torn: tuple[Path, ...]
+    events: int = 0
 
 
 def compact_generation(
-    paths: list[Path], cold_dir: Path, generation: int, settings: ParquetSettings
+    paths: list[Path],
+    cold_dir: Path,
+    events_dir: Path,
+    generation: int,
+    settings: ParquetSettings,
 ) -> Compacted:
-    """Write the samples of one generation's WAL ``paths`` as Parquet parts.
+    """Write the samples and events of one generation's WAL ``paths`` as Parquet parts.
 
     Idempotent: the parts are named by ``generation``, so compacting it again (after
     a crash before the commit) writes the same files, byte for byte.
@@ -81,7 +90,14 @@ def compact_generation(
     """
     groups: dict[tuple[str, str, str, str], list[Chunk]] = {}
     torn: list[Path] = []
+    events: list[pa.RecordBatch] = []
     for p in paths:
+        if p.name.endswith(f"-{EVENTS_LAYOUT}.arrows"):
+            batches, cut = read_records(p)
+            events += batches
+            if cut:
+                torn.append(p)
+            continue
         read = read_segment(p)
         if read.torn:
             torn.append(p)
@@ -113,7 +129,14 @@ def compact_generation(
     workers = min(settings.workers, len(merged)) or 1
     with ThreadPoolExecutor(workers, thread_name_prefix="sensocto-parquet") as pool:
         files = sum(pool.map(write, merged))
-    return Compacted(files, sum(len(c) for c in merged), tuple(torn))
+    n_events = 0
+    if events:
+        table = pa.Table.from_batches(events, event_log.WAL_SCHEMA)
+        files += len(
+            event_log.write_parts(events_dir, table, generation, compression=settings.compression)
+        )
+        n_events = table.num_rows
+    return Compacted(files, sum(len(c) for c in merged), tuple(torn), n_events)
 
 
 def _watch_parent(parent: int) -> None:
@@ -126,8 +149,8 @@ def _watch_parent(parent: int) -> None:
 def serve(parent: int) -> None:
     """The worker's loop: compact each request read from stdin, answer on stdout.
 
-    A request is a pickled ``(paths, cold_dir, generation, settings)``; the answer a
-    pickled ``("ok", Compacted)`` or ``("error", message)``. Ends at end of input.
+    A request is a pickled ``(paths, cold_dir, events_dir, generation, settings)``; the answer a
+    pickled ``("ok", Compacted)`` or ``("error", (reason, message))``. Ends at end of input.
     """
     threading.Thread(
         target=_watch_parent, args=(parent,), name="sensocto-parent-watch", daemon=True
@@ -137,14 +160,18 @@ def serve(parent: int) -> None:
     sys.stdout = sys.stderr  # stray prints must not corrupt the answers
     while True:
         try:
-            paths, cold_dir, generation, settings = pickle.load(requests)
+            paths, cold_dir, events_dir, generation, settings = pickle.load(requests)
         except EOFError:
             return
         answer: tuple[str, Any]
         try:
-            answer = ("ok", compact_generation(paths, cold_dir, generation, settings))
+            answer = (
+                "ok",
+                compact_generation(paths, cold_dir, events_dir, generation, settings),
+            )
         except Exception as exc:  # every failure goes back to the store, which retries
-            answer = ("error", f"{type(exc).__name__}: {exc}")
+            reason = getattr(exc, "reason", "storage_error")
+            answer = ("error", (reason, f"{type(exc).__name__}: {exc}"))
         pickle.dump(answer, answers)
         answers.flush()
 
@@ -194,7 +221,12 @@ class CompactionWorker:
         )
 
     def compact(
-        self, paths: list[Path], cold_dir: Path, generation: int, settings: ParquetSettings
+        self,
+        paths: list[Path],
+        cold_dir: Path,
+        events_dir: Path,
+        generation: int,
+        settings: ParquetSettings,
     ) -> Compacted:
         """:func:`compact_generation` in the worker process; waits for it.
 
@@ -208,14 +240,17 @@ class CompactionWorker:
         proc = self._proc
         assert proc is not None and proc.stdin is not None and proc.stdout is not None
         try:
-            pickle.dump((paths, cold_dir, generation, settings), proc.stdin)
+            pickle.dump((paths, cold_dir, events_dir, generation, settings), proc.stdin)
             proc.stdin.flush()
             status, result = pickle.load(proc.stdout)
         except (OSError, EOFError, pickle.UnpicklingError) as exc:
             self.close()
             raise StorageError(f"the compaction worker died: {exc!r}") from exc
         if status != "ok":
-            raise StorageError(f"compacting generation {generation} failed: {result}")
+            reason, message = result
+            raise StorageError(
+                f"compacting generation {generation} failed: {message}", reason=reason
+            )
         done: Compacted = result
         return done
 

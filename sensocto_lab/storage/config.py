@@ -14,7 +14,7 @@ from sensocto_lab.model import KindSpec
 
 __all__ = ["LOAD_SCALES", "StorageConfig"]
 
-#: The in-memory scale for each load level, normal → critical (DESIGN §5).
+#: The in-memory scale for each load level, normal → critical (``docs/storage.md``).
 LOAD_SCALES: tuple[float, ...] = (1.0, 0.5, 0.2, 0.05)
 
 

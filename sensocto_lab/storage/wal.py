@@ -6,7 +6,8 @@ what is sealed and compacted as one unit; it has one IPC stream file per value l
 has one schema. Each appended batch is one record batch with columns ``ts``,
 ``recv_ts``, ``seq`` (int64 ns / counters) and ``value`` (the kind's dtype, a
 fixed-size list for vectors); room, sensor, attribute and kind ride along as the record
-batch's custom metadata.
+batch's custom metadata. Events (:mod:`.event_log`) have a stream of their own in each
+generation, ``seg-{generation:012d}-events.arrows``, one record per ``append_events``.
 
 Speed: a record's IPC header (its flatbuffer metadata) depends only on the series and
 the number of samples. The first record of each (series, layout, length) goes through
@@ -17,8 +18,11 @@ file is byte for byte what pyarrow would write (a test holds it to that).
 Durability: every record is handed to the OS with one positional write before
 :meth:`WalWriter.write` returns, so a killed process loses nothing; :meth:`WalWriter.sync`
 (the store's fsync thread) makes it survive power loss. A write that fails is cut back
-off the file, so the next record follows the last complete one. Readers stop at the
-first record they cannot read: after a crash only the torn last record of a file is lost.
+off the file, so the next record follows the last complete one; if the failed write was
+a file's first (the one that carries the stream's schema), the file is removed and the
+next write starts it afresh, so no acknowledged record can land in a file without its
+schema. Readers (:mod:`.wal_read`) stop at the first record they cannot read: after a
+crash only the torn last record of a file is lost.
 """
 
 from __future__ import annotations
@@ -38,23 +42,26 @@ import numpy.typing as npt
 import pyarrow as pa
 
 from sensocto_lab.errors import StorageError
+from sensocto_lab.storage.health import storage_error
 
 __all__ = [
+    "EVENTS_LAYOUT",
+    "META_KEYS",
     "Chunk",
     "SegmentFile",
-    "SegmentRead",
     "WalWriter",
     "concat_chunks",
     "fsync_dir",
     "layout_of",
     "list_segments",
-    "read_segment",
 ]
 
 log = logging.getLogger(__name__)
 
-_SEG_RE = re.compile(r"^seg-(\d{12})-(f[48]x\d+)\.arrows$")
-_META_KEYS = (b"room", b"sensor", b"attribute", b"kind")
+_SEG_RE = re.compile(r"^seg-(\d{12})-(f[48]x\d+|events)\.arrows$")
+#: The layout tag of a generation's event stream.
+EVENTS_LAYOUT = "events"
+META_KEYS = (b"room", b"sensor", b"attribute", b"kind")
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -97,11 +104,16 @@ def concat_chunks(chunks: list[Chunk]) -> Chunk:
 
 @dataclass(frozen=True, slots=True)
 class SegmentFile:
-    """One WAL file: its generation, value layout and path."""
+    """One WAL file: its generation, value layout (or ``"events"``) and path."""
 
     generation: int
     layout: str
     path: Path
+
+    @property
+    def is_events(self) -> bool:
+        """True for a generation's event stream (read with :func:`read_records`)."""
+        return self.layout == EVENTS_LAYOUT
 
 
 def layout_of(dtype: npt.DTypeLike, width: int) -> str:
@@ -143,15 +155,6 @@ def _value_array(values: npt.NDArray[Any]) -> pa.Array:
     return pa.FixedSizeListArray.from_arrays(_wrap(values.reshape(-1)), values.shape[1])
 
 
-def _values_of(column: pa.ChunkedArray) -> npt.NDArray[Any]:
-    """One numpy array of a value column: ``(n,)``, or ``(n, width)`` for vectors."""
-    if isinstance(column.type, pa.FixedSizeListType):
-        width = column.type.list_size
-        flat = pa.concat_arrays(column.chunks).flatten().to_numpy(zero_copy_only=False)
-        return flat.reshape(-1, width)
-    return column.to_numpy()
-
-
 def list_segments(wal_dir: Path) -> list[SegmentFile]:
     """Every WAL file in ``wal_dir``, oldest generation first."""
     found = []
@@ -161,85 +164,6 @@ def list_segments(wal_dir: Path) -> list[SegmentFile]:
             found.append(SegmentFile(int(m.group(1)), m.group(2), Path(entry.path)))
     found.sort(key=lambda s: (s.generation, s.layout))
     return found
-
-
-@dataclass(frozen=True, slots=True)
-class SegmentRead:
-    """What one WAL file holds.
-
-    Attributes
-    ----------
-    chunks
-        One :class:`Chunk` per (room, sensor, attribute, kind), its samples in the
-        order they were written.
-    records
-        Complete records read.
-    torn
-        True when the file ends in a record that cannot be read (a crash mid-write,
-        or a file cut before its schema): that record, and only that one, is lost.
-    """
-
-    chunks: list[Chunk]
-    records: int
-    torn: bool
-
-
-def _group(batches: dict[tuple[str, ...], list[pa.RecordBatch]]) -> list[Chunk]:
-    chunks = []
-    for (room, sensor, attribute, kind), group in batches.items():
-        # ChunkedArray.to_numpy concatenates once; combine_chunks first is ~3x slower.
-        cols = pa.Table.from_batches(group).columns
-        chunks.append(
-            Chunk(
-                room,
-                sensor,
-                attribute,
-                kind,
-                cols[0].to_numpy(),
-                cols[1].to_numpy(),
-                cols[2].to_numpy(),
-                _values_of(cols[3]),
-            )
-        )
-    return chunks
-
-
-def read_segment(
-    source: Path | pa.Buffer, keep: Callable[[str, str], bool] | None = None
-) -> SegmentRead:
-    """Read every complete record of one WAL file (or of a buffer holding a prefix of it).
-
-    Never raises for a damaged file: reading stops at the first record that cannot be
-    read, and :attr:`SegmentRead.torn` says so. ``keep(sensor_id, attribute_id)``, if
-    given, selects the series to convert (the others are skipped, but counted).
-    """
-    buf = pa.memory_map(str(source)) if isinstance(source, Path) else pa.BufferReader(source)
-    groups: dict[tuple[str, ...], list[pa.RecordBatch]] = {}
-    names: dict[tuple[bytes, ...], tuple[str, ...]] = {}
-    records = 0
-    torn = False
-    with buf:
-        try:
-            reader = pa.ipc.open_stream(buf)
-        except (pa.ArrowInvalid, OSError):
-            return SegmentRead([], 0, True)  # cut before the schema was fully written
-        while True:
-            try:
-                batch, meta = reader.read_next_batch_with_custom_metadata()
-            except StopIteration:
-                break
-            except (pa.ArrowInvalid, OSError):
-                torn = True
-                break
-            records += 1
-            if batch.num_rows:
-                raw = tuple(meta.values())  # written in _META_KEYS order
-                key = names.get(raw)
-                if key is None:
-                    key = names[raw] = tuple(meta[k].decode() for k in _META_KEYS)
-                if keep is None or keep(key[1], key[2]):
-                    groups.setdefault(key, []).append(batch)
-    return SegmentRead(_group(groups), records, torn)
 
 
 #: Record headers a writer keeps (per series and batch length) before starting afresh.
@@ -321,6 +245,11 @@ class _RecordSink:
         """Count ``size`` bytes written to the file past the IPC writer (its offsets stay true)."""
         self._pos += size
 
+    def rewind(self, pos: int) -> None:
+        """Forget what a failed write emitted: the file ends at ``pos`` again."""
+        self._parts = []
+        self._pos = pos
+
 
 class _Stream:
     """One open IPC stream file of the current generation.
@@ -331,19 +260,29 @@ class _Stream:
 
     __slots__ = ("fd", "path", "schema", "sink", "size", "started", "writer")
 
-    def __init__(self, path: Path, layout: str) -> None:
+    def __init__(self, path: Path, schema: pa.Schema) -> None:
         self.path = path
         self.fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
         self.size = 0
-        self.started = False  # a record went through the IPC writer (the schema is out)
-        self.schema = _schema(layout)
+        # A record is on disk, and with it the schema: pyarrow's stream writer emits
+        # the schema with the first record, not when it is created.
+        self.started = False
+        self.schema = schema
         self.sink = _RecordSink()
         try:
             self.writer = pa.ipc.new_stream(self.sink, self.schema)
             self.emit()
         except BaseException:
-            os.close(self.fd)
+            self.discard()
             raise
+
+    def discard(self) -> None:
+        """Close and remove the file (nothing in it was acknowledged)."""
+        os.close(self.fd)
+        try:
+            self.path.unlink()
+        except OSError:  # it stays empty and unread: a reader sees a file without records
+            log.warning("could not remove the unused WAL file %s", self.path.name)
 
     def emit(self, parts: list[Any] | None = None) -> int:
         """Write ``parts`` (default: what the IPC writer produced) with one ``pwritev``.
@@ -353,6 +292,8 @@ class _Stream:
         if parts is None:
             parts = self.sink.take()
         total = sum(len(p) for p in parts)
+        if total == 0:
+            return 0
         try:
             # Positional: after a failed write the next one lands where it belongs.
             done = os.pwritev(self.fd, parts, self.size)
@@ -416,18 +357,11 @@ class WalWriter:
         key = (chunk.room, chunk.sensor_id, chunk.attribute_id, chunk.kind)
         meta = self._meta.get(key)
         if meta is None:
-            meta = pa.KeyValueMetadata(
-                dict(zip(_META_KEYS, (k.encode() for k in key), strict=True))
-            )
+            meta = pa.KeyValueMetadata(dict(zip(META_KEYS, (k.encode() for k in key), strict=True)))
             self._meta[key] = meta
+        stream = None
         try:
-            stream = self._streams.get(layout)
-            if stream is None:
-                path = self.wal_dir / f"seg-{self.generation:012d}-{layout}.arrows"
-                stream = _Stream(path, layout)
-                with self._sync_lock:
-                    self._streams[layout] = stream
-                    self._dir_dirty = True
+            stream = self._stream(layout, _schema)
             n = len(chunk)
             header = self._headers.get((key, layout, n)) if stream.started else None
             if header is not None:
@@ -439,9 +373,55 @@ class WalWriter:
             else:
                 written = self._write_through_arrow(stream, chunk, (key, layout, n), meta)
         except (OSError, pa.ArrowException) as exc:
-            raise StorageError(f"cannot write the WAL in {self.wal_dir}: {exc}") from exc
+            if stream is not None:
+                self._recover_from_failed_write(layout, stream)
+            raise storage_error(f"cannot write the WAL file of {layout}", exc) from exc
         self.bytes += written
         return written
+
+    def write_record(self, layout: str, batch: pa.RecordBatch) -> int:
+        """Write one record of a stream other than samples' (``EVENTS_LAYOUT``).
+
+        The same promise as :meth:`write`: with the OS when this returns, or raises
+        :class:`StorageError` and leaves the file as it was.
+        """
+        stream = None
+        try:
+            stream = self._stream(layout, lambda _: batch.schema)
+            stream.writer.write_batch(batch)
+            written = stream.emit()
+            stream.started = True
+        except (OSError, pa.ArrowException) as exc:
+            if stream is not None:
+                self._recover_from_failed_write(layout, stream)
+            raise storage_error(f"cannot write the WAL file of {layout}", exc) from exc
+        self.bytes += written
+        return written
+
+    def _stream(self, layout: str, schema: Callable[[str], pa.Schema]) -> _Stream:
+        stream = self._streams.get(layout)
+        if stream is None:
+            path = self.wal_dir / f"seg-{self.generation:012d}-{layout}.arrows"
+            stream = _Stream(path, schema(layout))
+            with self._sync_lock:
+                self._streams[layout] = stream
+                self._dir_dirty = True
+        return stream
+
+    def _recover_from_failed_write(self, layout: str, stream: _Stream) -> None:
+        """After a failed write, make the next write land in a readable file.
+
+        ``emit`` has cut the file back to its complete records. If none went out yet,
+        the IPC writer believes the schema is written though the file is empty: the
+        file is dropped, and the next write starts a new one (schema first).
+        """
+        if stream.started:
+            stream.sink.rewind(stream.size)
+            return
+        with self._sync_lock:
+            if self._streams.get(layout) is stream:
+                del self._streams[layout]
+        stream.discard()
 
     def _write_through_arrow(
         self,
@@ -515,7 +495,7 @@ class WalWriter:
                 with self._sync_lock:
                     self._unsynced = sealed + self._unsynced
                     self._dir_dirty = self._dir_dirty or dir_dirty
-                raise StorageError(f"cannot fsync the WAL in {self.wal_dir}: {exc}") from exc
+                raise storage_error("cannot fsync the WAL", exc) from exc
             for fd in sealed:
                 os.close(fd)
 

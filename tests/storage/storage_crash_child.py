@@ -2,8 +2,9 @@
 
 Runs in a child started by a multiprocessing ``forkserver`` (so it starts in
 milliseconds with numpy and pyarrow already imported). After every ``append``
-returns, it sends ``(ecg_next_seq, acc_next_seq)`` over the pipe: those samples are
-acknowledged, so after a ``SIGKILL`` they must all be found on disk.
+returns, it sends ``(ecg_next_seq, acc_next_seq, events_next)`` over the pipe: those
+samples, and events ``e0 .. e{events_next - 1}`` (two per ``append_events``, every
+fourth batch), are acknowledged, so after a ``SIGKILL`` they must all be on disk.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from pathlib import Path
 
 from support.storage import ACC, ECG, make_batch
 
+from sensocto_lab.events import Event
 from sensocto_lab.storage import StorageConfig, TieredStore
 
 #: Samples per ECG batch; 64 batches a second make 512 Hz.
@@ -28,14 +30,16 @@ CHILD_CONFIG = StorageConfig(
 )
 
 
-def record(conn: Connection, data_dir: str, ecg_seq: int, acc_seq: int, paced: bool) -> None:
+def record(
+    conn: Connection, data_dir: str, ecg_seq: int, acc_seq: int, event_n: int, paced: bool
+) -> None:
     """Open the store (recovering the last crash), then record until killed.
 
     ``paced`` records in real time at 512 Hz; otherwise as fast as possible, as when
     a device flushes its backlog, so the kill lands mid-write more often.
     """
     store = TieredStore.open(Path(data_dir), CHILD_CONFIG)
-    conn.send(("ready", ecg_seq, acc_seq))
+    conn.send(("ready", ecg_seq, acc_seq, event_n))
     period = ECG_BATCH / 512.0
     next_tick = time.monotonic()
     while True:
@@ -45,7 +49,13 @@ def record(conn: Connection, data_dir: str, ecg_seq: int, acc_seq: int, paced: b
             make_batch("p1", "acc", ACC, acc_seq, ACC_BATCH, rate_hz=64.0), room="lab", kind=ACC
         )
         acc_seq += ACC_BATCH
-        conn.send(("ack", ecg_seq, acc_seq))
+        if ecg_seq % (4 * ECG_BATCH) == 0:
+            onset = int(store.latest("p1", "ecg", 1)[0][0])
+            store.append_events(
+                [Event(onset, f"e{event_n}", room="lab"), Event(onset, f"e{event_n + 1}")]
+            )
+            event_n += 2
+        conn.send(("ack", ecg_seq, acc_seq, event_n))
         next_tick += period
         delay = next_tick - time.monotonic()
         if paced and delay > 0:

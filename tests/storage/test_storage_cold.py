@@ -194,3 +194,58 @@ def test_a_copied_cold_tier_is_read_and_never_overwritten(tmp_path: Path) -> Non
     )
     assert len(list((tmp_path / "b" / "cold").rglob("*.parquet"))) == 2
     second.close()
+
+
+def _numeric_looking(tmp_path: Path) -> TieredStore:
+    """Sensors ``001`` and ``1`` (and a room ``7``): two sensors, not one integer."""
+    store = TieredStore.open(tmp_path, StorageConfig(background=False))
+    store.append(make_batch("001", "ecg", ECG, 0, 10), room="7", kind=ECG)
+    store.append(make_batch("1", "ecg", ECG, 0, 20), room="7", kind=ECG)
+    store.compact()
+    return store
+
+
+def test_numeric_looking_ids_stay_distinct_strings_in_the_store(tmp_path: Path) -> None:
+    store = _numeric_looking(tmp_path)
+    assert [(s.room, s.sensor_id) for s in store.series()] == [("7", "001"), ("7", "1")]
+    ds_ = store.history(attributes=["ecg"])
+    assert list(ds_["sensor"].values) == ["001", "1"]
+    assert store.read_table("001", "ecg").num_rows == 10
+    assert store.read_table("1", "ecg").num_rows == 20
+    store.close()
+
+
+def test_numeric_looking_ids_stay_strings_for_pyarrow_polars_and_duckdb(tmp_path: Path) -> None:
+    from sensocto_lab.storage.cold import PARTITION_SCHEMA, dataset
+
+    store = _numeric_looking(tmp_path)
+    cold = tmp_path / "cold"
+    # pyarrow: the store's typed partitioning (what docs/storage.md shows).
+    table = dataset(cold).to_table()
+    assert table.schema.field("sensor").type == pa.string()
+    assert table.schema.field("room").type == pa.string()
+    assert sorted(table.group_by("sensor").aggregate([("seq", "count")]).to_pylist(), key=str) == [
+        {"sensor": "001", "seq_count": 10},
+        {"sensor": "1", "seq_count": 20},
+    ]
+    # Without it pyarrow infers integers and merges the two: why the schema is needed.
+    inferred = ds.dataset(cold, format="parquet", partitioning="hive").to_table()
+    assert pa.types.is_integer(inferred.schema.field("sensor").type)
+    # polars: hive_schema with every partition column a string.
+    hive = {name: pl.String for name in PARTITION_SCHEMA.names}
+    counts = (
+        pl.scan_parquet(f"{cold}/**/*.parquet", hive_partitioning=True, hive_schema=hive)
+        .group_by("sensor", "room")
+        .agg(pl.len())
+        .sort("sensor")
+        .collect()
+    )
+    assert counts.rows() == [("001", "7", 10), ("1", "7", 20)]
+    # DuckDB: hive_types_autocast=false keeps partition values as VARCHAR.
+    rows = duckdb.sql(
+        f"SELECT sensor, room, typeof(sensor), count(*) FROM read_parquet("
+        f"'{cold}/**/*.parquet', hive_partitioning=true, hive_types_autocast=false) "
+        f"GROUP BY ALL ORDER BY sensor"
+    ).fetchall()
+    assert rows == [("001", "7", "VARCHAR", 10), ("1", "7", "VARCHAR", 20)]
+    store.close()

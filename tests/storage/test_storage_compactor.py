@@ -38,11 +38,13 @@ def _parts(cold: Path) -> dict[str, bytes]:
 
 def test_the_worker_writes_what_in_process_compaction_writes(tmp_path: Path) -> None:
     paths = _sealed_generation(tmp_path)
-    here = compact_generation(paths, tmp_path / "here", 1, SETTINGS)
+    here = compact_generation(paths, tmp_path / "here", tmp_path / "events", 1, SETTINGS)
     worker = CompactionWorker()
     try:
-        there = worker.compact(paths, tmp_path / "there", 1, SETTINGS)
-        again = worker.compact(paths, tmp_path / "there", 1, SETTINGS)  # one process, reused
+        there = worker.compact(paths, tmp_path / "there", tmp_path / "events", 1, SETTINGS)
+        again = worker.compact(
+            paths, tmp_path / "there", tmp_path / "events", 1, SETTINGS
+        )  # one process, reused
     finally:
         worker.close()
     assert here == there == again
@@ -60,8 +62,8 @@ def test_a_failure_in_the_worker_is_a_storage_error_and_the_worker_lives_on(
     worker = CompactionWorker()
     try:
         with pytest.raises(StorageError, match="compacting generation 1 failed"):
-            worker.compact(paths, blocked, 1, SETTINGS)
-        assert worker.compact(paths, tmp_path / "cold", 1, SETTINGS).files == 2
+            worker.compact(paths, blocked, blocked.parent / "events", 1, SETTINGS)
+        assert worker.compact(paths, tmp_path / "cold", tmp_path / "events", 1, SETTINGS).files == 2
     finally:
         worker.close()
 
@@ -70,13 +72,13 @@ def test_a_dead_worker_is_reported_and_replaced(tmp_path: Path) -> None:
     paths = _sealed_generation(tmp_path)
     worker = CompactionWorker()
     try:
-        worker.compact(paths, tmp_path / "cold", 1, SETTINGS)
+        worker.compact(paths, tmp_path / "cold", tmp_path / "events", 1, SETTINGS)
         assert worker._proc is not None
         worker._proc.kill()
         worker._proc.wait()
         with pytest.raises(StorageError, match="worker died"):
-            worker.compact(paths, tmp_path / "cold", 1, SETTINGS)
-        assert worker.compact(paths, tmp_path / "cold", 1, SETTINGS).files == 2
+            worker.compact(paths, tmp_path / "cold", tmp_path / "events", 1, SETTINGS)
+        assert worker.compact(paths, tmp_path / "cold", tmp_path / "events", 1, SETTINGS).files == 2
     finally:
         worker.close()
 
@@ -91,7 +93,8 @@ from sensocto_lab.storage.wal import list_segments
 data = Path(sys.argv[1])
 worker = CompactionWorker()
 paths = [s.path for s in list_segments(data / "wal")]
-worker.compact(paths, data / "cold", 1, ParquetSettings("zstd", None, 1_048_576, 1))
+settings = ParquetSettings("zstd", None, 1_048_576, 1)
+worker.compact(paths, data / "cold", data / "events", 1, settings)
 print(worker._proc.pid, flush=True)
 sys.stdin.read()  # until the test kills this process
 """
@@ -126,7 +129,7 @@ def test_background_compaction_runs_in_the_worker(tmp_path: Path) -> None:
     for i in range(3):
         store.append(make_batch("s1", "ecg", ECG, i * 32, 32), room="lab", kind=ECG)
     assert store.wait_compacted(timeout=60)
-    proc = store._worker._proc
+    proc = store._generations.worker._proc
     assert proc is not None and proc.poll() is None and proc.pid != os.getpid()
     store.close()
     assert proc.poll() is not None  # close stopped it
@@ -140,7 +143,7 @@ def test_the_worker_is_started_ahead_once_the_first_generation_is_half_full(
     cfg = StorageConfig(segment_max_age_s=10, compaction_poll_s=3600)  # woken, never polling
     store = TieredStore.open(tmp_path, cfg, clock=clock)
     started = threading.Event()
-    monkeypatch.setattr(store._worker, "start", started.set)
+    monkeypatch.setattr(store._generations.worker, "start", started.set)
     store.append(make_batch("s1", "ecg", ECG, 0, 32), room="lab", kind=ECG)
     clock.advance(4)
     store.append(make_batch("s1", "ecg", ECG, 32, 32), room="lab", kind=ECG)
@@ -158,11 +161,20 @@ def test_opening_deletes_parts_a_dead_writer_left_half_written(tmp_path: Path) -
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
     orphan = part.with_name(f"{part.name}.{dead.pid}.tmp")
-    live = part.with_name(f"{part.name}.{os.getpid()}.tmp")  # a writer still at work
+    # A writer still at work: another live process (this store's own temporaries go
+    # on close, as nothing of this process writes them any more).
+    other = subprocess.Popen(
+        [sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE
+    )
+    live = part.with_name(f"{part.name}.{other.pid}.tmp")
     orphan.write_bytes(b"half a part")
     live.write_bytes(b"being written")
-
-    with TieredStore.open(tmp_path, NO_COMPACT) as store:
-        assert store.stats()["stale_temporaries_removed"] == 1
-        assert len(store.history(sensors=["s1"]).time) == 64
-    assert not orphan.exists() and live.exists()
+    try:
+        with TieredStore.open(tmp_path, NO_COMPACT) as store:
+            assert store.statistics()["stale_temporaries_removed"] == 1
+            assert len(store.history(sensors=["s1"]).time) == 64
+        assert not orphan.exists() and live.exists()
+    finally:
+        assert other.stdin is not None
+        other.stdin.close()
+        other.wait()

@@ -1,13 +1,14 @@
-"""kill -9 at random moments: every acknowledged sample survives, every file opens.
+"""kill -9 at random moments: every acknowledged sample and event survives, every file opens.
 
-A child process records ECG (512 Hz) and an accelerometer into one data directory,
+A child process records ECG (512 Hz), an accelerometer and events into one data directory,
 with a 50 ms fsync interval and segments sealed and compacted every 100 ms, so kills
 land during appends, fsyncs, rotations and compactions alike; one trial in four
 records as fast as it can (a device's backlog). The parent waits for a random number
 of acknowledgements over a pipe, sends SIGKILL, then reopens the store: each series
 must hold exactly ``0..M-1`` with ``M`` at least the acknowledged count, bit-equal to
-what was sent. The next child continues in the same directory, so every trial also
-recovers the previous trials' leftovers. (A record reaches the file in one
+what was sent, and every acknowledged event must be there exactly once. The next
+child continues in the same directory, so every trial also recovers the previous
+trials' leftovers. (A record reaches the file in one
 ``pwritev``, which SIGKILL cannot cut; torn records, as a power loss leaves them,
 are tested by truncation in ``test_storage_wal.py``.)
 """
@@ -29,7 +30,8 @@ from support.storage import ACC, ECG, make_batch
 
 from sensocto_lab.model import KindSpec
 from sensocto_lab.storage import StorageConfig, TieredStore
-from sensocto_lab.storage.wal import list_segments, read_segment
+from sensocto_lab.storage.wal import list_segments
+from sensocto_lab.storage.wal_read import read_records, read_segment
 
 TRIALS = 20
 RECV_TIMEOUT_S = 30.0
@@ -44,11 +46,21 @@ def forkserver() -> mp.context.ForkServerContext:
     return ctx
 
 
-def _recv(conn: mp.connection.Connection) -> tuple[str, int, int]:
+def _recv(conn: mp.connection.Connection) -> tuple[str, int, int, int]:
     if not conn.poll(RECV_TIMEOUT_S):
         raise AssertionError("the recording child stopped reporting")
-    msg: tuple[str, int, int] = conn.recv()
+    msg: tuple[str, int, int, int] = conn.recv()
     return msg
+
+
+def _check_events(store: TieredStore, acked: int) -> int:
+    """Events ``e0 .. e{n-1}``, each exactly once, ``n`` at least the acknowledged count."""
+    labels = list(store.events()["label"])
+    n = len(labels)
+    assert n >= acked, f"{acked - n} acknowledged events lost"
+    assert sorted(labels, key=lambda x: int(x[1:])) == [f"e{i}" for i in range(n)]
+    assert n % 2 == 0  # a call's events are one WAL record: all or none
+    return n
 
 
 def _check_series(
@@ -69,10 +81,14 @@ def _check_series(
 
 
 def _check_files_open(data_dir: Path) -> None:
-    for path in (data_dir / "cold").rglob("*.parquet"):
+    for path in [
+        *(data_dir / "cold").rglob("*.parquet"),
+        *(data_dir / "events").rglob("*.parquet"),
+    ]:
         pq.read_table(path)
     for seg in list_segments(data_dir / "wal"):
-        read_segment(seg.path)  # never raises; a torn tail is reported, not fatal
+        # never raise; a torn tail is reported, not fatal
+        read_records(seg.path) if seg.is_events else read_segment(seg.path)
 
 
 @pytest.mark.soak
@@ -82,21 +98,21 @@ def test_sigkill_at_random_moments_loses_no_acknowledged_sample(
 ) -> None:
     rng = random.Random(20261122)
     data_dir = tmp_path / "data"
-    ecg_n = acc_n = 0
+    ecg_n = acc_n = events_n = 0
     for trial in range(TRIALS):
         parent, child = forkserver.Pipe(duplex=False)
         proc = forkserver.Process(
             target=storage_crash_child.record,
-            args=(child, str(data_dir), ecg_n, acc_n, trial % 4 != 3),
+            args=(child, str(data_dir), ecg_n, acc_n, events_n, trial % 4 != 3),
         )
         proc.start()
         child.close()
         assert _recv(parent)[0] == "ready"
         acks = rng.randint(2, 40)
-        acked = (ecg_n, acc_n)
+        acked = (ecg_n, acc_n, events_n)
         for _ in range(acks):
-            _, ecg_acked, acc_acked = _recv(parent)
-            acked = (ecg_acked, acc_acked)
+            _, ecg_acked, acc_acked, events_acked = _recv(parent)
+            acked = (ecg_acked, acc_acked, events_acked)
         assert proc.pid is not None
         os.kill(proc.pid, signal.SIGKILL)
         proc.join(RECV_TIMEOUT_S)
@@ -108,12 +124,14 @@ def test_sigkill_at_random_moments_loses_no_acknowledged_sample(
         store = TieredStore.open(data_dir, StorageConfig(background=False, compact_on_close=False))
         ecg_n = _check_series(store, "ecg", ECG, acked[0], 512.0, storage_crash_child.ECG_BATCH)
         acc_n = _check_series(store, "acc", ACC, acked[1], 64.0, storage_crash_child.ACC_BATCH)
+        events_n = _check_events(store, acked[2])
         if trial % 2:
             store.compact()  # half the trials continue from Parquet, half from the WAL
             ecg_again = _check_series(
                 store, "ecg", ECG, acked[0], 512.0, storage_crash_child.ECG_BATCH
             )
             assert ecg_again == ecg_n
+            assert _check_events(store, acked[2]) == events_n
         # Closed without compacting: the next child recovers what this child left behind.
         store.close()
-    assert ecg_n > 0 and acc_n > 0
+    assert ecg_n > 0 and acc_n > 0 and events_n > 0

@@ -123,5 +123,5 @@ def test_info_runs_on_a_directory_a_store_records_into(tmp_path: Path) -> None:
         summary = json.loads(out.stdout)
         assert [(r["sensor"], r["samples"]) for r in summary["series"]] == [("s1", 128)]
         # info wrote nothing: the uncompacted generation is still the writer's to compact
-        assert writer.stats()["samples_compacted"] == 100
+        assert writer.statistics()["samples_compacted"] == 100
         writer.append(make_batch("s1", "ecg", ECG, 128, 1), room="lab", kind=ECG)

@@ -56,7 +56,7 @@ def test_is_a_store(store: TieredStore) -> None:
 @pytest.mark.parametrize("kind", [ECG, ACC, RESP], ids=lambda k: k.name)
 def test_round_trip_through_wal_only(store: TieredStore, kind: KindSpec) -> None:
     batches = _record(store, "s1", kind.name, kind, 10)
-    assert store.stats()["samples_compacted"] == 0
+    assert store.statistics()["samples_compacted"] == 0
     _assert_same(store.read_table("s1", kind.name), batches)
 
 
@@ -64,7 +64,7 @@ def test_round_trip_through_wal_only(store: TieredStore, kind: KindSpec) -> None
 def test_round_trip_after_compaction(store: TieredStore, kind: KindSpec) -> None:
     batches = _record(store, "s1", kind.name, kind, 10)
     store.compact()
-    stats = store.stats()
+    stats = store.statistics()
     assert stats["samples_compacted"] == 640
     assert stats["segments_pending"] == 0
     assert list((store.data_dir / "wal").glob("seg-*.arrows")) == []
@@ -154,7 +154,7 @@ def test_latest_reads_rings_newest_last(store: TieredStore) -> None:
     ts5, v5 = store.latest("s1", "ecg", 5)
     np.testing.assert_array_equal(ts5, all_ts[-5:])
     np.testing.assert_array_equal(v5, batches[-1].values[-5:])
-    assert store.stats()["rings"]["s1/ecg"] == {"hot": 150, "warm": 500}
+    assert store.statistics()["rings"]["s1/ecg"] == {"hot": 150, "warm": 500}
     empty_ts, _ = store.latest("nobody", "ecg")
     assert empty_ts.shape == (0,)
 
@@ -164,15 +164,15 @@ def test_skeleton_keeps_one_sample(store: TieredStore) -> None:
     _record(store, "cam", "pose", sk, 3, n=4)
     _, values = store.latest("cam", "pose")
     assert values.shape == (1, 99)
-    assert store.stats()["rings"]["cam/pose"] == {"hot": 1, "warm": 0}
+    assert store.statistics()["rings"]["cam/pose"] == {"hot": 1, "warm": 0}
 
 
 def test_load_scale_shrinks_memory_but_loses_nothing(store: TieredStore) -> None:
     batches = _record(store, "s1", "ecg", ECG, 20, n=50)
-    full = store.stats()["ring_bytes"]
+    full = store.statistics()["ring_bytes"]
     store.set_load_scale(0.05)
-    assert store.stats()["rings"]["s1/ecg"] == {"hot": 7, "warm": 25}
-    assert store.stats()["ring_bytes"] < full / 10
+    assert store.statistics()["rings"]["s1/ecg"] == {"hot": 7, "warm": 25}
+    assert store.statistics()["ring_bytes"] < full / 10
     batches += _record_more(store, 20, 10)
     ts, _ = store.latest("s1", "ecg")
     assert ts.shape == (32,)
@@ -180,7 +180,7 @@ def test_load_scale_shrinks_memory_but_loses_nothing(store: TieredStore) -> None
     store.compact()
     _assert_same(store.read_table("s1", "ecg"), batches)
     store.set_load_scale(1.0)
-    assert store.stats()["rings"]["s1/ecg"]["hot"] == 32  # grows back as samples arrive
+    assert store.statistics()["rings"]["s1/ecg"]["hot"] == 32  # grows back as samples arrive
     with pytest.raises(ValidationError):
         store.set_load_scale(0)
 
@@ -214,7 +214,7 @@ def test_bad_batches_are_refused_and_lose_nothing(store: TieredStore) -> None:
     with pytest.raises(ValidationError):
         store.history(start="not a time")
     _assert_same(store.read_table("s1", "ecg"), [good])
-    assert store.stats()["samples_appended"] == 8
+    assert store.statistics()["samples_appended"] == 8
 
 
 def test_closed_store_refuses_appends_but_reads(tmp_path: Path) -> None:
@@ -233,13 +233,13 @@ def test_segments_rotate_by_age_and_size(tmp_path: Path) -> None:
     cfg = StorageConfig(background=False, segment_max_age_s=10, segment_max_bytes=50_000)
     store = TieredStore.open(tmp_path, cfg, clock=clock)
     _record(store, "s1", "ecg", ECG, 2)
-    assert store.stats()["segments_pending"] == 0
+    assert store.statistics()["segments_pending"] == 0
     clock.advance(11)
     store.append(make_batch("s1", "ecg", ECG, 128, 64), room="lab", kind=ECG)
-    assert store.stats()["segments_pending"] == 1  # sealed by age
+    assert store.statistics()["segments_pending"] == 1  # sealed by age
     for i in range(3, 40):
         store.append(make_batch("s1", "ecg", ECG, i * 64, 64), room="lab", kind=ECG)
-    assert store.stats()["segments_pending"] >= 2  # sealed by size
+    assert store.statistics()["segments_pending"] >= 2  # sealed by size
     store.compact()
     assert store.read_table("s1", "ecg").num_rows == 40 * 64
     store.close()
@@ -248,14 +248,14 @@ def test_segments_rotate_by_age_and_size(tmp_path: Path) -> None:
 def test_stats_report_lag_and_wal_bytes(tmp_path: Path) -> None:
     clock = FakeClock()
     store = TieredStore.open(tmp_path, StorageConfig(background=False), clock=clock)
-    assert store.stats()["storage_lag_s"] == 0.0
+    assert store.statistics()["storage_lag_s"] == 0.0
     store.append(make_batch("s1", "ecg", ECG, 0, 64), room="lab", kind=ECG)
     clock.advance(2.5)
-    stats = store.stats()
+    stats = store.statistics()
     assert stats["storage_lag_s"] == pytest.approx(2.5)
     assert stats["wal_bytes"] > 64 * 20
     store.flush()
-    assert store.stats()["storage_lag_s"] == 0.0
+    assert store.statistics()["storage_lag_s"] == 0.0
     store.close()
 
 
@@ -264,11 +264,11 @@ def test_background_threads_compact_without_being_asked(tmp_path: Path) -> None:
     store = TieredStore.open(tmp_path, cfg)
     batches = _record(store, "s1", "ecg", ECG, 6)  # every append seals the generation before
     assert store.wait_compacted(timeout=30)
-    assert store.stats()["generations_compacted"] >= 5
+    assert store.statistics()["generations_compacted"] >= 5
     assert list((tmp_path / "cold").rglob("*.parquet"))
     _assert_same(store.read_table("s1", "ecg"), batches)
     store.close()
-    assert store.stats()["segments_pending"] == 0
+    assert store.statistics()["segments_pending"] == 0
 
 
 def test_series_and_next_seq_span_every_tier(tmp_path: Path) -> None:
@@ -311,13 +311,13 @@ def test_recent_windows_are_served_from_memory_exactly(store: TieredStore) -> No
     store.compact()
     _record_more(store, 20, 2)  # and some still in the WAL
     start = T0_NS + 800 * 1953125
-    before = store.stats()["histories_from_memory"]
+    before = store.statistics()["histories_from_memory"]
     recent = store.history(["s1"], ["ecg"], start)
-    assert store.stats()["histories_from_memory"] == before + 1
+    assert store.statistics()["histories_from_memory"] == before + 1
     assert recent.sizes["time"] == 300
     _same_dataset(recent, store.history(None, None, start))  # the files say the same
     old = store.history(["s1"], ["ecg"], T0_NS + 100 * 1953125)  # older than the ring
-    assert store.stats()["histories_from_memory"] == before + 1
+    assert store.statistics()["histories_from_memory"] == before + 1
     assert old.sizes["time"] == 1000
 
 
@@ -328,9 +328,9 @@ def test_memory_is_not_trusted_when_an_evicted_sample_is_later(store: TieredStor
     for i in range(1, 200):  # hr keeps 150; the late sample falls out
         b = Batch("s1", "hr", np.array([T0_NS + i * 10**9]), np.array([60.0])).stamped(T0_NS, i)
         store.append(b, room="lab", kind=KINDS["hr"])
-    before = store.stats()["histories_from_memory"]
+    before = store.statistics()["histories_from_memory"]
     ds = store.history(["s1"], ["hr"], T0_NS + 150 * 10**9)
-    assert store.stats()["histories_from_memory"] == before
+    assert store.statistics()["histories_from_memory"] == before
     assert ds.sizes["time"] == 51 and ds["hr"].values[0, -1] == 99.0
 
 
@@ -343,7 +343,7 @@ def test_memory_is_not_trusted_over_an_earlier_session(tmp_path: Path) -> None:
     second.append(make_batch("s1", "ecg", ECG, 10, 10), room="l", kind=ECG)
     ds = second.history(["s1"], ["ecg"], T0_NS)
     assert ds.sizes["time"] == 20
-    assert second.stats()["histories_from_memory"] == 0
+    assert second.statistics()["histories_from_memory"] == 0
     second.close()
 
 

@@ -14,7 +14,8 @@ from support.storage import ACC, ECG, make_batch
 from sensocto_lab.errors import StorageError
 from sensocto_lab.model import KindSpec
 from sensocto_lab.storage import StorageConfig, TieredStore
-from sensocto_lab.storage.wal import Chunk, WalWriter, layout_of, list_segments, read_segment
+from sensocto_lab.storage.wal import Chunk, WalWriter, layout_of, list_segments
+from sensocto_lab.storage.wal_read import read_segment
 
 NO_THREADS_NO_COMPACT = StorageConfig(background=False, compact_on_close=False)
 
@@ -80,7 +81,7 @@ def test_store_recovers_a_torn_segment(tmp_path: Path) -> None:
     with open(seg.path, "r+b") as f:  # a crash in the middle of the fifth record
         f.truncate(seg.path.stat().st_size - 60)
     recovered = TieredStore.open(tmp_path, NO_THREADS_NO_COMPACT)
-    stats = recovered.stats()
+    stats = recovered.statistics()
     assert stats["torn_records_dropped"] == 1
     assert stats["samples_recovered"] == 4 * 32
     ts, _ = recovered.latest("s1", "ecg")
@@ -146,7 +147,7 @@ def test_unwritable_wal_is_a_storage_error_and_loses_nothing_written(tmp_path: P
     np.testing.assert_array_equal(
         store.read_table("s1", "ecg").column("seq").to_numpy(), np.arange(8)
     )
-    assert store.stats()["samples_appended"] == 8
+    assert store.statistics()["samples_appended"] == 8
     (tmp_path / "wal" / "seg-000000000002-f4x1.arrows").rmdir()
     store.append(make_batch("s1", "ecg", ECG, 8, 8), room="lab", kind=ECG)  # recovers
     store.close()
