@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pytest
-from storage_helpers import ECG, make_batch
+from support.storage import ECG, make_batch
 
 import sensocto_lab.storage.cold as cold
 import sensocto_lab.storage.wal as wal

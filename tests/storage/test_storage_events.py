@@ -16,7 +16,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.dataset as ds
 import pytest
-from storage_helpers import ECG, T0_NS, make_batch
+from support.storage import ECG, T0_NS, make_batch
 
 from sensocto_lab.errors import ClosedResourceError, StorageError, ValidationError
 from sensocto_lab.events import (

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from storage_helpers import ECG, T0_NS, make_batch
+from support.storage import ECG, T0_NS, make_batch
 
 import sensocto_lab
 from sensocto_lab.clock import FakeClock
