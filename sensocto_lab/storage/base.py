@@ -121,10 +121,6 @@ class Store(Protocol):
         storage lag, ring sizes, ``health`` (``ok``/``failing`` with reason and time)."""
         ...
 
-    def stats(self) -> dict[str, Any]:
-        """The old name of :meth:`statistics`, kept only until the engine's callers
-        use the new one (the merge of the storage branch removes it)."""
-        ...
 
     def flush(self) -> None:
         """fsync the WAL now: when this returns, everything acknowledged survives power loss."""

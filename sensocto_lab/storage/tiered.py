@@ -573,11 +573,6 @@ class TieredStore:
         out["last_error_at"] = None if last is None else last.to_dict()["at"]
         return out
 
-    def stats(self) -> dict[str, Any]:
-        """:meth:`statistics` under its old name, until the engine's callers are renamed
-        (to be removed in the merge of the storage branch; ``docs/storage.md``)."""
-        return self.statistics()
-
 
 def _size(path: Path) -> int:
     try:

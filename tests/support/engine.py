@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from sensocto_lab.errors import ClosedResourceError
+from sensocto_lab.events import Event
 from sensocto_lab.model import AttributeInfo, Batch, KindSpec, SensorInfo
+from sensocto_lab.storage import event_log
+from sensocto_lab.storage.session import SessionInfo
 
 T0 = 1_767_225_600 * 10**9
 WAIT = 10.0  # generous ceiling for events that normally take microseconds
@@ -23,6 +28,8 @@ class MemoryStore:
         self.scale = 1.0
         self.closed = False
         self.fail_next: Exception | None = None
+        self.recorded_events: list[Event] = []
+        self._session = SessionInfo()
 
     def append(self, batch: Batch, *, room: str, kind: KindSpec) -> None:
         if self.closed:
@@ -51,6 +58,30 @@ class MemoryStore:
     def set_load_scale(self, scale: float) -> None:
         self.scale = scale
 
+    def append_events(self, events: Sequence[Event]) -> None:
+        if self.closed:
+            raise ClosedResourceError("store closed")
+        checked = [e.validated() for e in events]  # all or none, like the tiered store
+        self.recorded_events.extend(checked)
+
+    def events(
+        self, room: Any = None, start: Any = None, end: Any = None, kind: Any = None
+    ) -> pd.DataFrame:
+        table = event_log.record_batch(self.recorded_events, 0)
+        rooms = [room] if isinstance(room, str) else room
+        kinds = [kind] if isinstance(kind, str) else kind
+        return event_log.to_frame(pa_table(table), rooms, start, end, kinds)
+
+    @property
+    def session(self) -> SessionInfo:
+        return self._session
+
+    def assign_participant(self, sensor_id: str, participant: str, role: str | None = None) -> None:
+        self._session = self._session.with_assignment(sensor_id, participant, role)
+
+    def update_session(self, *, name: Any = None, notes: Any = None, end: Any = None) -> None:
+        raise NotImplementedError("session metadata is the tiered store's")
+
     def history(
         self, sensors: Any = None, attributes: Any = None, start: Any = None, end: Any = None
     ) -> Any:
@@ -72,6 +103,12 @@ class MemoryStore:
 
     def values(self, sensor_id: str, attribute_id: str) -> np.ndarray:
         return self.latest(sensor_id, attribute_id)[1]
+
+
+def pa_table(batch: Any) -> Any:
+    import pyarrow as pa
+
+    return pa.Table.from_batches([batch])
 
 
 def hr_sensor(sensor_id: str, room: str = "lab") -> SensorInfo:
