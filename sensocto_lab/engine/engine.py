@@ -34,14 +34,22 @@ import logging
 from collections.abc import Callable, Coroutine, Mapping
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Concatenate, ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 from sensocto_lab.clock import Clock, SystemClock
 from sensocto_lab.engine import topics
 from sensocto_lab.engine.attention import AttentionChange, AttentionTracker
 from sensocto_lab.engine.bus import Bus
 from sensocto_lab.engine.config import EngineConfig, LoadProbe
-from sensocto_lab.engine.host import EngineHost, in_jupyter_kernel, run_on, running_loop, submit_to
+from sensocto_lab.engine.experiment import Experiment, ExperimentLog
+from sensocto_lab.engine.host import (
+    EngineHost,
+    in_jupyter_kernel,
+    on_engine_loop,
+    run_on,
+    running_loop,
+    submit_to,
+)
 from sensocto_lab.engine.load import LoadMonitor, SystemProbe
 from sensocto_lab.engine.sensor_task import Pending, SensorRuntime, run_sensor
 from sensocto_lab.engine.status import SensorState, SensorStatus, check_transition
@@ -70,19 +78,7 @@ P = ParamSpec("P")
 T = TypeVar("T")
 
 
-def _on_engine_loop(
-    method: Callable[Concatenate[Engine, P], Coroutine[Any, Any, T]],
-) -> Callable[Concatenate[Engine, P], Coroutine[Any, Any, T]]:
-    """Run an engine coroutine method on the engine's loop, whichever loop awaits it."""
-
-    @functools.wraps(method)
-    async def hop(self: Engine, *args: P.args, **kwargs: P.kwargs) -> T:
-        return await run_on(self._loop, method, self, *args, **kwargs)
-
-    return hop
-
-
-class Engine:
+class Engine(Experiment):
     """Registry, per-sensor tasks, storage and bus of a live recording.
 
     Use ``engine = await Engine.start(data_dir)`` (then ``await engine.close()``) or
@@ -134,6 +130,7 @@ class Engine:
         self._opened = False
         self._closing = False
         self._closed: asyncio.Event | None = None
+        self._experiment = ExperimentLog(self)
 
     def __repr__(self) -> str:
         state = "closed" if self._closing else ("running" if self._opened else "new")
@@ -335,7 +332,7 @@ class Engine:
         """Registered sensors by id (a snapshot)."""
         return MappingProxyType({sid: s.info for sid, s in self._sensors.items()})
 
-    @_on_engine_loop
+    @on_engine_loop
     async def register_sensor(self, info: SensorInfo) -> SensorInfo:
         """Register ``info`` (idempotent: an existing sensor takes the new info).
 
@@ -358,7 +355,7 @@ class Engine:
         self._start_worker(sensor)
         return info
 
-    @_on_engine_loop
+    @on_engine_loop
     async def unregister_sensor(self, sensor_id: str) -> None:
         """Remove a sensor once the batches already queued for it are stored.
 
@@ -368,7 +365,7 @@ class Engine:
         self._sensor(sensor_id)
         await self._remove_sensor(sensor_id)
 
-    @_on_engine_loop
+    @on_engine_loop
     async def register_attribute(self, sensor_id: str, attribute: AttributeInfo) -> SensorInfo:
         """Add (or replace) one attribute of a registered sensor; returns the new info."""
         self._check_open()
@@ -376,7 +373,7 @@ class Engine:
         sensor.info = sensor.info.with_attribute(attribute)
         return sensor.info
 
-    @_on_engine_loop
+    @on_engine_loop
     async def unregister_attribute(self, sensor_id: str, attribute_id: str) -> SensorInfo:
         """Remove one attribute; later batches for it are refused. Returns the new info."""
         self._check_open()
@@ -471,7 +468,7 @@ class Engine:
 
     # -------------------------------------------------------------------- ingest
 
-    @_on_engine_loop
+    @on_engine_loop
     async def ingest(self, batch: Batch) -> Batch:
         """Record one batch; returns it stamped (``recv_ts``, ``seq``) once it is stored.
 
@@ -516,7 +513,7 @@ class Engine:
 
     # ------------------------------------------------------ owned background work
 
-    @_on_engine_loop
+    @on_engine_loop
     async def start_task(self, name: str, work: Callable[[], Coroutine[Any, Any, None]]) -> None:
         """Run ``work()`` on the engine loop as background work the engine owns.
 
@@ -533,7 +530,7 @@ class Engine:
             raise ConfigError(f"a task named {name!r} is already running", reason="duplicate_task")
         self._supervisor.start(key, work)
 
-    @_on_engine_loop
+    @on_engine_loop
     async def stop_task(self, name: str) -> None:
         """Cancel the background work ``name`` and wait for it (no-op if it is not running)."""
         if self._supervisor is not None:
@@ -541,7 +538,7 @@ class Engine:
 
     # ----------------------------------------------------------- attention, load
 
-    @_on_engine_loop
+    @on_engine_loop
     async def set_views(
         self, viewer_id: str, views: Mapping[str, object], *, replace: bool = False
     ) -> list[AttentionChange]:
@@ -554,13 +551,13 @@ class Engine:
         self._check_open()
         return self.attention.set_views(viewer_id, views, replace=replace)
 
-    @_on_engine_loop
+    @on_engine_loop
     async def remove_viewer(self, viewer_id: str) -> list[AttentionChange]:
         """Forget a viewer and its views (a closed dashboard, a dropped lens)."""
         self._check_open()
         return self.attention.remove_viewer(viewer_id)
 
-    @_on_engine_loop
+    @on_engine_loop
     async def renew_viewer(self, viewer_id: str) -> None:
         """Keep a viewer alive (its heartbeat); viewers not renewed are cleaned up."""
         self._check_open()

@@ -24,14 +24,22 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import functools
 import sys
 import threading
 from collections.abc import Callable, Coroutine
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar
 
 from sensocto_lab.errors import ClosedResourceError
 
-__all__ = ["EngineHost", "in_jupyter_kernel", "run_on", "running_loop", "submit_to"]
+__all__ = [
+    "EngineHost",
+    "in_jupyter_kernel",
+    "on_engine_loop",
+    "run_on",
+    "running_loop",
+    "submit_to",
+]
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -85,6 +93,29 @@ async def run_on(
     if loop is None or running_loop() is loop:
         return await fn(*args, **kwargs)
     return await asyncio.wrap_future(submit_to(loop, fn(*args, **kwargs)))
+
+
+class _OnALoop(Protocol):
+    _loop: asyncio.AbstractEventLoop | None
+
+
+S = TypeVar("S", bound=_OnALoop)
+
+
+def on_engine_loop(
+    method: Callable[Concatenate[S, P], Coroutine[Any, Any, T]],
+) -> Callable[Concatenate[S, P], Coroutine[Any, Any, T]]:
+    """Run a coroutine method on its object's ``_loop``, whichever loop awaits it.
+
+    The engine's public coroutines are wrapped in it, so a notebook awaiting them on the
+    kernel's loop gets the same result as code on the engine's own loop.
+    """
+
+    @functools.wraps(method)
+    async def hop(self: S, *args: P.args, **kwargs: P.kwargs) -> T:
+        return await run_on(self._loop, method, self, *args, **kwargs)
+
+    return hop
 
 
 class EngineHost:

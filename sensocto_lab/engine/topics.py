@@ -6,7 +6,7 @@
 | ``data:attention:{level}`` | stamped batches of sensors at that level (not ``none``) |
 | ``room:{room_id}`` | stamped batches of the room's sensors |
 | ``signal:{sensor_id}`` | :class:`~sensocto_lab.model.BackpressureConfig` on every change |
-| ``events:{room_id}`` | recorded experiment events of the room |
+| ``events:{room_id}`` | :class:`~sensocto_lab.events.Event` once stored (``events:-``: no room) |
 | ``sensors:status`` | :class:`~sensocto_lab.engine.status.SensorStatus` |
 | ``system:load`` | :class:`~sensocto_lab.model.LoadLevel` on every change |
 
@@ -60,9 +60,12 @@ def signal(sensor_id: str) -> str:
     return f"signal:{sensor_id}"
 
 
-def events(room_id: str) -> str:
-    """Experiment events (markers, conditions, novelty) recorded for one room."""
-    return f"events:{room_id}"
+def events(room_id: str | None) -> str:
+    """Experiment events (markers, conditions, novelty) recorded for one room.
+
+    Events of no room are published on ``events:-`` (``-`` is never a room id).
+    """
+    return f"events:{room_id or '-'}"
 
 
 def sync_sensor(room_id: str) -> str:
