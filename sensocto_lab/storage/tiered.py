@@ -289,6 +289,7 @@ class TieredStore:
             wake = self._generations.rotate_if_due()
             written = self._write_wal(lambda: s.writer.write_record(EVENTS_LAYOUT, record))
             s.next_event_seq += len(checked)
+            s.event_rooms.update(e.room for e in checked if e.room is not None)
             s.counters["events_appended"] += len(checked)
             s.counters["wal_bytes_written"] += written
         if wake:
@@ -496,7 +497,7 @@ class TieredStore:
 
     def _rooms(self) -> set[str]:
         with self._s.lock:
-            return {x.room for x in self._s.series.values()}
+            return {x.room for x in self._s.series.values()} | self._s.event_rooms
 
     def assign_participant(self, sensor_id: str, participant: str, role: str | None = None) -> None:
         """Record that ``participant`` wears ``sensor_id`` (as ``role``, e.g. ``"chest"``).
