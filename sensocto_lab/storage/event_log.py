@@ -144,7 +144,7 @@ def list_parts(
     start: int | None = None,
     exclude: Collection[int] = (),
 ) -> list[EventPart]:
-    """Parts of ``rooms`` (``None``: all) dated on or after ``start``'s day.
+    """Parts of ``rooms`` (``None``: all) dated on or after ``start``'s day (None: all).
 
     Parts of a generation in ``exclude`` are left out (read from the WAL instead).
     Later dates are never pruned: a condition's end may fall after any window.

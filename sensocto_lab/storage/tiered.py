@@ -408,8 +408,8 @@ class TieredStore:
             numpy; ``None``: lazy once the selection exceeds
             ``config.lazy_threshold_samples``.
         condition
-            Keep only samples inside the spans of this condition (its stored events;
-            a running condition counts until now).
+            Keep only samples inside the spans of this condition (its stored events,
+            in any room; a running condition counts until now).
 
         Raises
         ------

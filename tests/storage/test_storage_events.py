@@ -225,6 +225,21 @@ def test_running_conditions_fold_into_one_row(tmp_path: Path) -> None:
     store.close()
 
 
+def test_a_condition_over_midnight_folds_when_reading_from_the_second_day(
+    tmp_path: Path,
+) -> None:
+    store = TieredStore.open(tmp_path, CFG)
+    night = T0_NS + 86_400 * S - 60 * S  # 23:59 on the first day
+    store.append_events([condition_begin("sleep", night, room="lab")])
+    store.append_events([condition_end("sleep", night + 120 * S, room="lab")])
+    store.close()  # two date partitions
+    reader = TieredStore.open(tmp_path, CFG, read_only=True)
+    assert len(list((tmp_path / "events" / "room=lab").iterdir())) == 2
+    assert reader.events(start=night + 60 * S).empty  # the begin is before start
+    whole = reader.events()
+    assert list(whole["duration"]) == [120.0]
+
+
 def test_history_by_condition_and_participant(tmp_path: Path) -> None:
     store = TieredStore.open(tmp_path, CFG)
     for sensor in ("s1", "s2"):
