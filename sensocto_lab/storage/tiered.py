@@ -16,6 +16,7 @@ a ring is also in the WAL, so history never needs the rings to be complete.
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import threading
@@ -129,9 +130,7 @@ class TieredStore:
             for directory in (s.wal_dir, s.cold_dir, s.events_dir):
                 directory.mkdir(exist_ok=True)
             store._generations.recover()
-            from sensocto_lab import __version__
-
-            store._session.start(s.clock.time_ns(), __version__, store._rooms())
+            store._session.start(s.clock.time_ns(), _version(), store._rooms())
         except OSError as exc:
             store._dir_lock.release()
             raise storage_error(f"cannot open the store in {path}", exc) from exc
@@ -578,6 +577,14 @@ class TieredStore:
         """:meth:`statistics` under its old name, until the engine's callers are renamed
         (to be removed in the merge of the storage branch; ``docs/storage.md``)."""
         return self.statistics()
+
+
+def _version() -> str:
+    """``sensocto_lab.__version__``, looked up when needed: the root package lists
+    storage's names in its public API, so a static import from here would close an
+    import cycle (``docs/storage.md``, Modules)."""
+    version: str = importlib.import_module("sensocto_lab").__version__
+    return version
 
 
 def _size(path: Path) -> int:
