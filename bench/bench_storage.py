@@ -14,7 +14,10 @@ Measures, each next to a baseline from the same run:
 * bytes per sample of one sensor-hour on disk in the cold tier, against the same
   table written by ``write_table`` with its defaults (target ≤ 6 B);
 * seconds to load one sensor-hour as ``xarray`` via ``history``, against
-  ``pyarrow.parquet.read_table`` of the same files (the raw read, no xarray).
+  ``pyarrow.parquet.read_table`` of the same files (the raw read, no xarray);
+* seconds for ``store.events()`` over 100 000 compacted events (markers with small
+  JSON values, and running conditions to fold), against ``pyarrow.parquet.read_table``
+  of the same files (target ≤ 0.1 s).
 
 ``python -m bench.bench_storage`` prints the table; ``--quick`` shortens the
 throughput run (the sensor-hour is always a full hour).
@@ -37,6 +40,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from bench._table import Row, format_table
+from sensocto_lab.events import Event, condition_begin, condition_end
 from sensocto_lab.model import KINDS, Batch
 from sensocto_lab.storage import StorageConfig, TieredStore
 
@@ -140,6 +144,42 @@ def _best_of(times: int, fn: Callable[[], T]) -> tuple[float, T]:
         result = fn()
         best = min(best, time.perf_counter() - start)
     return best, result
+
+
+def _events_row(root: Path) -> Row:
+    """``store.events()`` over 100 000 events in two rooms, after compaction."""
+    store = TieredStore.open(root, StorageConfig(background=False))
+    n, per_call = 100_000, 100
+    for lo in range(0, n, per_call):
+        batch: list[Event] = []
+        for i in range(lo, lo + per_call):
+            onset = T0_NS + i * 10_000_000  # 100 events a second
+            room = "bench" if i % 2 else "hall"
+            if i % 1000 == 0:  # a condition every 1000 events: begin here, end 500 later
+                batch.append(condition_begin(f"block{i // 1000}", onset, room=room))
+            elif i % 1000 == 500:
+                batch.append(condition_end(f"block{i // 1000}", onset, room="hall"))
+            else:
+                batch.append(Event(onset, "beat", room=room, value={"i": i, "ok": True}))
+        store.append_events(batch)
+    store.compact()
+    store.events()  # warm pandas' and pyarrow's first-call costs
+    ours, frame = _best_of(3, store.events)
+    assert len(frame) == n - n // 1000  # each end folded into its begin
+    parts = sorted((root / "events").rglob("*.parquet"))
+    base, raw = _best_of(3, lambda: pa.concat_tables([pq.read_table(p) for p in parts]))
+    assert raw.num_rows == n
+    store.close()
+    return Row(
+        "storage",
+        "s for store.events() over 100 000 events (pandas, conditions folded)",
+        ours,
+        base,
+        "pq.read_table of the same files",
+        "<= 0.1 s",
+        ours <= 0.1,
+        higher_is_better=False,
+    )
 
 
 def run(quick: bool = False) -> list[Row]:
@@ -252,6 +292,7 @@ def run(quick: bool = False) -> list[Row]:
                 higher_is_better=False,
             )
         )
+        rows.append(_events_row(root / "events"))
     return rows
 
 

@@ -1,8 +1,9 @@
 """Compaction of one sealed WAL generation into Parquet, in this process or a worker's.
 
 :func:`compact_generation` reads a generation's WAL files, groups their records by
-series and writes each series' parts. It leaves the commit point and the WAL files
-alone: the store commits the generation and deletes its files once this returns.
+series and writes each series' parts, and the generation's events as event parts
+(:mod:`.event_log`). It leaves the commit point and the WAL files alone: the store
+commits the generation and deletes its files once this returns.
 
 The store's background compactor runs it in a :class:`CompactionWorker`, a process of
 its own. Reading tens of thousands of WAL records and writing a part per series is

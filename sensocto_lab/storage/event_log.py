@@ -144,7 +144,7 @@ def list_parts(
     start: int | None = None,
     exclude: Collection[int] = (),
 ) -> list[EventPart]:
-    """Parts of ``rooms`` (``None``: all) dated on or after ``start``'s day.
+    """Parts of ``rooms`` (``None``: all) dated on or after ``start``'s day (None: all).
 
     Parts of a generation in ``exclude`` are left out (read from the WAL instead).
     Later dates are never pruned: a condition's end may fall after any window.
@@ -216,11 +216,38 @@ def read_table(
     return tables[0] if len(tables) == 1 else pa.concat_tables(tables)
 
 
-def _decode(values: pa.ChunkedArray) -> list[Any]:
-    """JSON texts (null for none) decoded in one ``json.loads`` (one C call, not n)."""
-    texts = pc.fill_null(values, "null").to_pylist()
-    decoded: list[Any] = json.loads("[" + ",".join(texts) + "]")
-    return decoded
+def _decode(values: pa.ChunkedArray) -> np.ndarray:
+    """JSON texts as an object array of decoded values (None for null).
+
+    The texts are decoded in one ``json.loads`` of their JSON array (one C call, not
+    one per event); each event gets its own object, so changing one row's dict
+    cannot change another's.
+    """
+    out = np.full(len(values), None, dtype=object)
+    present = np.flatnonzero(pc.is_valid(values).to_numpy(zero_copy_only=False))
+    if present.size:
+        texts = values if present.size == len(values) else values.take(pa.array(present))
+        # Joined in Arrow: one Python string, not one per event.
+        whole = pa.ListArray.from_arrays(
+            pa.array([0, present.size], pa.int32()), texts.combine_chunks()
+        )
+        joined = pc.binary_join(whole, ",")[0].as_py()
+        decoded = json.loads("[" + joined + "]")
+        out[present] = np.fromiter(decoded, dtype=object, count=len(decoded))
+    return out
+
+
+def _objects(column: pa.ChunkedArray) -> np.ndarray:
+    """A string column as an object array (None for null), via its few distinct values.
+
+    Labels, kinds, rooms and sources repeat: converting each distinct string once
+    and indexing is several times faster than converting every row.
+    """
+    encoded = pc.dictionary_encode(column).combine_chunks()
+    uniques = np.empty(len(encoded.dictionary) + 1, dtype=object)
+    uniques[:-1] = encoded.dictionary.to_pylist()
+    indices = pc.fill_null(encoded.indices, len(encoded.dictionary))
+    return uniques[indices.to_numpy(zero_copy_only=False)]
 
 
 def to_frame(
@@ -230,62 +257,67 @@ def to_frame(
     end: int | None,
     kinds: Collection[str] | None,
 ) -> pd.DataFrame:
-    """Events of ``table`` as ``TieredStore.events()`` returns them (see there)."""
+    """Events of ``table`` as ``TieredStore.events()`` returns them (see there).
+
+    Columns are turned into numpy arrays once and sorted and selected there: object
+    arrays index by pointer copies, cheaper than Arrow ``take`` on string columns.
+    """
     import pandas as pd
 
     if rooms is not None:
         table = table.filter(pc.is_in(table.column("room"), pa.array(list(rooms), pa.string())))
     if kinds is not None:
         table = table.filter(pc.is_in(table.column("kind"), pa.array(list(kinds), pa.string())))
-    table = table.sort_by([("onset", "ascending"), ("seq", "ascending")])
     onset = table.column("onset").to_numpy()
-    duration = table.column("duration").to_numpy().copy()
-    values = _decode(table.column("value"))
+    order = np.lexsort((table.column("seq").to_numpy(), onset))
+    onset = onset[order]
+    duration = table.column("duration").to_numpy()[order]
+    cols = {
+        name: _objects(table.column(name))[order]
+        for name in ("label", "kind", "room", "sensor", "participant", "source")
+    }
+    values = _decode(table.column("value"))[order]
     # Only rows that may be halves of a running condition go through Python.
     maybe = pc.and_(
         pc.equal(table.column("kind"), "condition"),
         pc.match_substring(pc.fill_null(table.column("value"), ""), '"phase":'),
     )
     keep = np.ones(table.num_rows, dtype=bool)
-    candidates = np.flatnonzero(maybe.to_numpy(zero_copy_only=False))
+    candidates = np.flatnonzero(maybe.to_numpy(zero_copy_only=False)[order])
     if candidates.size:
-        _fold(table, candidates, onset, duration, values, keep)
+        _fold(cols, candidates, onset, duration, values, keep)
     if start is not None:
         keep &= onset >= start
     if end is not None:
         keep &= onset < end
-    columns: dict[str, Any] = {
-        "onset": pd.to_datetime(onset[keep], utc=True),
-        "duration": duration[keep],
-    }
-    picked = pa.array(np.flatnonzero(keep))
-    for name in ("label", "kind", "room", "sensor", "participant", "source"):
+    if not keep.all():
+        onset, duration, values = onset[keep], duration[keep], values[keep]
+        cols = {name: col[keep] for name, col in cols.items()}
+    stamps = pd.Series(onset.view("datetime64[ns]"), copy=False).dt.tz_localize("UTC")
+    columns: dict[str, Any] = {"onset": stamps, "duration": duration}
+    for name, col in cols.items():
         # object columns: None where not given (pandas' own string dtype would say NaN)
-        text = table.column(name).take(picked).to_numpy(zero_copy_only=False)
-        columns[name] = pd.Series(text, dtype=object, copy=False)
-    columns["value"] = pd.Series([values[i] for i in np.flatnonzero(keep)], dtype=object)
+        columns[name] = pd.Series(col, dtype=object, copy=False)
+    columns["value"] = pd.Series(values, dtype=object, copy=False)
     return pd.DataFrame(columns, columns=list(COLUMNS))
 
 
 def _fold(
-    table: pa.Table,
+    cols: dict[str, np.ndarray],
     candidates: np.ndarray,
     onset: np.ndarray,
     duration: np.ndarray,
-    values: list[Any],
+    values: np.ndarray,
     keep: np.ndarray,
 ) -> None:
     """Fold begin/end pairs of running conditions into their begin row (in place)."""
-    keys = {
-        name: table.column(name).take(pa.array(candidates)).to_pylist()
-        for name in ("label", "room", "sensor", "participant")
-    }
     open_: dict[tuple[Any, ...], list[int]] = {}
-    for j, i in enumerate(candidates.tolist()):
+    label, room, sensor, who = (cols[n] for n in ("label", "room", "sensor", "participant"))
+    for i in candidates.tolist():
         phase = condition_phase("condition", values[i])
         if phase is None:
             continue
-        key = (keys["label"][j], keys["room"][j], keys["sensor"][j], keys["participant"][j])
+        key = (label[i], room[i], sensor[i], who[i])
         if phase == "begin":
             open_.setdefault(key, []).append(i)
             duration[i] = math.nan  # until its end is found

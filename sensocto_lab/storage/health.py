@@ -77,7 +77,7 @@ class Failure:
 def _iso(ns: int) -> str:
     import numpy as np
 
-    return str(np.datetime64(ns, "ms")) + "Z"
+    return str(np.datetime64(ns, "ns").astype("datetime64[ms]")) + "Z"
 
 
 class Health:

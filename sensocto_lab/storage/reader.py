@@ -443,8 +443,9 @@ class StoreReader:
         kinds = [kind] if isinstance(kind, str) else None if kind is None else list(kind)
         lo, hi = to_ns(start), to_ns(end)
         snap = self.snapshot()
-        partitions = None if rooms is None else rooms
-        parts = event_log.list_parts(self._s.events_dir, partitions, lo, snap.generations)
+        # No date pruning: a running condition's begin may sit on any earlier date, and
+        # without it its end would read as an end without a begin.
+        parts = event_log.list_parts(self._s.events_dir, rooms, None, snap.generations)
         batches = [b for buf in snap.events for b in read_records(buf)[0]]
         table = event_log.read_table(parts, batches, self._s.events_dir)
         return event_log.to_frame(table, rooms, lo, hi, kinds)

@@ -69,6 +69,8 @@ class StoreState:
         self.prior_generation = 0
         #: The next event's sequence number (store-wide).
         self.next_event_seq = 0
+        #: Rooms events were recorded in (series carry their own).
+        self.event_rooms: set[str] = set()
         self.health = Health(clock)
         self.counters: dict[str, int] = {
             "samples_appended": 0,

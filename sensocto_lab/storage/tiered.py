@@ -16,6 +16,7 @@ a ring is also in the WAL, so history never needs the rings to be complete.
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import threading
@@ -129,9 +130,7 @@ class TieredStore:
             for directory in (s.wal_dir, s.cold_dir, s.events_dir):
                 directory.mkdir(exist_ok=True)
             store._generations.recover()
-            from sensocto_lab import __version__
-
-            store._session.start(s.clock.time_ns(), __version__, store._rooms())
+            store._session.start(s.clock.time_ns(), _version(), store._rooms())
         except OSError as exc:
             store._dir_lock.release()
             raise storage_error(f"cannot open the store in {path}", exc) from exc
@@ -289,6 +288,7 @@ class TieredStore:
             wake = self._generations.rotate_if_due()
             written = self._write_wal(lambda: s.writer.write_record(EVENTS_LAYOUT, record))
             s.next_event_seq += len(checked)
+            s.event_rooms.update(e.room for e in checked if e.room is not None)
             s.counters["events_appended"] += len(checked)
             s.counters["wal_bytes_written"] += written
         if wake:
@@ -407,8 +407,8 @@ class TieredStore:
             numpy; ``None``: lazy once the selection exceeds
             ``config.lazy_threshold_samples``.
         condition
-            Keep only samples inside the spans of this condition (its stored events;
-            a running condition counts until now).
+            Keep only samples inside the spans of this condition (its stored events,
+            in any room; a running condition counts until now).
 
         Raises
         ------
@@ -496,7 +496,7 @@ class TieredStore:
 
     def _rooms(self) -> set[str]:
         with self._s.lock:
-            return {x.room for x in self._s.series.values()}
+            return {x.room for x in self._s.series.values()} | self._s.event_rooms
 
     def assign_participant(self, sensor_id: str, participant: str, role: str | None = None) -> None:
         """Record that ``participant`` wears ``sensor_id`` (as ``role``, e.g. ``"chest"``).
@@ -572,6 +572,14 @@ class TieredStore:
         out["last_error"] = None if last is None else last.message
         out["last_error_at"] = None if last is None else last.to_dict()["at"]
         return out
+
+
+def _version() -> str:
+    """``sensocto_lab.__version__``, looked up when needed: the root package lists
+    storage's names in its public API, so a static import from here would close an
+    import cycle (``docs/storage.md``, Modules)."""
+    version: str = importlib.import_module("sensocto_lab").__version__
+    return version
 
 
 def _size(path: Path) -> int:

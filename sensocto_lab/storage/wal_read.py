@@ -90,6 +90,8 @@ def read_segment(
             reader = pa.ipc.open_stream(buf)
         except (pa.ArrowInvalid, OSError):
             return SegmentRead([], 0, True)  # cut before the schema was fully written
+        if reader.schema.names[:3] != ["ts", "recv_ts", "seq"]:
+            return SegmentRead([], 0, False)  # not a samples stream (events: read_records)
         while True:
             try:
                 batch, meta = reader.read_next_batch_with_custom_metadata()

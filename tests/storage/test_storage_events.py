@@ -225,6 +225,21 @@ def test_running_conditions_fold_into_one_row(tmp_path: Path) -> None:
     store.close()
 
 
+def test_a_condition_over_midnight_folds_when_reading_from_the_second_day(
+    tmp_path: Path,
+) -> None:
+    store = TieredStore.open(tmp_path, CFG)
+    night = T0_NS + 86_400 * S - 60 * S  # 23:59 on the first day
+    store.append_events([condition_begin("sleep", night, room="lab")])
+    store.append_events([condition_end("sleep", night + 120 * S, room="lab")])
+    store.close()  # two date partitions
+    reader = TieredStore.open(tmp_path, CFG, read_only=True)
+    assert len(list((tmp_path / "events" / "room=lab").iterdir())) == 2
+    assert reader.events(start=night + 60 * S).empty  # the begin is before start
+    whole = reader.events()
+    assert list(whole["duration"]) == [120.0]
+
+
 def test_history_by_condition_and_participant(tmp_path: Path) -> None:
     store = TieredStore.open(tmp_path, CFG)
     for sensor in ("s1", "s2"):
@@ -301,3 +316,19 @@ def test_a_read_only_store_reads_events_while_another_records(tmp_path: Path) ->
         reader.append_events([Event(T0_NS, "x")])
     assert e.value.reason == "read_only"
     writer.close()
+
+
+def test_the_event_stream_is_no_samples_stream(tmp_path: Path) -> None:
+    from sensocto_lab.storage.wal import list_segments
+    from sensocto_lab.storage.wal_read import read_records, read_segment
+
+    store = TieredStore.open(tmp_path, StorageConfig(background=False, compact_on_close=False))
+    store.append(make_batch("s1", "ecg", ECG, 0, 8), room="lab", kind=ECG)
+    store.append_events([Event(T0_NS, "a"), Event(T0_NS, "b")])
+    store.close()
+    segs = {s.layout: s for s in list_segments(tmp_path / "wal")}
+    assert set(segs) == {"f4x1", "events"} and segs["events"].is_events
+    assert read_segment(segs["events"].path).chunks == []  # not mistaken for samples
+    batches, torn = read_records(segs["events"].path)
+    assert not torn and [b.num_rows for b in batches] == [2]
+    assert len(read_segment(segs["f4x1"].path).chunks) == 1

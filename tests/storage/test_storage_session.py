@@ -11,6 +11,7 @@ from support.storage import ECG, T0_NS, make_batch
 import sensocto_lab
 from sensocto_lab.clock import FakeClock
 from sensocto_lab.errors import StorageError, ValidationError
+from sensocto_lab.events import Event
 from sensocto_lab.storage import SessionInfo, StorageConfig, TieredStore
 
 CFG = StorageConfig(background=False)
@@ -40,6 +41,7 @@ def test_participants_notes_end_and_rooms_are_kept(tmp_path: Path) -> None:
     store = TieredStore.open(tmp_path, CFG)
     store.append(make_batch("s1", "ecg", ECG, 0, 8), room="lab", kind=ECG)
     store.append(make_batch("s2", "ecg", ECG, 0, 8), room="hall", kind=ECG)
+    store.append_events([Event(T0_NS, "start", room="stage")])
     store.assign_participant("s1", "p1", role="chest")
     store.assign_participant("s3", "p1")
     store.assign_participant("s2", "p2", role="wrist")
@@ -47,7 +49,7 @@ def test_participants_notes_end_and_rooms_are_kept(tmp_path: Path) -> None:
     store.update_session(end=T0_NS + 10**12)
     doc = _doc(tmp_path)  # on disk when the calls return
     assert doc["participants"] == {"p1": {"s1": "chest", "s3": None}, "p2": {"s2": "wrist"}}
-    assert doc["rooms"] == ["hall", "lab"]
+    assert doc["rooms"] == ["hall", "lab", "stage"]
     assert (doc["name"], doc["notes"], doc["end_ns"]) == (
         "pilot 3",
         "two dyads\nquiet room",
