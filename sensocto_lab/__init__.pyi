@@ -12,10 +12,12 @@ from .engine.config import EngineConfig as EngineConfig
 from .engine.contracts import EngineView as EngineView
 from .engine.contracts import IngestSink as IngestSink
 from .engine.engine import Engine as Engine
+from .engine.experiment import ProtocolRun as ProtocolRun
 from .engine.load import LoadConfig as LoadConfig
 from .engine.status import SensorState as SensorState
 from .engine.status import SensorStatus as SensorStatus
 from .engine.synchrony import LiveSynchrony as LiveSynchrony
+from .events import Event as Event
 from .model import KINDS as KINDS
 from .model import AttentionLevel as AttentionLevel
 from .model import AttributeInfo as AttributeInfo
