@@ -51,6 +51,9 @@ class ServerConfig:
         levels or presence, in seconds.
     default_room
         Room of sensors whose join names none.
+    marker_rate_per_s, marker_burst
+        Token bucket per sensor channel for device ``marker`` pushes: more get
+        ``rate_limited`` (and are not recorded) while the channel's data keeps flowing.
     """
 
     tokens: frozenset[str] = frozenset()
@@ -66,6 +69,8 @@ class ServerConfig:
     viewer_tokens: frozenset[str] | None = None
     viewer_status_s: float = 0.5
     default_room: str = "default"
+    marker_rate_per_s: float = 100.0
+    marker_burst: int = 1000
 
     @classmethod
     def open(cls, **changes: Any) -> ServerConfig:
