@@ -194,18 +194,24 @@ class SensorChannel(Channel):
         while True:
             items = await backlog.next()
             group = [items.popleft()]
+            first = group[0][0].event
+            if first == MARKER_EVENT:  # consecutive markers: one record, one WAL write
+                while items and items[0][0].event == MARKER_EVENT and len(group) < _MAX_GROUP:
+                    group.append(items.popleft())
+                backlog.taken()
+                await self._record_markers(group)
+                continue
             while group[-1][0].event not in _ALONE and items and len(group) < _MAX_GROUP:
                 group.append(items.popleft())
-            alone = group.pop() if group[-1][0].event in _ALONE else None
+            update = group.pop() if group[-1][0].event in _ALONE else None
+            if update is not None and update[0].event == MARKER_EVENT:
+                items.appendleft(update)  # starts the next round of markers
+                update = None
             backlog.taken()
             if group:
                 await self._ingest(group)
-            if alone is None:
-                continue
-            if alone[0].event == MARKER_EVENT:
-                await self._record_marker(*alone)
-            else:
-                await self._update(*alone)
+            if update is not None:
+                await self._update(*update)
 
     async def _ingest(self, group: list[tuple[phx.Pushed, Any]]) -> None:
         if not self.exactly_once:
@@ -268,17 +274,20 @@ class SensorChannel(Channel):
                     self.socket.close_channel(self.topic, error)
                 self.socket.wake()
 
-    async def _record_marker(self, push: phx.Pushed, event: Event) -> None:
+    async def _record_markers(self, group: list[tuple[phx.Pushed, Any]]) -> None:
+        """Record consecutive (already validated) markers as one call, then reply to each."""
         try:
-            (stored,) = await self.socket.server.engine.record_events([event])
-        except PeerError as exc:
-            self.fail(push, exc)
-            return
-        except LocalError as exc:
-            self.socket.proto.reply_error(push, exc)
+            stored = await self.socket.server.engine.record_events([e for _, e in group])
+        except (PeerError, LocalError) as exc:
+            for push, _ in group:
+                self.socket.proto.reply_error(push, exc)
             self.socket.wake()
             return
-        self.ok(push, {"stored": 1, "onset_ns": stored.onset_ns})
+        self.errors = 0
+        reply = self.socket.proto.reply
+        for (push, _), event in zip(group, stored, strict=True):
+            reply(push, "ok", {"stored": 1, "onset_ns": event.onset_ns})
+        self.socket.wake()
 
     async def _update(self, push: phx.Pushed, work: tuple[str, Any]) -> None:
         engine = self.socket.server.engine
