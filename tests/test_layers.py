@@ -1,6 +1,6 @@
 """The import-layer rule of DESIGN §3 / STYLE §3, checked by parsing every module.
 
-Arrows point one way: ``model`` ← ``protocol``, ``storage``, ``sync`` ← ``live`` ←
+Arrows point one way: ``model`` ← ``protocol``, ``storage``, ``physio`` ← ``sync`` ← ``live`` ←
 ``widgets`` ← ``app`` ← ``cli``, ``panel_apps``. Pure layers also stay free of I/O libraries.
 """
 
@@ -21,18 +21,31 @@ ALLOWED: dict[str, set[str]] = {
     "model": {"errors"},
     "protocol": {"model", "errors"},
     "storage": {"model", "errors", "clock"},
-    "sync": {"model", "errors"},
-    "live": {"model", "errors", "clock", "protocol", "storage", "sync"},
-    "widgets": {"model", "errors", "clock", "protocol", "storage", "sync", "live"},
-    "app": {"model", "errors", "clock", "protocol", "storage", "sync", "live", "widgets"},
-    "cli": {"model", "errors", "clock", "protocol", "storage", "sync", "live", "widgets", "app"},
+    "physio": {"errors"},
+    "sync": {"model", "errors", "physio"},
+    "live": {"model", "errors", "clock", "protocol", "storage", "physio", "sync"},
+    "widgets": {"model", "errors", "clock", "protocol", "storage", "physio", "sync", "live"},
+    "app": {"model", "errors", "clock", "protocol", "storage", "physio", "sync", "live", "widgets"},
+    "cli": {
+        "model",
+        "errors",
+        "clock",
+        "protocol",
+        "storage",
+        "physio",
+        "sync",
+        "live",
+        "widgets",
+        "app",
+    },
 }
 
 #: layers that must not import these outside libraries (I/O-free core)
 FORBIDDEN_LIBS: dict[str, set[str]] = {
     "model": {"asyncio", "websockets", "bleak", "pyarrow", "panel", "bokeh"},
     "protocol": {"asyncio", "websockets", "bleak", "pyarrow", "panel", "bokeh"},
-    "sync": {"asyncio", "websockets", "bleak", "panel", "bokeh"},
+    "sync": {"asyncio", "websockets", "bleak", "panel", "bokeh", "neurokit2"},
+    "physio": {"asyncio", "websockets", "bleak", "panel", "bokeh", "pyarrow"},
     "storage": {"websockets", "bleak", "panel", "bokeh"},
 }
 

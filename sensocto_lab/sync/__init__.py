@@ -29,6 +29,7 @@ from sensocto_lab.sync.phase import (
     detect_peaks,
     event_phase,
     phases,
+    phasors,
 )
 from sensocto_lab.sync.surrogates import surrogate_test
 from sensocto_lab.sync.synthetic import OscillatorGroup, oscillator_group
@@ -50,6 +51,7 @@ __all__ = [
     "oscillator_group",
     "phase_locking",
     "phases",
+    "phasors",
     "surrogate_test",
     "synchrony",
     "windowed_order_parameter",

@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
 import xarray as xr
 
 from sensocto_lab.errors import ValidationError
+from sensocto_lab.physio.filters import invalid
 
 __all__ = [
     "GAP_FACTOR",
@@ -28,6 +29,7 @@ __all__ = [
     "as_signals",
     "bridge_gaps",
     "grid_step_ns",
+    "merge_duplicates",
     "resample_groups",
     "resample_row",
 ]
@@ -94,8 +96,12 @@ class Signals:
         return {sensor_dim: self.sensors, "time": self.time()}
 
 
+Duplicates = Literal["error", "mean", "first"]
+
+
 def _bad(detail: str, reason: str = "invalid_signal") -> ValidationError:
-    return ValidationError(detail, reason=reason)
+    # signals are the usual culprit here, hence the default reason
+    return invalid(detail, reason)
 
 
 def _check_fs(fs: float | None, *, required: bool) -> float | None:
@@ -114,6 +120,7 @@ def as_signals(
     *,
     attribute: str | None = None,
     max_gap_s: float = 0.0,
+    duplicates: Duplicates = "error",
 ) -> Signals:
     """Put a recording on one regular grid.
 
@@ -133,6 +140,12 @@ def as_signals(
     max_gap_s
         Gaps up to this long (seconds) are bridged by linear interpolation and marked
         in :attr:`Signals.bridged`; longer gaps stay NaN. Default 0: nothing is filled.
+    duplicates
+        What to do with repeated timestamps (real files have them: a device that
+        stamps a batch with one time, a merge of two exports): ``"error"`` (the
+        default: refuse, so nothing is merged silently), ``"mean"`` (each sensor's
+        known values at one timestamp are averaged) or ``"first"`` (each sensor's
+        first known value is kept). Timestamps must still be non-decreasing.
 
     Returns
     -------
@@ -150,9 +163,9 @@ def as_signals(
     if isinstance(data, Signals):
         signals = data
     elif isinstance(data, xr.Dataset):
-        signals = _from_dataarray(_pick_variable(data, attribute), fs)
+        signals = _from_dataarray(_pick_variable(data, attribute), fs, duplicates)
     elif isinstance(data, xr.DataArray):
-        signals = _from_dataarray(data, fs)
+        signals = _from_dataarray(data, fs, duplicates)
     else:
         signals = _from_array(data, _check_fs(fs, required=True))
     if max_gap_s > 0:
@@ -201,7 +214,42 @@ def _from_array(values: npt.ArrayLike, fs: float | None) -> Signals:
     return Signals(arr, fs, np.arange(arr.shape[0]))
 
 
-def _from_dataarray(da: xr.DataArray, fs: float | None) -> Signals:
+def merge_duplicates(
+    values: FloatArray, t_ns: npt.NDArray[np.int64], how: Duplicates
+) -> tuple[FloatArray, npt.NDArray[np.int64]]:
+    """Merge columns that share a timestamp, per sensor, skipping NaN.
+
+    Parameters
+    ----------
+    values
+        ``(sensors, samples)``, NaN where a sensor has no sample.
+    t_ns
+        ``(samples,)`` non-decreasing times in ns.
+    how
+        ``"mean"`` of each sensor's known values at a timestamp, or its ``"first"``
+        known value (NaN if it has none there).
+
+    Returns
+    -------
+    values, t_ns
+        Merged ``(sensors, unique samples)`` values and strictly increasing times.
+    """
+    t_unique, starts = np.unique(t_ns, return_index=True)
+    valid = ~np.isnan(values)
+    if how == "mean":
+        total = np.add.reduceat(np.where(valid, values, 0.0), starts, axis=1)
+        count = np.add.reduceat(valid.astype(np.int64), starts, axis=1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(count > 0, total / np.maximum(count, 1), np.nan), t_unique
+    # "first": the smallest column index holding a known value in each group
+    column = np.where(valid, np.arange(values.shape[1]), values.shape[1])
+    first = np.minimum.reduceat(column, starts, axis=1)
+    found = first < values.shape[1]
+    picked = np.take_along_axis(values, np.minimum(first, values.shape[1] - 1), axis=1)
+    return np.where(found, picked, np.nan), t_unique
+
+
+def _from_dataarray(da: xr.DataArray, fs: float | None, duplicates: Duplicates) -> Signals:
     fs = _check_fs(fs, required=False)
     if "time" not in da.dims:
         raise _bad(f"the DataArray needs a 'time' dim, it has {da.dims}")
@@ -226,8 +274,23 @@ def _from_dataarray(da: xr.DataArray, fs: float | None) -> Signals:
         absolute = False
     else:
         raise _bad(f"time must be datetime64 or seconds, got dtype {time.dtype}")
-    if t_ns.size and (np.diff(t_ns) <= 0).any():
-        raise _bad("time must be strictly increasing")
+    if duplicates not in ("error", "mean", "first"):
+        raise _bad(
+            f"duplicates must be 'error', 'mean' or 'first', got {duplicates!r}",
+            "invalid_parameter",
+        )
+    step = np.diff(t_ns)
+    if (step < 0).any():
+        raise _bad("time must be increasing (sort the recording by time first)")
+    if (step == 0).any():
+        if duplicates == "error":
+            raise _bad(
+                f"time must be strictly increasing: {int((step == 0).sum())} duplicate "
+                "timestamps; pass duplicates='mean' or 'first' to as_signals() to merge them",
+                "duplicate_timestamps",
+            )
+        values, t_ns = merge_duplicates(values, t_ns, duplicates)
+        attrs["duplicates"] = duplicates
     grid_fs, start_ns, out = _resample(values, t_ns, fs)
     return Signals(out, grid_fs, sensors, start_ns, None, attrs, absolute)
 
