@@ -14,6 +14,8 @@ online computer behind the live ``sync:{room}`` sensor is :class:`OnlineSynchron
 """
 
 from sensocto_lab.sync.baseline import minmax_phase
+from sensocto_lab.sync.cluster import cluster_phase
+from sensocto_lab.sync.connectivity import MEASURES, connectivity
 from sensocto_lab.sync.grid import Signals, as_signals
 from sensocto_lab.sync.kuramoto import (
     order_parameter,
@@ -35,6 +37,7 @@ from sensocto_lab.sync.surrogates import surrogate_test
 from sensocto_lab.sync.synthetic import OscillatorGroup, oscillator_group
 
 __all__ = [
+    "MEASURES",
     "PEAK_SETTINGS",
     "RESPIRATION_BAND",
     "OnlineConfig",
@@ -44,6 +47,8 @@ __all__ = [
     "Signals",
     "SyncEstimate",
     "as_signals",
+    "cluster_phase",
+    "connectivity",
     "detect_peaks",
     "event_phase",
     "minmax_phase",
