@@ -13,10 +13,10 @@ Pure numpy/scipy/xarray (no engine, no asyncio). Typical use in a notebook::
 online computer behind the live ``sync:{room}`` sensor is :class:`OnlineSynchrony`.
 """
 
+from sensocto_lab.physio.grid import Signals, as_signals
 from sensocto_lab.sync.baseline import minmax_phase
 from sensocto_lab.sync.cluster import cluster_phase
 from sensocto_lab.sync.connectivity import MEASURES, connectivity
-from sensocto_lab.sync.grid import Signals, as_signals
 from sensocto_lab.sync.kuramoto import (
     order_parameter,
     phase_locking,

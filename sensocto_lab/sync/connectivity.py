@@ -40,7 +40,7 @@ import numpy.typing as npt
 import xarray as xr
 
 from sensocto_lab.physio.filters import Band, invalid
-from sensocto_lab.sync.grid import Signals, as_signals
+from sensocto_lab.physio.grid import Signals, as_signals
 from sensocto_lab.sync.phase import analytic_signal, method_settings
 
 __all__ = ["MEASURES", "Measure", "analytic_input", "connectivity", "connectivity_matrix"]

@@ -23,9 +23,9 @@ import scipy.signal as ss
 import xarray as xr
 
 from sensocto_lab.physio.filters import Band, butter_sos, by_segments, invalid, min_len
+from sensocto_lab.physio.grid import Signals, as_signals
 from sensocto_lab.physio.peaks import PeakSettings
 from sensocto_lab.sync._progress import progress_bar
-from sensocto_lab.sync.grid import Signals, as_signals
 from sensocto_lab.sync.phase import Method, analytic_of_filtered, method_settings, peak_phase
 
 __all__ = [

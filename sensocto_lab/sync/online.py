@@ -9,7 +9,7 @@ How it stays cheap for a thousand participants:
 - :meth:`OnlineSynchrony.push` only checks and queues a batch. Before an estimate,
   all queued batches of all participants are interpolated onto a regular grid
   (multiples of ``1/fs`` since the epoch) in one pass of
-  :func:`~sensocto_lab.sync.grid.resample_groups`, the function the offline path
+  :func:`~sensocto_lab.physio.grid.resample_groups`, the function the offline path
   uses, and written into a ring of ``window_s`` per participant; gaps are NaN.
 - Band-pass (``sosfiltfilt``, odd padding) followed by the FFT Hilbert transform is
   linear in the window's samples, so the analytic signal at one index is a fixed
@@ -35,7 +35,7 @@ import numpy.typing as npt
 
 from sensocto_lab.errors import ValidationError
 from sensocto_lab.physio.filters import RESPIRATION_BAND, Band, flat_rows
-from sensocto_lab.sync.grid import GAP_FACTOR, Signals, grid_step_ns, resample_groups
+from sensocto_lab.physio.grid import GAP_FACTOR, Signals, grid_step_ns, resample_groups
 from sensocto_lab.sync.phase import analytic_signal
 
 __all__ = ["OnlineConfig", "OnlineSynchrony", "SyncEstimate"]

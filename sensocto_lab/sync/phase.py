@@ -38,6 +38,7 @@ from sensocto_lab.physio.filters import (
     min_len,
     runs,
 )
+from sensocto_lab.physio.grid import Signals, as_signals
 from sensocto_lab.physio.peaks import (
     PEAK_SETTINGS,
     RESPIRATION_BAND,
@@ -45,7 +46,6 @@ from sensocto_lab.physio.peaks import (
     detect_peaks,
     peak_settings,
 )
-from sensocto_lab.sync.grid import Signals, as_signals
 
 __all__ = [
     "PEAK_SETTINGS",
@@ -232,7 +232,7 @@ def phases(
     data
         ``store.history`` output, a DataArray ``("sensor", "time")``, a
         ``(participants, samples)`` array (with ``fs``), or :class:`Signals`
-        (from :func:`~sensocto_lab.sync.grid.as_signals`, e.g. to merge duplicate
+        (from :func:`~sensocto_lab.physio.grid.as_signals`, e.g. to merge duplicate
         timestamps).
     fs
         Sampling rate in Hz (plain arrays), or the rate of the common grid.
@@ -248,7 +248,7 @@ def phases(
         (e.g. another refractory distance for PPG), without touching the global
         :data:`PEAK_SETTINGS`.
     attribute, max_gap_s
-        See :func:`~sensocto_lab.sync.grid.as_signals`.
+        See :func:`~sensocto_lab.physio.grid.as_signals`.
 
     Returns
     -------

@@ -28,9 +28,9 @@ import scipy.fft as sfft
 import xarray as xr
 
 from sensocto_lab.physio.filters import Band, bandpass, invalid
+from sensocto_lab.physio.grid import Signals, as_signals
 from sensocto_lab.physio.peaks import PeakSettings
 from sensocto_lab.sync._progress import progress_bar
-from sensocto_lab.sync.grid import Signals, as_signals
 from sensocto_lab.sync.phase import Method, analytic_signal, method_settings, peak_phase
 
 __all__ = ["fourier_surrogates", "shift_surrogates", "surrogate_test"]
