@@ -12,6 +12,16 @@
   buffers is timed beside it for scale (it does much less: no filtering).
 - **Live phase error**: median error of the live phases against the known phases
   of a test group (64 participants, 10 dB SNR), next to the heuristic's.
+- **Measures vs their peers** (64 signals x 1 h at 25 Hz; ``--quick``: 16 x 10 min),
+  each peer fed the same data in the same run: PLV and wPLI against hypyp
+  ``compute_sync`` on the same analytic signals; cluster-phase rho and windowed R
+  against multiSyncPy on the same phases; Welch coherence and sum-normalised CSD
+  against multiSyncPy ``coherence_team`` / ``sum_normalized_csd``; the all-pairs
+  phase-synchrony matrix (band-pass, Hilbert, PLV of every pair) against
+  neurokit2 ``signal_synchrony`` (Hilbert) run over every pair; mdRQA on 8 x 5 min
+  at 10 Hz against multiSyncPy ``recurrence_matrix`` + ``rqa_metrics``, and banded
+  mdRQA of the big group with its peak traced memory; and the phases -> R -> PLV
+  pipeline against one plain numpy/scipy pass.
 """
 
 from __future__ import annotations
@@ -23,6 +33,7 @@ import numpy as np
 import scipy.signal as ss
 
 from bench._table import Row, format_table
+from bench.bench_sync_peers import peer_rows
 from sensocto_lab.sync.baseline import minmax_phase
 from sensocto_lab.sync.kuramoto import synchrony
 from sensocto_lab.sync.online import OnlineSynchrony
@@ -166,7 +177,7 @@ def _accuracy_rows() -> list[Row]:
 
 def run(quick: bool = False) -> list[Row]:
     """Measure ours and the baselines in this run (``quick``: fewer repeats)."""
-    return [*_offline_rows(quick), *_live_rows(quick), *_accuracy_rows()]
+    return [*_offline_rows(quick), *_live_rows(quick), *_accuracy_rows(), *peer_rows(quick)]
 
 
 if __name__ == "__main__":

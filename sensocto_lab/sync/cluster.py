@@ -26,7 +26,9 @@ __all__ = ["cluster_phase"]
 ComplexArray = npt.NDArray[np.complex128]
 
 
-def _nanmean_phasor(z: ComplexArray, axis: int) -> ComplexArray:
+def _nanmean_phasor(z: ComplexArray, axis: int, complete: bool) -> ComplexArray:
+    if complete:  # the common case: no masks
+        return z.mean(axis=axis)
     valid = ~np.isnan(z.real)
     count = valid.sum(axis=axis)
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -34,7 +36,11 @@ def _nanmean_phasor(z: ComplexArray, axis: int) -> ComplexArray:
 
 
 def cluster_phase(
-    phases: xr.DataArray | npt.ArrayLike, fs: float | None = None, *, min_count: int = 2
+    phases: xr.DataArray | npt.ArrayLike,
+    fs: float | None = None,
+    *,
+    min_count: int = 2,
+    relative: bool = False,
 ) -> xr.Dataset:
     """Cluster-phase synchrony of a group: ``ρ_group(t)``, ``ρ``, each member's ``ρ_k``.
 
@@ -47,6 +53,9 @@ def cluster_phase(
         Sampling rate of a plain array, Hz (sets the time axis in seconds).
     min_count
         Fewest members with a phase for ``ρ_group(t)`` to be defined (else NaN).
+    relative
+        Also return every member's relative phase ``φ_k(t)`` (an angle per sample:
+        costs as much again as the rest).
 
     Returns
     -------
@@ -54,9 +63,9 @@ def cluster_phase(
         ``rho_group`` (time): group synchrony ``ρ_group(t)`` in ``[0, 1]``;
         ``rho`` (scalar): its time mean (NaN times skipped); ``rho_k`` (sensor): each
         member's synchrony with the group; ``mean_relative_phase`` (sensor): ``φ̄_k``,
-        rad; ``relative_phase`` (sensor, time): ``φ_k(t)`` wrapped to ``(-π, π]``,
-        rad; ``group_phase`` (time): ``q(t)``, rad. Coordinate ``n`` (time): members
-        counted.
+        rad; ``group_phase`` (time): ``q(t)``, rad; with ``relative``,
+        ``relative_phase`` (sensor, time): ``φ_k(t)`` wrapped to ``(-π, π]``, rad.
+        Coordinate ``n`` (time): members counted.
 
     References
     ----------
@@ -67,21 +76,22 @@ def cluster_phase(
     """
     unit, sensors, time, attrs = phasor_input(phases, fs)
     valid = ~np.isnan(unit.real)
+    complete = bool(valid.all())
     count = valid.sum(axis=0)
-    q = _nanmean_phasor(unit, axis=0)
     with np.errstate(invalid="ignore", divide="ignore"):
+        q = _nanmean_phasor(unit, 0, complete)
         q_unit = q / np.abs(q)
-        relative = unit * q_unit.conj()  # exp(i·φ_k(t)); NaN where the member or q is unknown
-        member = _nanmean_phasor(relative, axis=1)  # mean_t exp(i·φ_k)
+        rel = unit * q_unit.conj()  # exp(i·φ_k(t)); NaN where the member or q is unknown
+        member = _nanmean_phasor(rel, 1, complete)  # mean_t exp(i·φ_k)
         rho_k = np.abs(member)
-        centred = relative * (member / rho_k).conj()[:, np.newaxis]
-    rho_t = np.abs(_nanmean_phasor(centred, axis=0))
+        centred = rel * (member / rho_k).conj()[:, np.newaxis]
+    rho_t = np.abs(_nanmean_phasor(centred, 0, complete))
     rho_t = np.where(count >= min_count, rho_t, np.nan)
     known = ~np.isnan(rho_t)
     rho = float(rho_t[known].mean()) if known.any() else float("nan")
     how = f"cluster-phase (Richardson et al. 2012); phases: {attrs.get('method', 'given')}"
     base = {k: v for k, v in attrs.items() if k in ("fs",)}
-    return xr.Dataset(
+    out = xr.Dataset(
         {
             "rho_group": ("time", rho_t, {"units": "1", "long_name": "group synchrony rho(t)"}),
             "rho": ((), rho, {"units": "1", "long_name": "mean group synchrony rho"}),
@@ -91,13 +101,15 @@ def cluster_phase(
                 np.angle(member),
                 {"units": "rad", "long_name": "mean relative phase to the group"},
             ),
-            "relative_phase": (
-                ("sensor", "time"),
-                np.angle(relative),
-                {"units": "rad", "long_name": "relative phase to the group phase"},
-            ),
             "group_phase": ("time", np.angle(q), {"units": "rad", "long_name": "group phase q"}),
         },
         coords={"sensor": sensors, "time": time, "n": ("time", count)},
         attrs={**base, "method": how},
     )
+    if relative:
+        out["relative_phase"] = (
+            ("sensor", "time"),
+            np.angle(rel),
+            {"units": "rad", "long_name": "relative phase to the group phase"},
+        )
+    return out
