@@ -15,6 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from sensocto_lab.physio.filters import invalid
+
 __all__ = ["SimulatedECG", "simulate_ecg"]
 
 FloatArray = npt.NDArray[np.float64]
@@ -70,6 +72,7 @@ def simulate_ecg(
     prematurity: float = 0.65,
     noise: float = 0.03,
     wander: float = 0.3,
+    rr_s: npt.ArrayLike | None = None,
     seed: int | np.random.Generator | None = None,
 ) -> SimulatedECG:
     """Simulate an ECG with known R-peaks.
@@ -95,6 +98,10 @@ def simulate_ecg(
     wander
         Amplitude of the baseline wander in mV (0.15 and 0.33 Hz sines: breathing
         and movement).
+    rr_s
+        The beat-to-beat intervals to use, in seconds (instead of ``heart_rate``
+        and ``hrv_ms``), e.g. to give two people a shared heart-rate trend; ectopic
+        beats are still added on top.
     seed
         Seed or generator.
 
@@ -104,13 +111,19 @@ def simulate_ecg(
         The signal and its true beats.
     """
     rng = np.random.default_rng(seed)
-    mean_rr = 60.0 / heart_rate
-    n_beats = int(duration_s / mean_rr) + 2
-    k = np.arange(n_beats)
-    rr = mean_rr + (hrv_ms / 1e3) * (
-        np.sqrt(0.5) * np.sin(2 * np.pi * 0.25 * k * mean_rr)
-        + np.sqrt(0.5) * rng.standard_normal(n_beats)
-    )
+    if rr_s is None:
+        mean_rr = 60.0 / heart_rate
+        n_beats = int(duration_s / mean_rr) + 2
+        k = np.arange(n_beats)
+        rr = mean_rr + (hrv_ms / 1e3) * (
+            np.sqrt(0.5) * np.sin(2 * np.pi * 0.25 * k * mean_rr)
+            + np.sqrt(0.5) * rng.standard_normal(n_beats)
+        )
+    else:
+        rr = np.asarray(rr_s, dtype=np.float64)
+        if rr.ndim != 1 or (rr <= 0).any():
+            raise invalid("rr_s must be positive intervals in seconds, one per beat")
+        n_beats = rr.size
     ectopic = rng.random(n_beats) < ectopic_share
     ectopic[0] = False
     ectopic[1:] &= ~ectopic[:-1]  # no two in a row: each needs its pause
