@@ -20,7 +20,6 @@ import numpy as np
 import numpy.typing as npt
 import xarray as xr
 
-from sensocto_lab.errors import ValidationError
 from sensocto_lab.physio.filters import invalid
 
 __all__ = [
@@ -98,19 +97,17 @@ class Signals:
 
 Duplicates = Literal["error", "mean", "first"]
 
-
-def _bad(detail: str, reason: str = "invalid_signal") -> ValidationError:
-    # signals are the usual culprit here, hence the default reason
-    return invalid(detail, reason)
+#: The reason of errors about the signals themselves (not the parameters).
+SIGNAL = "invalid_signal"
 
 
 def _check_fs(fs: float | None, *, required: bool) -> float | None:
     if fs is None:
         if required:
-            raise _bad("a plain array needs its sampling rate: pass fs= in Hz", "missing_fs")
+            raise invalid("a plain array needs its sampling rate: pass fs= in Hz", "missing_fs")
         return None
     if not np.isfinite(fs) or fs <= 0:
-        raise _bad(f"fs must be a positive number of Hz, got {fs!r}", "invalid_fs")
+        raise invalid(f"fs must be a positive number of Hz, got {fs!r}", "invalid_fs")
     return float(fs)
 
 
@@ -159,7 +156,7 @@ def as_signals(
         shapes, non-numeric values, or infinite values.
     """
     if max_gap_s < 0 or not np.isfinite(max_gap_s):
-        raise _bad(f"max_gap_s must be >= 0 seconds, got {max_gap_s!r}", "invalid_parameter")
+        raise invalid(f"max_gap_s must be >= 0 seconds, got {max_gap_s!r}", "invalid_parameter")
     if isinstance(data, Signals):
         signals = data
     elif isinstance(data, xr.Dataset):
@@ -182,11 +179,11 @@ def _pick_variable(ds: xr.Dataset, attribute: str | None) -> xr.DataArray:
         elif len(names) == 1:
             attribute = names[0]
         else:
-            raise _bad(
+            raise invalid(
                 f"the Dataset holds {names}; pass attribute= to choose one", "missing_attribute"
             )
     if attribute not in names:
-        raise _bad(
+        raise invalid(
             f"the Dataset has no attribute {attribute!r}; it holds {names}", "unknown_attribute"
         )
     da = ds[attribute]
@@ -198,9 +195,9 @@ def _numeric(values: npt.ArrayLike) -> FloatArray:
     try:
         arr = np.asarray(values, dtype=np.float64)
     except (TypeError, ValueError) as exc:
-        raise _bad(f"signal values must be numbers: {exc}") from None
+        raise invalid(f"signal values must be numbers: {exc}", SIGNAL) from None
     if np.isinf(arr).any():
-        raise _bad("signal values must be finite or NaN (NaN marks a gap), not infinite")
+        raise invalid("signal values must be finite or NaN (NaN marks a gap), not infinite", SIGNAL)
     return arr
 
 
@@ -210,7 +207,7 @@ def _from_array(values: npt.ArrayLike, fs: float | None) -> Signals:
     if arr.ndim == 1:
         arr = arr[np.newaxis, :]
     if arr.ndim != 2 or arr.shape[1] == 0:
-        raise _bad(f"expected a (participants, samples) array, got shape {arr.shape}")
+        raise invalid(f"expected a (participants, samples) array, got shape {arr.shape}", SIGNAL)
     return Signals(arr, fs, np.arange(arr.shape[0]))
 
 
@@ -252,14 +249,15 @@ def merge_duplicates(
 def _from_dataarray(da: xr.DataArray, fs: float | None, duplicates: Duplicates) -> Signals:
     fs = _check_fs(fs, required=False)
     if "time" not in da.dims:
-        raise _bad(f"the DataArray needs a 'time' dim, it has {da.dims}")
+        raise invalid(f"the DataArray needs a 'time' dim, it has {da.dims}", SIGNAL)
     if da.ndim == 1:
         da = da.expand_dims(sensor=[str(da.name or "0")])
     extra = [d for d in da.dims if d not in ("sensor", "time")]
     if da.ndim != 2 or extra:
-        raise _bad(
+        raise invalid(
             f"expected dims ('sensor', 'time'), got {da.dims}; select one component of a "
-            "vector attribute first (e.g. da.sel(component='x'))"
+            "vector attribute first (e.g. da.sel(component='x'))",
+            SIGNAL,
         )
     da = da.transpose("sensor", "time")
     values = _numeric(da.values)
@@ -273,18 +271,18 @@ def _from_dataarray(da: xr.DataArray, fs: float | None, duplicates: Duplicates) 
         t_ns = np.round(time.astype(np.float64) * 1e9).astype(np.int64)
         absolute = False
     else:
-        raise _bad(f"time must be datetime64 or seconds, got dtype {time.dtype}")
+        raise invalid(f"time must be datetime64 or seconds, got dtype {time.dtype}", SIGNAL)
     if duplicates not in ("error", "mean", "first"):
-        raise _bad(
+        raise invalid(
             f"duplicates must be 'error', 'mean' or 'first', got {duplicates!r}",
             "invalid_parameter",
         )
     step = np.diff(t_ns)
     if (step < 0).any():
-        raise _bad("time must be increasing (sort the recording by time first)")
+        raise invalid("time must be increasing (sort the recording by time first)", SIGNAL)
     if (step == 0).any():
         if duplicates == "error":
-            raise _bad(
+            raise invalid(
                 f"time must be strictly increasing: {int((step == 0).sum())} duplicate "
                 "timestamps; pass duplicates='mean' or 'first' to as_signals() to merge them",
                 "duplicate_timestamps",
@@ -385,11 +383,13 @@ def _resample(
     rates = [r for r in (_sensor_rate(t) for t in rows) if r is not None]
     if fs is None:
         if not rates:
-            raise _bad("no sensor has two samples; cannot infer a sampling rate (pass fs=)")
+            raise invalid(
+                "no sensor has two samples; cannot infer a sampling rate (pass fs=)", SIGNAL
+            )
         fs = float(np.median(rates))
     present = [t for t in rows if t.size]
     if not present:
-        raise _bad("the recording holds no samples")
+        raise invalid("the recording holds no samples", SIGNAL)
     step = grid_step_ns(fs)
     first = -(-min(int(t[0]) for t in present) // step)
     last = max(int(t[-1]) for t in present) // step

@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import xarray as xr
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from hypyp.analyses import compute_sync
 
 from sensocto_lab import sync
@@ -127,3 +129,23 @@ def test_dead_sensor_is_a_nan_row() -> None:
 def test_unknown_measure_is_refused() -> None:
     with pytest.raises(ValidationError):
         sync.connectivity(np.ones((2, 10), complex), "granger")  # type: ignore[arg-type]
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.sampled_from(["plv", "ccorr", "coh", "imcoh", "pli", "wpli"]),
+    st.integers(2, 6),
+    st.integers(8, 80),
+    st.floats(0.0, 0.4),
+    st.integers(0, 2**31 - 1),
+)
+def test_any_analytic_input_gives_a_symmetric_matrix_in_0_1(
+    measure: str, n: int, t: int, gaps: float, seed: int
+) -> None:
+    rng = np.random.default_rng(seed)
+    z = rng.standard_normal((n, t)) + 1j * rng.standard_normal((n, t))
+    z[rng.random((n, t)) < gaps] = np.nan
+    values = sync.connectivity(z, measure).values  # type: ignore[arg-type]
+    finite = np.isfinite(values)
+    np.testing.assert_allclose(values, values.T, atol=1e-12, equal_nan=True)
+    assert (values[finite] >= -1e-12).all() and (values[finite] <= 1 + 1e-12).all()
