@@ -44,6 +44,17 @@ def test_same_beats_as_neurokit2(record: physio.SimulatedECG, beat_f1: F1) -> No
     assert record.ectopic.sum() >= 10
 
 
+@pytest.mark.parametrize("seed", [1, 2])
+def test_same_beats_as_neurokit2_on_its_simulator_with_wander(seed: int, beat_f1: F1) -> None:
+    ecg = nk.ecg_simulate(
+        duration=300, sampling_rate=FS, heart_rate=75, noise=0.1, random_state=seed
+    )
+    t = np.arange(ecg.size) / FS
+    ecg = ecg + 0.4 * np.sin(2 * np.pi * 0.2 * t) + 0.2 * np.sin(2 * np.pi * 0.05 * t + 1)
+    _, info = nk.ecg_peaks(nk.ecg_clean(ecg, sampling_rate=FS), sampling_rate=FS)
+    assert beat_f1(_stream(ecg, 13), np.asarray(info["ECG_R_Peaks"]) / FS) >= 0.995
+
+
 @settings(max_examples=15, deadline=None)
 @given(st.lists(st.integers(1, 700), min_size=1, max_size=6))
 def test_chunking_does_not_change_the_beats(chunks: list[int]) -> None:
