@@ -15,26 +15,20 @@
 
 from __future__ import annotations
 
-import time
 import warnings
 from collections.abc import Callable
 
 import numpy as np
 
-from bench._table import Row, format_table
+from bench._table import Row, best_ms, format_table
 from sensocto_lab import physio
 
 AREA = "physio"
 FS = 130.0
 
 
-def _time(fn: Callable[[], object], repeats: int = 1) -> float:
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - start)
-    return best
+def _seconds(fn: Callable[[], object], repeats: int = 1) -> float:
+    return best_ms(fn, repeats) / 1e3
 
 
 def _ecg(n: int, seconds: float) -> np.ndarray:
@@ -61,13 +55,13 @@ def run(quick: bool = False) -> list[Row]:
     n, seconds = (16, 600.0) if quick else (64, 3600.0)
     size = f"{n} x {seconds / 60:g} min"
     x = _ecg(n, seconds)
-    ours = _time(lambda: physio.beats(x, "ecg", fs=FS), 2)
+    ours = _seconds(lambda: physio.beats(x, "ecg", fs=FS), 2)
 
     def theirs_two() -> None:
         for row in x[:2]:
             nk.ecg_peaks(nk.ecg_clean(row, sampling_rate=FS), sampling_rate=FS)
 
-    theirs = _time(theirs_two) * n / 2
+    theirs = _seconds(theirs_two) * n / 2
     factor = seconds / ours
     rows = [
         Row(
@@ -100,7 +94,7 @@ def run(quick: bool = False) -> list[Row]:
             det.push(one[i : i + 130])
         det.flush()
 
-    per_stream = _time(stream)
+    per_stream = _seconds(stream)
     rows.append(
         Row(
             AREA,
@@ -119,16 +113,16 @@ def run(quick: bool = False) -> list[Row]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         physio.hrv(beats)  # warm-up: neurokit2's imports
-        ours_hrv = _time(lambda: physio.hrv(beats))
+        ours_hrv = _seconds(lambda: physio.hrv(beats))
 
         def theirs_hrv() -> None:
             for row in beats.values:
                 peaks = np.round(row[~np.isnan(row)] * FS).astype(int)
-                nk.hrv_time(peaks, sampling_rate=FS)
+                nk.hrv_seconds(peaks, sampling_rate=FS)
                 nk.hrv_frequency(peaks, sampling_rate=FS)
                 nk.hrv_nonlinear(peaks, sampling_rate=FS)
 
-        theirs_hrv_s = _time(theirs_hrv)
+        theirs_hrv_s = _seconds(theirs_hrv)
     rows.append(
         Row(
             AREA,

@@ -11,13 +11,12 @@ from __future__ import annotations
 import time
 import tracemalloc
 import warnings
-from collections.abc import Callable
 from itertools import combinations
 
 import numpy as np
 import scipy.signal as ss
 
-from bench._table import Row
+from bench._table import Row, best_ms
 from sensocto_lab import sync
 from sensocto_lab.physio.filters import butter_sos
 from sensocto_lab.sync.connectivity import connectivity_matrix
@@ -25,15 +24,6 @@ from sensocto_lab.sync.phase import analytic_signal
 
 AREA = "sync"
 FS = 25.0
-
-
-def _time(fn: Callable[[], object], repeats: int = 1) -> float:
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - start)
-    return best * 1e3
 
 
 def _group(n: int, samples: int, seed: int = 0) -> np.ndarray:
@@ -68,21 +58,21 @@ def peer_rows(quick: bool) -> list[Row]:
         msp.coherence_team(x[:2, :1024])
         signal_synchrony(x[0, :100], x[1, :100])
         for measure, factor in (("plv", 1.0), ("wpli", 0.1)):
-            ours = _time(lambda m=measure: connectivity_matrix(z, m), 2)
-            base = _time(lambda m=measure: compute_sync(hy, m))
+            ours = best_ms(lambda m=measure: connectivity_matrix(z, m), 2)
+            base = best_ms(lambda m=measure: compute_sync(hy, m))
             rows.append(
                 _row(f"{measure} matrix {size}, ms", ours, base, "hypyp compute_sync", factor)
             )
 
-        ours = _time(lambda: sync.cluster_phase(theta), 2)
-        base = _time(lambda: msp.rho(theta))
+        ours = best_ms(lambda: sync.cluster_phase(theta), 2)
+        base = best_ms(lambda: msp.rho(theta))
         rows.append(_row(f"cluster-phase rho {size}, ms", ours, base, "multiSyncPy rho", 1.0))
 
         win = int(30 * FS)
-        ours = _time(
+        ours = best_ms(
             lambda: sync.windowed_order_parameter(sync.order_parameter(theta, FS), 30.0), 2
         )
-        base = _time(
+        base = best_ms(
             lambda: msp.apply_windowed(
                 theta, lambda w: np.abs(np.exp(1j * w).mean(axis=0)).mean(), win
             )
@@ -91,8 +81,8 @@ def peer_rows(quick: bool) -> list[Row]:
             _row(f"windowed R (30 s) {size}, ms", ours, base, "multiSyncPy apply_windowed", 1.0)
         )
 
-        ours = _time(lambda: sync.spectral_synchrony(x, FS), 2)
-        base = _time(lambda: msp.coherence_team(x))
+        ours = best_ms(lambda: sync.spectral_synchrony(x, FS), 2)
+        base = best_ms(lambda: msp.coherence_team(x))
         rows.append(
             _row(
                 f"Welch coherence, all pairs {size}, ms",
@@ -102,7 +92,7 @@ def peer_rows(quick: bool) -> list[Row]:
                 0.1,
             )
         )
-        base = _time(lambda: msp.sum_normalized_csd(x))
+        base = best_ms(lambda: msp.sum_normalized_csd(x))
         rows.append(
             _row(
                 f"sum-normalised CSD, all pairs {size}, ms",
@@ -113,8 +103,8 @@ def peer_rows(quick: bool) -> list[Row]:
             )
         )
 
-        ours = _time(lambda: sync.connectivity(x, "plv", fs=FS), 2)
-        base = _time(lambda: [signal_synchrony(x[i], x[j]) for i, j in combinations(range(n), 2)])
+        ours = best_ms(lambda: sync.connectivity(x, "plv", fs=FS), 2)
+        base = best_ms(lambda: [signal_synchrony(x[i], x[j]) for i, j in combinations(range(n), 2)])
         rows.append(
             _row(
                 f"all-pairs phase synchrony {size}, ms",
@@ -126,8 +116,8 @@ def peer_rows(quick: bool) -> list[Row]:
         )
 
         small = _group(8, 3000, seed=1)  # 8 x 5 min at 10 Hz
-        ours = _time(lambda: sync.rqa(small, 1.0), 2)
-        base = _time(lambda: msp.rqa_metrics(msp.recurrence_matrix(small, 1.0)))
+        ours = best_ms(lambda: sync.rqa(small, 1.0), 2)
+        base = best_ms(lambda: msp.rqa_metrics(msp.recurrence_matrix(small, 1.0)))
         rows.append(
             _row(
                 "mdRQA 8 x 5 min at 10 Hz, ms",
@@ -180,11 +170,11 @@ def peer_rows(quick: bool) -> list[Row]:
         sync.order_parameter(phases)
         sync.phase_locking(phases)
 
-    base = _time(plain, 2)
+    base = best_ms(plain, 2)
     rows.append(
         _row(
             f"phasors -> R -> PLV {size}, ms",
-            _time(ours_pipeline, 2),
+            best_ms(ours_pipeline, 2),
             base,
             "sosfiltfilt + scipy hilbert + angle/exp/mean/matmul",
             1.0,
@@ -194,7 +184,7 @@ def peer_rows(quick: bool) -> list[Row]:
         Row(
             AREA,
             f"phases -> R -> PLV (three calls) {size}, ms",
-            _time(three_calls, 2),
+            best_ms(three_calls, 2),
             base,
             "same plain pass",
             "",
