@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 import scipy.signal as ss
 import xarray as xr
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from hypyp.analyses import compute_sync
 
 from sensocto_lab import sync
@@ -159,3 +162,27 @@ def test_phasors_share_the_work_and_agree_with_phases() -> None:
     np.testing.assert_allclose(
         sync.phase_locking(z).values, sync.phase_locking(theta).values, atol=1e-12
     )
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(st.integers(0, 3), min_size=20, max_size=60), st.integers(0, 2**31 - 1))
+def test_merged_duplicates_equal_pandas_groupby(repeats: list[int], seed: int) -> None:
+    # each timestamp of a 10 Hz grid stands 1 + repeats[i] times, with random NaN
+    steps = np.repeat(np.arange(len(repeats)), np.asarray(repeats) + 1)
+    rng = np.random.default_rng(seed)
+    values = rng.standard_normal((2, steps.size))
+    values[rng.random(values.shape) < 0.2] = np.nan
+    values[:, np.searchsorted(steps, [0, len(repeats) - 1])] = 1.0  # both ends known
+    time = (steps * 100_000_000).astype("datetime64[ns]")
+    da = xr.DataArray(values, dims=("sensor", "time"), coords={"time": time})
+    for how in ("mean", "first"):
+        sig = sync.as_signals(da, fs=10.0, duplicates=how)  # type: ignore[arg-type]
+        frame = pd.DataFrame(values.T, index=steps)
+        reference = (
+            (frame.groupby(level=0).mean() if how == "mean" else frame.groupby(level=0).first())
+            .to_numpy()
+            .T
+        )
+        # the grid interpolates across NaN: compare where the merged sample is known
+        known = ~np.isnan(reference)
+        np.testing.assert_allclose(sig.values[known], reference[known], rtol=0, atol=1e-12)
