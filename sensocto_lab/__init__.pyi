@@ -1,6 +1,7 @@
 # The public API, as mypy and editors see it; sensocto_lab/__init__.py loads each name
 # lazily from this list (lazy_loader's stub pattern), so the two cannot disagree.
 from . import errors as errors
+from . import physio as physio
 from . import sync as sync
 from .app import LabApp as LabApp
 from .app import LabOptions as LabOptions

@@ -47,8 +47,8 @@ FORBIDDEN_LIBS: dict[str, set[str]] = {
     "model": _IO,
     "events": _IO,
     "protocol": _IO,
-    "sync": _IO - {"pyarrow"},
-    "physio": _IO - {"pyarrow"},
+    "sync": (_IO - {"pyarrow"}) | {"neurokit2"},  # neurokit2 lives under physio
+    "physio": _IO,
     "storage": {"websockets", "bleak", "panel", "bokeh"},
     "engine": {"websockets", "bleak", "panel", "bokeh"},
     "rooms": {"asyncio", "websockets", "bleak", "panel", "bokeh"},
