@@ -211,7 +211,7 @@ def test_rooms_manages_codes_members_and_sensors_with_roles_checked(tmp_path: Pa
 
     admin = _rooms(tmp_path, "add-member", "lab", "ana", "--role", "admin")
     assert "ana (admin)" in admin.stdout, admin.stderr
-    assigned = _rooms(tmp_path, "--as", "ana", "assign", "lab", "strap-1")
+    assigned = _rooms(tmp_path, "--as", "ana", "assign", "lab", "strap-1", "--force")
     assert "sensors    strap-1" in assigned.stdout, assigned.stderr
     rotated = _rooms(tmp_path, "--as", "ana", "new-code", "lab")
     assert _shown_code(rotated.stdout) != code
