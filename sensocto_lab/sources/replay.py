@@ -134,11 +134,13 @@ async def replay_session(
     t0 = min(float(s.ts_ms[0]) for s in series)
     t_end = max(float(s.ts_ms[-1]) for s in series)
     sent = 0
-    bar = progress_bar(sum(len(s.ts_ms) for s in series), "replay", progress)
-    bar.unit, bar.unit_scale = "sample", True
+    bar = None
     try:
         for client in clients.values():
             await client.connect()
+        # once joined: a refused or failed connection shows no bar at all
+        bar = progress_bar(sum(len(s.ts_ms) for s in series), "replay", progress)
+        bar.unit, bar.unit_scale = "sample", True
         wall0 = time.monotonic()
         step = t0
         while step <= t_end:
@@ -158,7 +160,8 @@ async def replay_session(
         for client in clients.values():
             await client.drain()
     finally:
-        bar.close()
+        if bar is not None:
+            bar.close()
         for client in clients.values():
             await client.close()
     return sent
