@@ -19,7 +19,9 @@ __all__ = [
     "HelpFormatter",
     "Parser",
     "add_command",
+    "basic_auth",
     "count",
+    "data_dir",
     "finite",
     "identifier",
     "port",
@@ -192,3 +194,15 @@ def data_dir(text: str) -> Path:
 
 
 data_dir.__name__ = "directory"
+
+
+def basic_auth(text: str) -> str:
+    """``--basic-auth``: a password, or a JSON file of user → password that must exist."""
+    if text.endswith(".json") and not Path(text).is_file():
+        raise argparse.ArgumentTypeError(
+            f"no file {text}: give a JSON file of user → password, or one shared password"
+        )
+    return text
+
+
+basic_auth.__name__ = "password or file"

@@ -10,6 +10,7 @@ for what went wrong while it ran. ``--debug`` shows the traceback instead.
 from __future__ import annotations
 
 import errno
+import sqlite3
 
 __all__ = ["RUNTIME", "USAGE", "CliError", "explain"]
 
@@ -40,7 +41,12 @@ def explain(exc: BaseException) -> tuple[str, int]:
         if isinstance(cause, OSError) and _os_hint(cause):
             return _os_message(cause), RUNTIME
         if exc.reason == "data_dir_locked":
-            return f"{exc.detail}: stop that process, or pass --data with another directory", 1
+            held = exc.detail.split(";")[0]  # "the data directory X is in use by ... (pid N)"
+            return (
+                f"{held}: stop it, or pass --data with another directory (info and rooms "
+                "read a directory while it records)",
+                RUNTIME,
+            )
         if exc.reason == "no_store":
             return f"{exc.detail}: pass --data with a directory that holds recordings", RUNTIME
         return exc.detail, USAGE if isinstance(exc, ConfigError) else RUNTIME
@@ -48,6 +54,12 @@ def explain(exc: BaseException) -> tuple[str, int]:
         return f"timed out: {exc}" if str(exc) else "timed out", RUNTIME
     if isinstance(exc, OSError):
         return _os_message(exc), RUNTIME
+    if isinstance(exc, sqlite3.Error):  # the room store: unwritable, full, or damaged
+        return (
+            f"the room store (rooms.sqlite3) failed: {exc}: check that --data is writable "
+            "and its disk has space",
+            RUNTIME,
+        )
     return (
         f"internal error: {type(exc).__name__}: {exc} (a bug: run again with --debug and "
         "report the traceback)",

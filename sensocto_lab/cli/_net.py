@@ -106,19 +106,19 @@ async def reachable(where: Endpoint, flag: str) -> None:
 
 
 def check_free(host: str, port: int, flag: str) -> None:
-    """Raise :class:`CliError` if the server could not bind ``host:port`` (0 is always free).
+    """Raise :class:`CliError` if the server could not bind ``host:port`` (port 0: any free).
 
     The probe binds as asyncio's and Tornado's servers do (``SO_REUSEADDR``), so a port
     a stopped server left in ``TIME_WAIT`` counts as free, as it is for them.
     """
-    if port == 0:
-        return
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
     except socket.gaierror:
         raise CliError(
             f"unknown --host {host}: give an address of this machine, e.g. 127.0.0.1"
         ) from None
+    if port == 0:
+        return
     for family, kind, proto, _, address in infos:
         with socket.socket(family, kind, proto) as probe:
             probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

@@ -35,6 +35,7 @@ def add_parser(sub: Any) -> None:
     )
     p.add_argument(
         "--basic-auth",
+        type=_args.basic_auth,
         default=None,
         metavar="PASSWORD|FILE",
         help="dashboards ask who is watching: one shared password, or a JSON file of user → "

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from sensocto_lab.cli import _args
 from sensocto_lab.cli._data import DEFAULT_DATA, recorded_sensors
 from sensocto_lab.cli._fail import USAGE, CliError
-from sensocto_lab.cli._text import natural_list
+from sensocto_lab.cli._text import natural_key, natural_list
 
 if TYPE_CHECKING:  # imported when run: ``--help`` and the other commands do without them
     from sensocto_lab.rooms import Room, RoomStore
@@ -134,6 +134,7 @@ def run(args: argparse.Namespace) -> int:
     with RoomStore(data) as rooms:
         room = _change(rooms, args, args.by or LAB_USER)
         shown = rooms.rooms() if room is None else [room]
+        shown.sort(key=lambda r: natural_key(r.room_id))
         if not shown and args.action == "list":
             print(f"no rooms in {data}", file=sys.stderr)
         for one in shown:

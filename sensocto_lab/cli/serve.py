@@ -128,6 +128,7 @@ def _add_options(p: argparse.ArgumentParser, command: str) -> None:
     )
     p.add_argument(
         "--basic-auth",
+        type=_args.basic_auth,
         default=None,
         metavar="PASSWORD|FILE",
         help="dashboards ask who is watching: one shared password, or a JSON file of user → "
@@ -168,9 +169,6 @@ def _check(args: argparse.Namespace) -> None:
         usage.error("--no-dashboard runs no dashboards: leave out --dashboard-port/--basic-auth")
     if args.coupling is not None and not args.simulate:
         usage.error("--coupling sets the simulated group's coupling: add --simulate N")
-    auth = args.basic_auth
-    if auth and auth.endswith(".json") and not Path(auth).is_file():
-        usage.error(f"--basic-auth: no file {auth} (give a JSON file of user → password)")
 
 
 async def run(args: argparse.Namespace) -> int:

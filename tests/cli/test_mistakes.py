@@ -163,8 +163,12 @@ CASES = [
      "{data}"], 1, "sensor s10 is not assigned to room lab"),
     ("rooms remove-member of a non-member", ["rooms", "remove-member", "lab", "ana", "--data",
      "{data}"], 1, "ana is not a member of room lab (members: sensocto-lab)"),
-    ("rooms --data after the action", ["rooms", "new-code", "lab", "--data", "{data}"], 0,
-     ""),
+    ("rooms --data after the action", ["rooms", "add-member", "lab", "bo", "--data", "{data}"],
+     0, "bo (member)"),
+    ("dashboard --basic-auth file missing", ["dashboard", "--basic-auth", "users.json"], 2,
+     "no file users.json"),
+    ("unknown --host", ["serve", "--no-auth", "--port", "0", "--host", "no-such-host.invalid",
+     "--data", "{new}"], 1, "unknown --host no-such-host.invalid"),
 ]  # fmt: skip
 
 
