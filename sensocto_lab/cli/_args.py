@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import difflib
 import math
+import re
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -73,11 +74,22 @@ class Parser(argparse.ArgumentParser):
         return super().parse_known_args(args, namespace)
 
     def error(self, message: str) -> NoReturn:
-        """Say a mistyped option first: it is why a required one seems missing."""
-        known = self._known()
-        strays = [a for a in self._given if a.startswith("--") and a.split("=")[0] not in known]
-        if strays and "unrecognized" not in message:
-            self.unrecognized(strays)
+        """Say a mistyped option first: it is why a required one seems missing.
+
+        Only a parser without subcommands sees just its own arguments; the others'
+        include their subcommand's, which are not strays.
+        """
+        if self._subparsers is None and "unrecognized" not in message:
+            known = self._known()
+            strays = [a for a in self._given if a.startswith("--") and a.split("=")[0] not in known]
+            if strays:
+                self.unrecognized(strays)
+        wrong = re.search(r"invalid choice: '([^']*)' \(choose from (.*)\)", message)
+        if wrong:  # a mistyped command or action: name the nearest
+            choices = re.findall(r"'([^']*)'", wrong.group(2))
+            close = difflib.get_close_matches(wrong.group(1), choices, n=1)
+            if close:
+                message = f"{message}: did you mean {close[0]}?"
         super().error(message)
 
     def _known(self) -> set[str]:

@@ -111,6 +111,9 @@ CASES = [
      "did you mean --duration?"),
     ("typo'd flag of rooms add-member", ["rooms", "add-member", "lab", "ana", "--rol", "admin",
      "--data", "{data}"], 2, "did you mean --role?"),
+    ("mistyped subcommand", ["serv", "--no-auth"], 2, "did you mean serve?"),
+    ("mistyped rooms action", ["rooms", "add-membr", "lab", "ana", "--role", "admin"], 2,
+     "did you mean add-member?"),
     ("demo --token", ["demo", "--token", "X", "--data", "{new}"], 2,
      "sensocto-lab serve --token SECRET"),
     ("serve without token or --no-auth", ["serve", "--data", "{new}"], 2,
@@ -204,7 +207,7 @@ def test_a_mistake_ends_in_one_line_naming_the_fix(
     if status:
         assert lines, out
         assert says.format(**where) in lines[-1], out
-        assert lines[-1].startswith("sensocto-lab "), lines[-1]
+        assert lines[-1].startswith("sensocto-lab"), lines[-1]
         if status == 1:  # a failure while running: that one line and nothing else
             assert len(lines) == 1, out
     else:
