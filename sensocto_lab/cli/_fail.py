@@ -50,6 +50,12 @@ def explain(exc: BaseException) -> tuple[str, int]:
         if exc.reason == "no_store":
             return f"{exc.detail}: pass --data with a directory that holds recordings", RUNTIME
         return exc.detail, USAGE if isinstance(exc, ConfigError) else RUNTIME
+    if isinstance(exc, ModuleNotFoundError) and exc.name:
+        return (
+            f"the Python package {exc.name} is not installed: pip install 'sensocto-lab[ui]' "
+            "for the dashboards (or pass --no-dashboard), 'sensocto-lab[ble]' for BLE straps",
+            RUNTIME,
+        )
     if isinstance(exc, TimeoutError):
         return f"timed out: {exc}" if str(exc) else "timed out", RUNTIME
     if isinstance(exc, OSError):

@@ -125,10 +125,15 @@ def run(args: argparse.Namespace) -> int:
         raise CliError(
             f"no data directory at {data}: pass --data with the directory serve uses", USAGE
         )
-    if args.action == "list" and not (data / ROOMS_FILE).exists():
-        print(f"no rooms in {data} yet: make one with `sensocto-lab rooms --data {data} "
-              "create ROOM`", file=sys.stderr)  # fmt: skip
-        return 0
+    if args.action != "create" and not (data / ROOMS_FILE).exists():
+        # nothing to list or change: say so, and leave the directory as it is
+        first = (
+            f"no rooms in {data} yet: make one with `sensocto-lab rooms create ROOM --data {data}`"
+        )
+        if args.action == "list":
+            print(first, file=sys.stderr)
+            return 0
+        raise CliError(f"{first}, or pass --data with the directory serve uses")
     if args.action == "assign" and not args.force:
         _check_recorded(data, args.sensor)
     with RoomStore(data) as rooms:

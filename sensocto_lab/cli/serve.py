@@ -183,7 +183,7 @@ async def run(args: argparse.Namespace) -> int:
     data: Path = args.data or new_session(args.command, args.room)
     if args.command in ("demo", "record"):
         check_append(data, args.append)
-    made = not data.exists()
+    made = _first_missing(data)
     options = LabOptions(
         data_dir=data,
         host=args.host,
@@ -199,14 +199,23 @@ async def run(args: argparse.Namespace) -> int:
     try:
         app = await LabApp.start(options)
     except BaseException:
-        if made:  # a failed start leaves no half-made directory behind
-            shutil.rmtree(data, ignore_errors=True)
+        if made is not None:  # a failed start leaves no half-made directory behind
+            shutil.rmtree(made, ignore_errors=True)
         raise
     async with app:
         await run_until_stopped(app.describe(), args.duration)
         print("stopping: flushing storage ...", flush=True)
     print(f"data kept in {data}  (see it: sensocto-lab info --data {data})", flush=True)
     return 0
+
+
+def _first_missing(path: Path) -> Path | None:
+    """The outermost directory of ``path`` that does not exist yet (``None``: it exists)."""
+    if path.exists():
+        return None
+    while not path.parent.exists():
+        path = path.parent
+    return path
 
 
 def _or(value: Any, default: Any) -> Any:
