@@ -42,3 +42,12 @@ def test_each_record_gets_its_own_session_and_adding_to_one_takes_append(tmp_pat
     # a lab's server carries its directory over from run to run
     again = cli("serve", *RECORD[1:], "--duration", "0.5", "--data", str(sessions[0]), cwd=tmp_path)
     assert again.returncode == 0, again.stderr
+
+
+def test_demo_without_data_makes_a_demo_session(tmp_path: Path) -> None:
+    run = cli("demo", "--no-dashboard", "--port", "0", "--simulate", "1", "--duration", "0.5",
+              cwd=tmp_path)  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    (session,) = (tmp_path / "sensocto-data").iterdir()
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d{4}-demo", session.name)
+    assert f"data kept in {session.relative_to(tmp_path)}" in run.stdout
