@@ -47,6 +47,8 @@ def explain(exc: BaseException) -> tuple[str, int]:
                 "read a directory while it records)",
                 RUNTIME,
             )
+        if exc.reason == "disk_full":  # the storage on main names it so, cause or not
+            return f"{exc.detail}: {_HINTS[errno.ENOSPC]}", RUNTIME
         if exc.reason == "no_store":
             return f"{exc.detail}: pass --data with a directory that holds recordings", RUNTIME
         return exc.detail, USAGE if isinstance(exc, ConfigError) else RUNTIME

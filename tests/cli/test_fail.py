@@ -31,6 +31,8 @@ CASES = [
      "free some space, or pass --data"),
     (_storage_error_from(OSError(errno.EROFS, "Read-only file system")), RUNTIME,
      "writable disk"),
+    (StorageError("the WAL could not be written", reason="disk_full"), RUNTIME,
+     "free some space, or pass --data"),
     (StorageError("no store in x", reason="no_store"), RUNTIME, "pass --data with a directory"),
     (StorageError("the data directory d is in use by another store (pid 7); close that engine "
                   "or store first, or read it without writing: TieredStore.open(...)",
