@@ -161,7 +161,9 @@ def hrv(
                 table[name][i, w] = v
             count[i, w] = rri[sel].size
     dims: tuple[str, ...] = ("sensor",) if window is None else ("sensor", "window")
-    squeeze = (lambda a: a[:, 0]) if window is None else (lambda a: a)
+    def squeeze(a: npt.NDArray[Any]) -> npt.NDArray[Any]:
+        return a[:, 0] if window is None else a
+
     data_vars = {
         name: (dims, squeeze(table[name]), {"units": u, "long_name": ln})
         for name, (u, ln) in HRV_INDICES.items()

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import param
-from panel.custom import Child, JSComponent
+from panel.custom import Child, JSComponent  # type: ignore[attr-defined]
 
 from sensocto_lab.model import AttentionLevel
 
@@ -66,7 +66,7 @@ class VisibilityObserver(JSComponent):
     def __init__(
         self, object: Any, *, on_change: Callable[[str, float, bool], None], **params: Any
     ) -> None:
-        super().__init__(object=object, **params)
+        super().__init__(object=object, **params)  # type: ignore[no-untyped-call]
         self._on_change = on_change
         #: Last report: fraction of the card in the viewport (0–1), pointer over it.
         self.ratio = 0.0
@@ -101,7 +101,7 @@ class PageObserver(JSComponent):
         on_lag: Callable[[float], None],
         **params: Any,
     ) -> None:
-        super().__init__(**params)
+        super().__init__(**params)  # type: ignore[no-untyped-call]
         self._on_visibility = on_visibility
         self._on_lag = on_lag
         #: Last reported ``document.visibilityState != "hidden"``.
