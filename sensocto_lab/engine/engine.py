@@ -606,8 +606,10 @@ class Engine(Experiment):
         ``samples`` and ``batches`` stored since registration, ``queued`` batches and its
         ``attributes``. ``gc`` tells the process's garbage collections per generation and
         how many objects are frozen out of them (a full collection stalls the loop for
-        as long as it takes to scan what is not frozen). Safe to call from any thread
-        (it only reads).
+        as long as it takes to scan what is not frozen). ``storage_health`` is ``ok``, or
+        ``failing`` while a write, fsync or compaction keeps failing (a full disk), with
+        ``last_error`` saying why (no file paths). Safe to call from any thread (it only
+        reads).
         """
         sensors = [
             {
@@ -632,6 +634,8 @@ class Engine(Experiment):
             "load": self.load.level.label,
             "attention": self.attention.statistics(),
             "storage_lag_s": storage.get("storage_lag_s"),
+            "storage_health": (storage.get("health") or {}).get("state"),
+            "last_error": storage.get("last_error"),
             "storage": storage,
             "bus": self.bus.statistics(),
             "gc": {
