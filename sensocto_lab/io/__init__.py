@@ -8,12 +8,17 @@ reader or exporter runs.
 """
 
 from sensocto_lab.io.edf import read_edf
+from sensocto_lab.io.export_bids import BidsExport, to_bids
+from sensocto_lab.io.export_csv import to_csv
+from sensocto_lab.io.export_edf import EdfExport, to_edf
 from sensocto_lab.io.importer import ImportResult, import_file, read_file
 from sensocto_lab.io.recording import Channel, Recording, Stream, safe_id
 from sensocto_lab.io.xdf import read_xdf
 
 __all__ = [
+    "BidsExport",
     "Channel",
+    "EdfExport",
     "ImportResult",
     "Recording",
     "Stream",
@@ -22,4 +27,7 @@ __all__ = [
     "read_file",
     "read_xdf",
     "safe_id",
+    "to_bids",
+    "to_csv",
+    "to_edf",
 ]

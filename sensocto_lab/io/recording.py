@@ -166,10 +166,7 @@ class Recording:
     notes: tuple[str, ...] = ()
 
     def __str__(self) -> str:
-        return (
-            f"Recording({self.source!r}, {len(self.streams)} streams, "
-            f"{len(self.events)} events)"
-        )
+        return f"Recording({self.source!r}, {len(self.streams)} streams, {len(self.events)} events)"
 
     def summary(self) -> list[dict[str, Any]]:
         """One row per channel: sensor, attribute, label, unit, kind, rate and samples."""

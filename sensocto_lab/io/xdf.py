@@ -81,8 +81,7 @@ def _check_header(xml: bytes, stream_id: int, path: Path) -> None:
     fmt = (info.findtext("channel_format") or "").strip()
     if fmt not in FORMATS:
         raise ValidationError(
-            f"{path.name}: stream {name!r} has channel format {fmt!r}; "
-            f"known: {', '.join(FORMATS)}",
+            f"{path.name}: stream {name!r} has channel format {fmt!r}; known: {', '.join(FORMATS)}",
             reason="unknown_channel_format",
         )
     count = (info.findtext("channel_count") or "").strip()
