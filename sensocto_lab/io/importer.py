@@ -31,6 +31,7 @@ from sensocto_lab.io.meta import INTEROP_DIR, read_json, write_json
 from sensocto_lab.io.recording import Recording
 from sensocto_lab.io.xdf import read_xdf
 from sensocto_lab.model import Batch, KindSpec, check_id
+from sensocto_lab.storage.config import StorageConfig
 from sensocto_lab.storage.tiered import TieredStore
 
 __all__ = ["ImportResult", "import_file", "read_file"]
@@ -206,7 +207,9 @@ def import_file(
             for s in rec.streams
         ],
     }
-    store = TieredStore.open(data_dir)
+    # No background threads: nothing to fsync or compact while appending, and the
+    # close compacts in this process instead of starting the compaction worker.
+    store = TieredStore.open(data_dir, StorageConfig(background=False))
     try:
         write_json(record, doc)
         recv = store.session.start_ns or time.time_ns()

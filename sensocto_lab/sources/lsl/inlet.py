@@ -272,7 +272,7 @@ class LslRecording:
         self.poll_s: float = options["poll_s"]
         self.clock_update_s: float = options["clock_update_s"]
         self.open_timeout_s: float = options["open_timeout_s"]
-        self.max_chunk_s: float = 0.5
+        self.max_chunk_s: float = options["max_chunk_s"]
         self.clock = ClockMap.measure(engine.clock.time_ns)
         self.stopping = threading.Event()
         self.pending: dict[str, deque[concurrent.futures.Future[Any]]] = {}
@@ -412,6 +412,7 @@ async def record_lsl(
     poll_s: float = 0.05,
     clock_update_s: float = 5.0,
     open_timeout_s: float = 5.0,
+    max_chunk_s: float = 0.5,
 ) -> LslRecording:
     """Record the LSL streams that match ``predicate`` (now and later) with ``engine``.
 
@@ -434,6 +435,9 @@ async def record_lsl(
         How often ``time_correction()`` is read and stored, s.
     open_timeout_s
         How long opening a stream and its first clock estimate may take, s.
+    max_chunk_s
+        Most seconds of samples one pull takes (the numpy buffer's size; bigger
+        chunks cost less per sample when a stream is far behind).
 
     Returns
     -------
@@ -441,8 +445,10 @@ async def record_lsl(
         ``await rec.stop()`` ends it; ``rec.sensors``, ``rec.statistics()``.
     """
     check_id(room, "room")
-    if not poll_s > 0 or not clock_update_s > 0 or max_buflen < 1:
-        raise ConfigError("poll_s and clock_update_s must be > 0 s, max_buflen >= 1 s")
+    if not poll_s > 0 or not clock_update_s > 0 or not max_chunk_s > 0 or max_buflen < 1:
+        raise ConfigError(
+            "poll_s, clock_update_s and max_chunk_s must be > 0 s, max_buflen >= 1 s"
+        )
     rec = LslRecording(
         engine,
         predicate,
@@ -452,6 +458,7 @@ async def record_lsl(
         poll_s=poll_s,
         clock_update_s=clock_update_s,
         open_timeout_s=open_timeout_s,
+        max_chunk_s=max_chunk_s,
     )
     await engine.start_task(rec.task_name, rec._watch)
     return rec
