@@ -91,9 +91,15 @@ def _hold(col: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
     return out
 
 
-def _labels(names: list[str]) -> list[str]:
+def _labels(names: list[tuple[str, str]]) -> list[str]:
+    """EDF labels (16 characters): the column alone where no other sensor has it, else
+    ``sensor:column``, cut with a ``~i`` suffix where two would read the same."""
+    counts: dict[str, int] = {}
+    for _, column in names:
+        counts[column] = counts.get(column, 0) + 1
     out: list[str] = []
-    for i, name in enumerate(names):
+    for i, (sensor, column) in enumerate(names):
+        name = column if counts[column] == 1 else f"{sensor}:{column}"
         label = name[:16]
         if label in out:
             tag = f"~{i}"
@@ -159,13 +165,13 @@ def to_edf(
     headers: list[dict[str, str | int | float | None]] = []
     sources: list[tuple[str, float]] = []
     gaps: list[tuple[float, float, str]] = []
-    names: list[str] = []
+    names: list[tuple[str, str]] = []
     for s in kept:
         n = round(s.rate_hz * record_s) * n_records
         placed = grid(s.ts, s.values, s.rate_hz, start_ns, n)
         for c, column in enumerate(s.columns):
             col = placed[:, c]
-            names.append(f"{s.sensor}:{column}")
+            names.append((s.sensor, column))
             sources.append((f"{s.sensor}/{column}", s.rate_hz))
             lo, hi = _limits(col)
             headers.append(
