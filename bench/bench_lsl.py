@@ -177,7 +177,9 @@ async def _ours_max(n_chunks: int) -> float:
         async with Engine(data_dir=tmp, thread=False) as engine:
             info = pylsl.StreamInfo("Max", "EEG", EEG_CH, EEG_HZ, pylsl.cf_float32, tag)
             outlet = pylsl.StreamOutlet(info, 0, 3600)
-            rec = await record_lsl(engine, f"source_id='{tag}'", room="bench", max_chunk_s=2.0)
+            rec = await record_lsl(
+                engine, f"source_id='{tag}'", room="bench", max_chunk_s=2.0, max_buflen=3600
+            )
             await rec.wait_for(1, 20)
             while not outlet.have_consumers() or tag not in engine.sensors:
                 await asyncio.sleep(0.01)

@@ -214,14 +214,29 @@ class _StreamWorker:
         return tc
 
     def _track(self, future: concurrent.futures.Future[Any]) -> None:
+        """Keep ``future``; wait while more than ``MAX_INFLIGHT`` are not stored yet.
+
+        The wait gives up once the recording stops and the engine is closed (its loop
+        may never run what is queued), so a pulling thread never hangs.
+        """
         pending = self.rec.pending.setdefault(self.sensor_id, deque())
         pending.append(future)
         while pending and (pending[0].done() or len(pending) > MAX_INFLIGHT):
+            oldest = pending[0]
+            if not oldest.done():
+                concurrent.futures.wait([oldest], timeout=0.5)
+                if not oldest.done():
+                    if self.rec.stopping.is_set() and self.rec.engine.closed:
+                        raise ClosedResourceError("the engine closed while chunks were queued")
+                    continue
+            pending.popleft()
             try:
-                pending.popleft().result()
+                oldest.result()
             except SensoctoError as exc:
                 self.errors += 1
                 log.warning("LSL stream %s: a chunk was refused: %s", self.name, exc)
+            except concurrent.futures.CancelledError:
+                self.errors += 1
 
     def _write_sidecar(
         self, full: pylsl.StreamInfo, attrs: list[str], desc: list[tuple[str, str]], rate: float
@@ -446,9 +461,7 @@ async def record_lsl(
     """
     check_id(room, "room")
     if not poll_s > 0 or not clock_update_s > 0 or not max_chunk_s > 0 or max_buflen < 1:
-        raise ConfigError(
-            "poll_s, clock_update_s and max_chunk_s must be > 0 s, max_buflen >= 1 s"
-        )
+        raise ConfigError("poll_s, clock_update_s and max_chunk_s must be > 0 s, max_buflen >= 1 s")
     rec = LslRecording(
         engine,
         predicate,
