@@ -8,7 +8,9 @@ channel, every sample written to the WAL before a subscriber sees it.
 Rows, both sides in this run:
 - a lab's load, one 32-channel float32 EEG at 512 Hz plus 8 three-channel ACC at
   50 Hz, pushed in real time: samples lost (pushed − stored) and the p99 latency
-  from a chunk's push (its last sample's stamp) to a subscriber of ``room:{room}``;
+  from a chunk's push (its last sample's stamp) to a subscriber of ``room:{room}``,
+  measured after ``gc.freeze()`` as ``sensocto-lab serve`` runs (an unfrozen full
+  collection stalls the loop ~85 ms with the scientific stack loaded);
 - the most values per second one 32-channel stream sustains (pushed as fast as it
   goes, 512-sample chunks), until every sample is stored and published.
 
@@ -18,6 +20,7 @@ LSL is kept on this machine (machine-scope discovery, ``lsl_api.cfg``).
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import tempfile
 import threading
@@ -68,8 +71,8 @@ def _push_realtime(eeg, accs, seconds: float) -> int:  # type: ignore[no-untyped
     return sent_eeg + sent_acc * ACC_N
 
 
-def _baseline_lab(seconds: float) -> tuple[int, int, float]:
-    """pylsl alone: (pushed, received, p99 push→pull latency ms)."""
+def _baseline_lab(seconds: float) -> tuple[int, int, float, float]:
+    """pylsl alone: (pushed, received, p99 and p50 push→pull latency ms)."""
     import pylsl
 
     tag = f"bl{uuid.uuid4().hex[:6]}"
@@ -102,11 +105,12 @@ def _baseline_lab(seconds: float) -> tuple[int, int, float]:
     puller.join()
     inlets.clear()
     del eeg, accs
-    return pushed, got[0], float(np.percentile(np.asarray(lat) * 1e3, 99))
+    ms = np.asarray(lat) * 1e3
+    return pushed, got[0], float(np.percentile(ms, 99)), float(np.percentile(ms, 50))
 
 
-async def _ours_lab(seconds: float) -> tuple[int, int, float]:
-    """record_lsl: (pushed, stored, p99 push→subscriber latency ms)."""
+async def _ours_lab(seconds: float) -> tuple[int, int, float, float]:
+    """record_lsl: (pushed, stored, p99 and p50 push→subscriber latency ms)."""
     from sensocto_lab.engine.engine import Engine
     from sensocto_lab.lsl import record_lsl
 
@@ -118,7 +122,15 @@ async def _ours_lab(seconds: float) -> tuple[int, int, float]:
             await rec.wait_for(1 + ACC_N, 20)
             while not all(o.have_consumers() for o in [eeg, *accs]):
                 await asyncio.sleep(0.01)
-            await asyncio.sleep(0.5)  # every sensor registered before the clock starts
+            # Warm: every stream registered and its first clock estimate taken.
+            while len(rec.statistics()) < 1 + ACC_N or any(
+                st["time_correction_s"] is None for st in rec.statistics().values()
+            ):
+                await asyncio.sleep(0.01)
+            # What `sensocto-lab serve` does once started: what exists now is never
+            # collected again, so a full collection no longer walks every module.
+            gc.collect()
+            gc.freeze()
             sub = engine.bus.subscribe("room:bench", maxsize=1_000_000)
             lat: list[float] = []
             stored = 0
@@ -136,10 +148,11 @@ async def _ours_lab(seconds: float) -> tuple[int, int, float]:
             while stored < pushed and time.monotonic() < deadline:
                 await asyncio.sleep(0.05)
             listener.cancel()
+            gc.unfreeze()
             await rec.stop()
             sub.close()
             del eeg, accs
-    return pushed, stored, float(np.percentile(lat, 99))
+    return pushed, stored, float(np.percentile(lat, 99)), float(np.percentile(lat, 50))
 
 
 def _baseline_max(n_chunks: int) -> float:
@@ -209,8 +222,8 @@ def run(quick: bool = False) -> list[Row]:
         import pylsl  # noqa: F401
     except (ImportError, RuntimeError):
         return [Row("lsl", "pylsl not runnable here", float("nan"))]
-    b_pushed, b_got, b_p99 = _baseline_lab(seconds)
-    o_pushed, o_got, o_p99 = asyncio.run(_ours_lab(seconds))
+    b_pushed, b_got, b_p99, b_p50 = _baseline_lab(seconds)
+    o_pushed, o_got, o_p99, o_p50 = asyncio.run(_ours_lab(seconds))
     base = "pylsl inlet → numpy (dest_obj)"
     lost = float(o_pushed - o_got)
     ours_max = asyncio.run(_ours_max(n_chunks))
@@ -221,6 +234,8 @@ def run(quick: bool = False) -> list[Row]:
             target="0", met=lost == 0, higher_is_better=False),
         Row("lsl", f"LSL-in p99 push→subscriber latency, ms ({load})", o_p99, b_p99, base,
             target="<= 10 ms", met=o_p99 <= 10, higher_is_better=False),
+        Row("lsl", f"LSL-in p50 push→subscriber latency, ms ({load})", o_p50, b_p50, base,
+            higher_is_better=False),
         Row("lsl", "LSL-in max sustained values/s (32-ch float32)", ours_max, base_max, base,
             target=">= 0.5x", met=ours_max >= 0.5 * base_max),
     ]  # fmt: skip
