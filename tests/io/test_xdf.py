@@ -159,3 +159,16 @@ def test_a_file_with_only_empty_streams_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ValidationError) as err:
         read_xdf(tmp_path / "e.xdf")
     assert err.value.reason == "no_data"
+
+
+def test_names_with_nothing_usable_fall_back_to_their_position(tmp_path: Path) -> None:
+    w = XdfWriter(tmp_path / "jp.xdf")
+    w.stream(1, "脳波", "EEG", 2, 10, "float32", "", ["α", "β"], ["µV", "µV"])
+    w.samples(1, "float32", np.arange(3) / 10, np.ones((3, 2)))
+    w.close()
+    (stream,) = read_xdf(tmp_path / "jp.xdf").streams
+    assert stream.sensor_id == "stream0" and stream.name == "脳波"
+    assert [(c.attribute_id, c.label, c.unit) for c in stream.channels] == [
+        ("ch0", "α", "µV"),
+        ("ch1", "β", "µV"),
+    ]

@@ -163,7 +163,10 @@ async def test_recover_keeps_the_sensor_when_the_stream_comes_back(
     async with Engine(data_dir=tmp_path / "d", thread=False) as engine:
         sub = engine.bus.subscribe(f"data:{tag}-r", maxsize=10_000)
         outlet = _outlet("R", "ECG", 1, 50, pylsl.cf_double64, f"{tag}-r", ["ecg"], ["mV"])
-        rec = await lsl.record_lsl(engine, f"source_id='{tag}-r'", room="lab", recover=True)
+        wanted = f"{tag}-r"  # a Python predicate this time (the other test uses XPath)
+        rec = await lsl.record_lsl(
+            engine, lambda info: info.source_id() == wanted, room="lab", recover=True
+        )
         await rec.wait_for(1, WAIT)
         await asyncio.wait_for(_until_consumers(outlet), WAIT)
         t0 = pylsl.local_clock()
