@@ -6,8 +6,8 @@ records matching streams (also later ones) as sensors and marker events;
 to LSL outlets. pylsl is imported when one of them runs.
 """
 
+from sensocto_lab.sources.lsl.discovery import ClockMap, streams
 from sensocto_lab.sources.lsl.inlet import LslRecording, record_lsl
 from sensocto_lab.sources.lsl.outlet import LslPublisher, publish_lsl
-from sensocto_lab.sources.lsl.streams import ClockMap, streams
 
 __all__ = ["ClockMap", "LslPublisher", "LslRecording", "publish_lsl", "record_lsl", "streams"]

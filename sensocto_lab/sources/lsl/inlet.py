@@ -23,7 +23,7 @@ What happens (each stream that matches, now or later, through a
   seconds) instead of anything being dropped;
 - stamps: the sender's, dejittered by liblsl for regular streams (``proc_dejitter``)
   and monotonized, plus ``time_correction()``, mapped to the engine clock by one
-  :class:`~sensocto_lab.sources.lsl.streams.ClockMap`; the offsets are also written to
+  :class:`~sensocto_lab.sources.lsl.discovery.ClockMap`; the offsets are also written to
   ``{data_dir}/interop/lsl/{sensor}.json`` with each channel's label, unit and rate;
 - ``recover=True``: liblsl reconnects to a stream that comes back (same
   ``source_id``) and the sensor stays; with ``False`` a lost stream's sensor is
@@ -55,7 +55,7 @@ from sensocto_lab.events import Event
 from sensocto_lab.io.meta import INTEROP_DIR, write_json
 from sensocto_lab.io.recording import channel_kind, safe_id, unique_ids
 from sensocto_lab.model import AttributeInfo, Batch, SensorInfo, check_id
-from sensocto_lab.sources.lsl.streams import DTYPES, ClockMap, channel_desc, format_name
+from sensocto_lab.sources.lsl.discovery import DTYPES, ClockMap, channel_desc, format_name
 
 if TYPE_CHECKING:
     import pylsl

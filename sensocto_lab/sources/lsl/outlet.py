@@ -16,7 +16,7 @@ sensor's first batch arrives (so sensors that join later are published too):
   ``Markers``): a marker's label, a condition's ``label/begin`` and ``label/end``.
 
 Stamps are the samples' own times (engine ns → this machine's ``local_clock()`` via
-one :class:`~sensocto_lab.sources.lsl.streams.ClockMap`). Source ids are
+one :class:`~sensocto_lab.sources.lsl.discovery.ClockMap`). Source ids are
 ``sensocto:{room}:{sensor}:{group}``, so a recorder on the same machine can leave our
 own streams out (``record_lsl(engine, "not(starts-with(source_id,'sensocto:'))")``).
 """
@@ -37,7 +37,7 @@ from sensocto_lab.engine.host import run_on
 from sensocto_lab.events import Event, condition_phase
 from sensocto_lab.io.series import IRREGULAR_KINDS
 from sensocto_lab.model import AttributeInfo, Batch, SensorInfo, check_id
-from sensocto_lab.sources.lsl.streams import ClockMap, set_channel_desc
+from sensocto_lab.sources.lsl.discovery import ClockMap, set_channel_desc
 
 if TYPE_CHECKING:
     import pylsl
