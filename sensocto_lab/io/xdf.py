@@ -18,6 +18,7 @@ modification time is used; ``start_ns=`` overrides both.
 from __future__ import annotations
 
 import datetime as dt
+import gzip
 import logging
 import os
 import struct
@@ -101,7 +102,13 @@ def scan(path: Path) -> None:
     ``no_channels``, ``invalid_rate``.
     """
     with open(path, "rb") as f:
-        data = memoryview(f.read())
+        raw = f.read()
+    if raw[:2] == b"\x1f\x8b":  # .xdfz: the same layout, gzip-compressed
+        try:
+            raw = gzip.decompress(raw)
+        except (OSError, EOFError) as exc:
+            raise _corrupt(path, f"its gzip stream is damaged ({exc})") from None
+    data = memoryview(raw)
     if bytes(data[:4]) != b"XDF:":
         raise _corrupt(path, "it does not start with 'XDF:'")
     pos, headers = 4, 0

@@ -172,3 +172,18 @@ def test_names_with_nothing_usable_fall_back_to_their_position(tmp_path: Path) -
         ("ch0", "α", "µV"),
         ("ch1", "β", "µV"),
     ]
+
+
+def test_gzipped_xdfz_reads_like_xdf(tmp_path: Path) -> None:
+    import gzip
+
+    plain = _lab_file(tmp_path / "lab.xdf")
+    packed = tmp_path / "lab.xdfz"
+    packed.write_bytes(gzip.compress(plain.read_bytes()))
+    a, b = read_xdf(plain), read_xdf(packed)
+    for x, y in zip(a.streams, b.streams, strict=True):
+        np.testing.assert_array_equal(x.values, y.values)
+        np.testing.assert_array_equal(x.ts, y.ts)
+    packed.write_bytes(gzip.compress(plain.read_bytes())[:-20])
+    with pytest.raises(ValidationError):
+        read_xdf(packed)
