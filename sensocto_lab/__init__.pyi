@@ -1,6 +1,8 @@
 # The public API, as mypy and editors see it; sensocto_lab/__init__.py loads each name
 # lazily from this list (lazy_loader's stub pattern), so the two cannot disagree.
 from . import errors as errors
+from . import io as io
+from . import lsl as lsl
 from . import physio as physio
 from . import sync as sync
 from .app import LabApp as LabApp

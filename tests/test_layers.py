@@ -34,6 +34,7 @@ ALLOWED: dict[str, set[str]] = {
     "engine": _BASE | {"protocol", "storage", "sync", "physio"},
     "net": _BASE | {"protocol", "storage", "sync", "physio", "engine", "rooms"},
     "sources": _BASE | {"protocol", "storage", "sync", "physio", "engine", "net", "io"},
+    "lsl": _BASE | {"protocol", "storage", "sync", "physio", "engine", "net", "io", "sources"},
     "study": _BASE | {"storage", "sync", "physio", "io"},
     "ui": _BASE
     | {"protocol", "storage", "sync", "physio", "engine", "net", "sources", "rooms", "io"},
