@@ -28,12 +28,12 @@ from sensocto_lab.net.channels.base import Channel
 from sensocto_lab.net.hosting import ChannelHost
 from sensocto_lab.protocol import connection as phx
 from sensocto_lab.protocol.binary import BINARY_EVENT, decode_batch
+from sensocto_lab.protocol.chunks import merge
 from sensocto_lab.protocol.sensor import (
     BatchError,
     Sample,
     attribute_from_update,
     batches_from_measurements,
-    merge,
     sample_from_measurement,
 )
 
