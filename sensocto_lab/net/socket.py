@@ -40,7 +40,7 @@ from sensocto_lab.errors import (
     ValidationError,
 )
 from sensocto_lab.net.channels.base import Channel
-from sensocto_lab.net.channels.sensor import ConnectorChannel, SensorChannel
+from sensocto_lab.net.channels.sensor import INTERNAL_ERROR, ConnectorChannel, SensorChannel
 from sensocto_lab.net.channels.viewer import ViewerChannel
 from sensocto_lab.net.config import TokenBucket
 from sensocto_lab.net.hosting import EndpointServer
@@ -326,7 +326,11 @@ class Socket(asyncio.Protocol):
             if isinstance(event, phx.Pushed):
                 channel = self.channels.get(event.topic)
                 if channel is not None:
-                    channel.handle(event)
+                    try:
+                        channel.handle(event)
+                    except Exception:  # a bug: refuse the push, keep the socket reading
+                        log.exception("socket %d failed handling %s", self.id, event)
+                        self.proto.reply_error(event, INTERNAL_ERROR)
             elif isinstance(event, phx.JoinRequested):
                 self.pending.append(self._join(event))
             elif isinstance(event, phx.LeaveRequested | phx.ChannelReplaced):

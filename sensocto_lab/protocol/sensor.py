@@ -26,6 +26,7 @@ invalid nothing is stored and the error has reason ``invalid_batch`` and a ``fai
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, NamedTuple
@@ -35,6 +36,7 @@ import numpy as np
 from sensocto_lab.errors import PeerError, ProtocolError, UnknownSensorError, ValidationError
 from sensocto_lab.model import (
     MAX_BATCH_SAMPLES,
+    MAX_MS,
     AttributeInfo,
     Batch,
     KindSpec,
@@ -56,6 +58,8 @@ __all__ = [
     "sample_from_measurement",
     "sensor_info_from_join",
 ]
+
+_FLOAT_MAX = sys.float_info.max
 
 TopicKind = Literal["sensor", "connector", "room", "lens"]
 
@@ -332,7 +336,7 @@ def _grouped(info: SensorInfo, items: list[Any]) -> list[Batch] | None:
         attrs = [it["attribute_id"] for it in items]
         stamps = np.asarray([it["timestamp"] for it in items])
         raw = [it["payload"] for it in items]
-    except (KeyError, TypeError, ValueError):
+    except (KeyError, TypeError, ValueError, OverflowError):
         return None
     if stamps.dtype.kind not in "if" or any(type(a) is not str for a in set(attrs)):
         return None
@@ -347,7 +351,7 @@ def _grouped(info: SensorInfo, items: list[Any]) -> list[Batch] | None:
         vals_raw = raw if idx is None else [raw[i] for i in idx]
         try:
             vals = np.asarray(vals_raw)
-        except ValueError:
+        except (ValueError, OverflowError):
             return None  # ragged rows
         if vals.dtype.kind not in "if":
             return None
@@ -378,7 +382,7 @@ def _columnar(info: SensorInfo, payload: Mapping[str, Any]) -> Batch:
         )
     try:
         vals = np.asarray(values)
-    except ValueError:
+    except (ValueError, OverflowError):
         vals = np.asarray([], dtype=object)  # ragged rows
     if vals.dtype.kind not in "if":
         raise ValidationError("values must be numbers (or rows of numbers)", reason="invalid_value")
@@ -388,8 +392,15 @@ def _columnar(info: SensorInfo, payload: Mapping[str, Any]) -> Batch:
             raise ValidationError(
                 f"timestamps must be {n} numbers (ms since the epoch)", reason="invalid_timestamp"
             )
-    elif is_finite_number(payload.get("t0")) and is_finite_number(payload.get("dt")):
-        stamps = payload["t0"] + np.arange(n, dtype=np.float64) * float(payload["dt"])
+    elif "t0" in payload and "dt" in payload:
+        t0, dt = payload["t0"], payload["dt"]
+        if not (is_finite_number(t0) and is_finite_number(dt)):
+            raise ValidationError(
+                f"t0 and dt must be numbers (ms), got {t0!r:.40} and {dt!r:.40}",
+                reason="invalid_timestamp",
+            )
+        with np.errstate(over="ignore"):  # inf is refused as a timestamp
+            stamps = t0 + np.arange(n, dtype=np.float64) * float(dt)
     else:
         raise ValidationError(
             "a columnar batch needs timestamps, or t0 and dt (ms)", reason="missing_fields"
@@ -492,15 +503,20 @@ def sample_from_measurement(info: SensorInfo, payload: object) -> Sample:
             f"measurement is missing {', '.join(missing)}", reason="missing_fields"
         ) from None
     attr_id, kind = _kind(info, attribute_id)
-    if type(ts) is not int and not is_finite_number(ts):
+    if type(ts) is int and -MAX_MS <= ts <= MAX_MS:
+        ts_ns = ts * 1_000_000  # exact, fast; the range is checked when merging
+    elif type(ts) is not int and is_finite_number(ts):
+        ts_ns = int(ms_to_ns(ts))  # refuses ms whose ns int64 cannot hold
+    else:
         raise ValidationError(
-            f"timestamp must be a number of ms since the epoch, got {ts!r:.40}",
+            f"timestamp must be a number of ms since the epoch (|ms| <= {MAX_MS}), got {ts!r:.40}",
             reason="invalid_timestamp",
         )
-    if type(raw) is int or (type(raw) is float and math.isfinite(raw)):
+    if (type(raw) is int and -_FLOAT_MAX <= raw <= _FLOAT_MAX) or (
+        type(raw) is float and math.isfinite(raw)
+    ):
         value = raw
     else:
         value = _value(kind, raw)
         _check_numbers(value)
-    ts_ns = ts * 1_000_000 if isinstance(ts, int) else int(ms_to_ns(ts))  # ints: exact, fast
     return Sample(attr_id, ts_ns, value)

@@ -12,6 +12,7 @@ import asyncio
 import collections
 import contextlib
 import dataclasses
+import logging
 from typing import Any
 
 from sensocto_lab.engine import topics
@@ -39,8 +40,16 @@ from sensocto_lab.protocol.sensor import (
 
 __all__ = ["ConnectorChannel", "SensorChannel"]
 
+log = logging.getLogger(__name__)
+
 #: Most queued pushes of one channel merged into one round of ingests.
 _MAX_GROUP = 1024
+
+#: The reply to a push that hit a bug of ours (logged); the channel stays.
+INTERNAL_ERROR = LocalError(
+    "the server failed handling this push (a bug, logged there); it was not stored",
+    reason="internal_error",
+)
 
 #: Below every timestamp: "nothing stored yet".
 _NEVER = -(2**63)
@@ -175,7 +184,13 @@ class SensorChannel(Channel):
             update = group.pop() if group[-1][0].event == "update_attributes" else None
             backlog.taken()
             if group:
-                await self._ingest(group)
+                try:
+                    await self._ingest(group)
+                except Exception:  # a bug: these pushes are refused, the channel goes on
+                    log.exception("%s failed storing %d pushes", self.topic, len(group))
+                    for push, _ in group:
+                        self.socket.proto.reply_error(push, INTERNAL_ERROR)
+                    self.socket.wake()
             if update is not None:
                 await self._update(*update)
 
