@@ -41,6 +41,14 @@ class ServerConfig:
         Consecutive error replies after which a channel is closed with ``phx_error``.
     channel_queue
         Validated pushes a sensor channel holds before the socket stops reading.
+    send_buffer_bytes
+        Bytes written for a peer but not yet taken by it (the transport's write
+        buffer) above which the socket stops reading from that peer until it has
+        taken all but a quarter: a client that sends but does not read cannot make
+        replies pile up.
+    send_timeout_s
+        A peer whose unsent bytes stay above ``send_buffer_bytes`` this long is
+        closed (close code 1008, "peer does not read ..."), on the injected clock.
     viewer_queue
         Batches a viewer channel holds for a slow viewer (drop-oldest beyond).
     viewer_tokens
@@ -62,6 +70,8 @@ class ServerConfig:
     idle_timeout_s: float = 60.0
     max_channel_errors: int = 100
     channel_queue: int = 256
+    send_buffer_bytes: int = 1 << 20
+    send_timeout_s: float = 30.0
     viewer_queue: int = 256
     viewer_tokens: frozenset[str] | None = None
     viewer_status_s: float = 0.5

@@ -29,7 +29,9 @@ and ``docs/protocol.md``.
   ``status`` when levels or presence change. When the socket closes its viewers are
   removed.
 - Limits (:class:`ServerConfig`): ingest tokens, allowed origins, frame size, a
-  per-socket token bucket, an idle timeout, a bound on errors per channel. Bad input
+  per-socket token bucket, an idle timeout, a bound on errors per channel, a bound on
+  the bytes a peer has not taken (beyond it the socket stops reading from that peer,
+  and closes it with 1008 if it stays so for ``send_timeout_s``). Bad input
   gets an ``error`` reply; a channel past its error bound is closed with ``phx_error``;
   the socket and its other channels stay, and what was stored stays stored.
 """

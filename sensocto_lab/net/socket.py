@@ -49,12 +49,41 @@ from sensocto_lab.protocol import connection as phx
 from sensocto_lab.protocol.sensor import parse_topic, sensor_info_from_join
 from sensocto_lab.protocol.viewer import ViewerParams
 
-__all__ = ["Socket"]
+__all__ = ["Socket", "SocketStatistics"]
 
 log = logging.getLogger(__name__)
 
 #: Seconds a peer has to answer our close frame (or close TCP) before the socket is cut.
 _CLOSE_TIMEOUT_S = 10.0
+
+#: Phoenix frames queued in one read after which they are written at once, so a peer
+#: that does not read is noticed (the transport pauses writing) within one read.
+_FLUSH_EVERY = 256
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class SocketStatistics:
+    """What one connection holds for its peer, and how often the peer held it up.
+
+    Attributes
+    ----------
+    send_buffer
+        Bytes written for the peer that it has not taken yet (the transport's buffer).
+    frames_queued
+        Phoenix frames waiting to be written (while the transport's buffer is full).
+    inbox
+        Frames received but not handled yet (reading stops meanwhile).
+    reading
+        Whether the socket reads from the peer now.
+    write_pauses
+        Times the peer's unsent bytes went over ``send_buffer_bytes``.
+    """
+
+    send_buffer: int
+    frames_queued: int
+    inbox: int
+    reading: bool
+    write_pauses: int
 
 
 class Socket(asyncio.Protocol):
@@ -98,6 +127,8 @@ class Socket(asyncio.Protocol):
         self._invalid = False  # a text message was not UTF-8: the socket is closing
         self._flush_soon = False
         self._write_paused = False
+        self._write_pauses = 0
+        self._stall: asyncio.Task[None] | None = None  # closes a peer that will not read
         self._max_size = 2 * cfg.max_frame_bytes  # websockets closes with 1009 beyond
         self._own_frames = False  # data frames are parsed by _take_frames
         self._buffer = bytearray()  # received bytes _take_frames has not used yet
@@ -106,6 +137,17 @@ class Socket(asyncio.Protocol):
     def remote_address(self) -> Any:
         """The peer's ``(host, port)``, or None."""
         return None if self.transport is None else self.transport.get_extra_info("peername")
+
+    def statistics(self) -> SocketStatistics:
+        """What this connection holds for its peer now (see :class:`SocketStatistics`)."""
+        transport = self.transport
+        return SocketStatistics(
+            send_buffer=0 if transport is None else transport.get_write_buffer_size(),
+            frames_queued=self.proto.buffered,
+            inbox=len(self._inbox),
+            reading=transport is not None and transport.is_reading(),
+            write_pauses=self._write_pauses,
+        )
 
     def wake(self) -> None:
         """Write the queued Phoenix frames soon (once for all queued this iteration)."""
@@ -138,6 +180,8 @@ class Socket(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
+        high = self.server.config.send_buffer_bytes
+        transport.set_write_buffer_limits(high=high, low=high // 4)
         self.server.sockets.add(self)
         self._watchdog = asyncio.get_running_loop().create_task(
             self._watch(), name=f"ws{self.id}:idle"
@@ -211,14 +255,48 @@ class Socket(asyncio.Protocol):
             self._close_timer.cancel()
         if self._watchdog is not None:
             self._watchdog.cancel()
+        if self._stall is not None:
+            self._stall.cancel()
+        self._write_paused = False  # nothing more is written: what was received is handled
         self.server.spawn(self._teardown())
 
     def pause_writing(self) -> None:
+        """The peer does not take what we write: read no more from it (back-pressure),
+        and close it if it does not start taking within ``send_timeout_s``."""
         self._write_paused = True
+        self._write_pauses += 1
+        self._reading()
+        if self._stall is None:
+            self._stall = asyncio.get_running_loop().create_task(
+                self._close_stalled(), name=f"ws{self.id}:stalled"
+            )
 
     def resume_writing(self) -> None:
         self._write_paused = False
+        if self._stall is not None:
+            self._stall.cancel()
+            self._stall = None
         self._flush()
+        if self._catching_up is None:
+            self._catch_up_now()  # what was left unread in the inbox, then reading again
+
+    def _reading(self) -> None:
+        """Read from the peer unless frames wait for work to be awaited or for output
+        the peer does not take (then the peer's writes back up in TCP)."""
+        if self.transport is None:
+            return
+        if self._catching_up is not None or self._write_paused or self._inbox:
+            self.transport.pause_reading()
+        else:
+            self.transport.resume_reading()
+
+    async def _close_stalled(self) -> None:
+        timeout = self.server.config.send_timeout_s
+        await self.server.clock.sleep(timeout)
+        self._stall = None
+        unsent = self.statistics().send_buffer
+        log.info("socket %d: peer took nothing of %d bytes for %g s", self.id, unsent, timeout)
+        self.close(CloseCode.POLICY_VIOLATION, f"peer does not read: {unsent} bytes unsent")
 
     # -- frames in ------------------------------------------------------------------------
 
@@ -265,19 +343,21 @@ class Socket(asyncio.Protocol):
             self.ws.fail(CloseCode.INVALID_DATA, f"{exc.reason} at position {exc.start}")
 
     def _catch_up_now(self) -> None:
-        """Handle queued frames in order until one leaves work to await (then a task does)."""
+        """Handle queued frames in order until one leaves work to await (then a task
+        does) or the peer stops taking what we write (then :meth:`resume_writing` does)."""
         inbox, receive = self._inbox, self._receive
         if inbox:
             self.wake()
-        while inbox:
+        while inbox and not self._write_paused:
             receive(inbox.popleft())
             if self.pending:
-                if self.transport is not None:
-                    self.transport.pause_reading()
                 self._catching_up = asyncio.get_running_loop().create_task(
                     self._catch_up(), name=f"ws{self.id}:reader"
                 )
-                return
+                break
+            if self.proto.buffered >= _FLUSH_EVERY:
+                self._flush()
+        self._reading()
 
     async def _catch_up(self) -> None:
         """Await what frames left to do, handle the frames queued behind them, resume reading."""
@@ -287,8 +367,10 @@ class Socket(asyncio.Protocol):
                     await awaitable
                 self.pending.clear()
                 inbox = self._inbox
-                while inbox and not self.pending:
+                while inbox and not self.pending and not self._write_paused:
                     self._receive(inbox.popleft())
+                    if self.proto.buffered >= _FLUSH_EVERY:
+                        self._flush()
                 self.wake()
         except Exception:  # a bug: the socket goes (1011), the server stays
             log.exception("socket %d failed handling a frame", self.id)
@@ -300,8 +382,7 @@ class Socket(asyncio.Protocol):
             self.close(CloseCode.INTERNAL_ERROR, "internal error")
         finally:
             self._catching_up = None
-        if self.transport is not None:
-            self.transport.resume_reading()
+        self._reading()
 
     def _receive(self, frame: str | bytes) -> None:
         """Feed one frame to the protocol and its events to the channels.
@@ -460,11 +541,9 @@ class Socket(asyncio.Protocol):
     async def _teardown(self) -> None:
         """After the connection is lost: handle what was received, then close the channels."""
         try:
-            if self._catching_up is not None:
-                with contextlib.suppress(Exception):
-                    await asyncio.shield(self._catching_up)
-            elif self._inbox:
-                self._catch_up_now()
+            while self._catching_up is not None or self._inbox:
+                if self._catching_up is None:
+                    self._catch_up_now()
                 if self._catching_up is not None:
                     with contextlib.suppress(Exception):
                         await asyncio.shield(self._catching_up)

@@ -1,4 +1,5 @@
-"""Hostile or broken peers on a real socket (issue #19): numbers out of range.
+"""Hostile or broken peers on a real socket (issue #19): numbers out of range, peers
+that do not read.
 
 Every bad message gets an error reply by its ref; the channel, the socket and the
 other sensors keep working, and what was stored stays stored.
@@ -7,15 +8,24 @@ other sensors keep working, and what was stored stays stored.
 from __future__ import annotations
 
 import asyncio
+import json
+import socket
 from typing import Any
 
 import numpy as np
 import pytest
 from support.server import JOIN, MS, WAIT, Raw, engine, server
+from websockets.client import ClientProtocol
+from websockets.frames import Close, Frame, Opcode
+from websockets.http11 import Response
+from websockets.uri import parse_uri
 
+from sensocto_lab.clock import FakeClock
 from sensocto_lab.engine.engine import Engine
 from sensocto_lab.net.channels import sensor as channel_module
-from sensocto_lab.net.server import IngestServer
+from sensocto_lab.net.config import ServerConfig
+from sensocto_lab.net.server import IngestServer, serve
+from sensocto_lab.net.socket import Socket
 from sensocto_lab.protocol.binary import encode_batch
 from sensocto_lab.protocol.frames import Message, encode_binary
 
@@ -187,3 +197,122 @@ async def test_a_bug_handling_a_push_refuses_it_and_the_channel_goes_on(
         assert reply["response"]["reason"] == "internal_error"
         await still_works(raw, "sensor:s1", MS + i)
     assert stored_ts(engine, "s1", "hr") == [MS * 10**6, (MS + 1) * 10**6]
+
+
+class Deaf:
+    """A WebSocket client on a raw TCP socket that, after the handshake, only writes.
+
+    Its receive buffer is small and nothing reads it, so what the server sends backs up
+    into the server's own buffers.
+    """
+
+    def __init__(self, sock: socket.socket, proto: ClientProtocol) -> None:
+        self.sock, self.proto = sock, proto
+        self._unsent = b""
+
+    @classmethod
+    async def open(cls, url: str) -> Deaf:
+        uri = parse_uri(url)
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # before connecting
+        sock.setblocking(False)
+        loop = asyncio.get_running_loop()
+        await loop.sock_connect(sock, (uri.host, uri.port))
+        proto = ClientProtocol(uri, max_size=None)
+        proto.send_request(proto.connect())
+        deaf = cls(sock, proto)
+        await deaf.flush()
+        while not any(isinstance(e, Response) for e in await deaf.events()):
+            pass
+        return deaf
+
+    async def flush(self) -> None:
+        for data in self.proto.data_to_send():
+            await asyncio.get_running_loop().sock_sendall(self.sock, data)
+
+    def send_soon(self, frame: list[Any]) -> None:
+        """Frame ``frame``; written by :meth:`write_some`."""
+        self.proto.send_text(json.dumps(frame).encode())
+
+    def write_some(self) -> int:
+        """Write what the kernel takes now without blocking; bytes written."""
+        pending = self._unsent + b"".join(self.proto.data_to_send())
+        try:
+            sent = self.sock.send(pending)
+        except BlockingIOError:
+            sent = 0
+        self._unsent = pending[sent:]
+        return sent
+
+    async def events(self) -> list[Any]:
+        data = await asyncio.wait_for(
+            asyncio.get_running_loop().sock_recv(self.sock, 1 << 16), WAIT
+        )
+        if data:
+            self.proto.receive_data(data)
+        else:
+            self.proto.receive_eof()
+        return self.proto.events_received()
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def server_side(server: IngestServer, client: socket.socket) -> Socket:
+    """The server's socket of ``client``."""
+    port = client.getsockname()[1]
+    found = [s for s in server.sockets if s.remote_address and s.remote_address[1] == port]
+    assert isinstance(found[0], Socket)
+    return found[0]
+
+
+async def test_a_peer_that_does_not_read_is_held_back_then_closed(engine: Engine) -> None:
+    """It floods pings (echoed) and reads nothing: the server stops reading from it once
+    its unsent bytes pass the bound, closes it (1008) when it stays deaf, and a healthy
+    sensor on another connection is acknowledged throughout."""
+    clock = FakeClock()
+    bound = 256 * 1024
+    config = ServerConfig.open(send_buffer_bytes=bound, send_timeout_s=30.0)
+    async with serve(engine, config=config, clock=clock) as srv:
+        healthy = await Raw.open(srv.url)
+        await healthy.join("sensor:ok")
+        deaf = await Deaf.open(srv.url)
+        held = server_side(srv, deaf.sock)
+        deaf.proto.send_text(json.dumps(["1", "1", "sensor:deaf", "phx_join", JOIN]).encode())
+        pad = "x" * 60_000
+        i = 0
+        while held.statistics().write_pauses == 0:  # until the server's buffer is full
+            i += 1
+            deaf.proto.send_text(
+                json.dumps(["1", str(i), "sensor:deaf", "ping", {"p": pad}]).encode()
+            )
+            deaf.write_some()
+            await asyncio.sleep(0)  # the server reads and echoes
+            assert i < 10_000, "the server never filled its send buffer"
+        for extra in range(200):  # 12 MB more: the server reads none of it
+            deaf.proto.send_text(
+                json.dumps(["1", f"x{extra}", "sensor:deaf", "ping", {"p": pad}]).encode()
+            )
+            deaf.write_some()
+            await asyncio.sleep(0)
+        stats = held.statistics()
+        assert not stats.reading
+        assert stats.send_buffer <= bound + 2 * config.max_frame_bytes, stats
+        assert stats.frames_queued <= 300 and stats.write_pauses == 1, stats
+        await still_works(healthy, "sensor:ok", MS)
+
+        before = clock.sleepers
+        clock.advance(config.send_timeout_s)  # the stall watchdog closes it
+        while clock.sleepers >= before:  # it woke (the idle ones sleep again)
+            await asyncio.sleep(0)
+        closes: list[Frame] = []
+        while not closes:  # now read it all: the echoes, then the close frame
+            closes = [
+                e for e in await deaf.events() if isinstance(e, Frame) and e.opcode is Opcode.CLOSE
+            ]
+        close = Close.parse(closes[0].data)
+        assert close.code == 1008 and close.reason.startswith("peer does not read")
+        deaf.close()
+        await asyncio.wait_for(held.closed, WAIT)
+        assert held not in srv.sockets
+        await still_works(healthy, "sensor:ok", MS + 1)
