@@ -30,18 +30,16 @@ try:  # what websockets unmasks with: its C speedup, or its pure-Python fallback
 except ImportError:  # pragma: no cover - a build without the extension
     from websockets.utils import apply_mask
 
-from sensocto_lab.engine.lens import Lens
 from sensocto_lab.errors import (
     AuthError,
     LimitExceeded,
     LocalError,
     PeerError,
     SensoctoError,
-    ValidationError,
 )
 from sensocto_lab.net.channels.base import Channel
 from sensocto_lab.net.channels.sensor import INTERNAL_ERROR, ConnectorChannel, SensorChannel
-from sensocto_lab.net.channels.viewer import ViewerChannel
+from sensocto_lab.net.channels.viewer import ViewerChannel, open_viewer
 from sensocto_lab.net.config import TokenBucket
 from sensocto_lab.net.hosting import EndpointServer
 from sensocto_lab.net.wsframes import frame_bounds, nothing_buffered, text_frame
@@ -477,57 +475,17 @@ class Socket(asyncio.Protocol):
         return SensorChannel(self, join.topic, info, exactly_once)
 
     async def _join_viewer(self, join: phx.JoinRequested, kind: str, ident: str) -> ViewerChannel:
-        """Check a viewer's access, then make its channel (a lens starts at once).
-
-        With a room store, a join code opens its room (a lens without ``room`` finds it
-        by the code) and restricts the channel to it; without a code a viewer token is
-        needed. A trusted dashboard (with a token) may instead vouch for a logged-in
-        user (``member``): their membership opens the room, restricted to it. Without
-        a room store the ingest token rules, as for sensors.
-        """
+        """Check a viewer's access, then make its channel (see :func:`open_viewer`)."""
         params = ViewerParams.from_params(join.params)
-        rooms = self.server.rooms
-        room = ident if kind == "room" else params.room
-        name, restricted = "", False
-        member_rooms: dict[str, str] = {}
-        trusted = self._viewer_token(join.params, params)
-        if rooms is not None and params.code is not None:
-            peer = self.remote_address[0] if self.remote_address else f"ws-{self.id}"
-            client = f"{peer}/{params.client}" if trusted and params.client else str(peer)
-            if room is None:
-                found = rooms.find_by_code(params.code, client=client)
-            else:
-                found = rooms.check_code(room, params.code, client=client)
-            room, name, restricted = found.room_id, found.name, True
-        elif not trusted:
-            raise AuthError(
-                "a room's join code (join param code) or a viewer token is needed",
-                reason="unauthorized",
-            )
-        elif rooms is not None and params.member:
-            member_rooms = {r.room_id: r.name for r in rooms.rooms(params.user_id)}
-            if room is not None and room not in member_rooms:
-                raise AuthError(
-                    f"{params.user_id} is not a member of room {room}", reason="forbidden"
-                )
-            name, restricted = member_rooms.get(room or "", ""), True
-        elif rooms is not None and room is not None:
-            with contextlib.suppress(ValidationError):
-                name = rooms.room(room).name
-        viewer = ident if kind == "lens" else params.viewer_id or f"ws-{self.id}-{ident}"
-        channel = ViewerChannel(
-            self, join.topic, viewer, room=room, user_id=params.user_id, restricted=restricted
+        peer = self.remote_address[0] if self.remote_address else f"ws-{self.id}"
+        return await open_viewer(
+            self,
+            join.topic,
+            params,
+            trusted=self._viewer_token(join.params, params),
+            peer=str(peer),
+            default_viewer=f"ws-{self.id}-{ident}",
         )
-        if kind == "lens":
-            channel.lens = Lens(
-                ident, self.server.engine, channel.send_batches, clock=self.server.clock
-            )
-            await channel.lens.start()
-        if rooms is not None and room is not None:
-            with contextlib.suppress(ValidationError):
-                rooms.enter(room, viewer, params.user_id)
-        channel.reply = channel.snapshot(name, params.backfill, member_rooms)
-        return channel
 
     def _viewer_token(self, raw: Mapping[str, Any], params: ViewerParams) -> bool:
         """Whether the join (or its socket) presents a token that opens any viewer channel."""
