@@ -37,6 +37,7 @@ from sensocto_lab.errors import (
     PeerError,
     SensoctoError,
 )
+from sensocto_lab.model import SensorInfo
 from sensocto_lab.net.channels.base import Channel
 from sensocto_lab.net.channels.sensor import INTERNAL_ERROR, ConnectorChannel, SensorChannel
 from sensocto_lab.net.channels.viewer import ViewerChannel, open_viewer
@@ -44,7 +45,11 @@ from sensocto_lab.net.config import TokenBucket
 from sensocto_lab.net.hosting import EndpointServer
 from sensocto_lab.net.wsframes import frame_bounds, nothing_buffered, text_frame
 from sensocto_lab.protocol import connection as phx
-from sensocto_lab.protocol.sensor import parse_topic, sensor_info_from_join
+from sensocto_lab.protocol.sensor import (
+    declaration_conflict,
+    parse_topic,
+    sensor_info_from_join,
+)
 from sensocto_lab.protocol.viewer import ViewerParams
 
 __all__ = ["Socket", "SocketStatistics"]
@@ -467,12 +472,30 @@ class Socket(asyncio.Protocol):
     async def _join_sensor(self, join: phx.JoinRequested, sensor_id: str) -> SensorChannel:
         engine, params = self.server.engine, join.params
         info = sensor_info_from_join(sensor_id, params, room=self.server.config.default_room)
+        for held in self._held_elsewhere(sensor_id):
+            conflict = declaration_conflict(held, info)
+            if conflict is not None:
+                raise AuthError(
+                    f"sensor {sensor_id} is joined by another connection; this join "
+                    f"declares {conflict}",
+                    reason="sensor_in_use",
+                )
         known = engine.sensors.get(sensor_id)
         if known is not None:  # a rejoin keeps attributes declared before
             info = dataclasses.replace(info, attributes={**known.attributes, **info.attributes})
         await engine.register_sensor(info)
         exactly_once = params.get("exactly_once") is True
         return SensorChannel(self, join.topic, info, exactly_once)
+
+    def _held_elsewhere(self, sensor_id: str) -> list[SensorInfo]:
+        """The declarations of ``sensor_id`` on other live connections' channels."""
+        return [
+            channel.info
+            for socket in self.server.sockets
+            if socket is not self and socket.transport and not socket.transport.is_closing()
+            for channel in socket.channels.values()
+            if isinstance(channel, SensorChannel) and channel.info.sensor_id == sensor_id
+        ]
 
     async def _join_viewer(self, join: phx.JoinRequested, kind: str, ident: str) -> ViewerChannel:
         """Check a viewer's access, then make its channel (see :func:`open_viewer`)."""

@@ -54,6 +54,7 @@ __all__ = [
     "attribute_from_update",
     "batch_from_measurement",
     "batches_from_measurements",
+    "declaration_conflict",
     "parse_topic",
     "sample_from_measurement",
     "sensor_info_from_join",
@@ -202,6 +203,22 @@ def sensor_info_from_join(
         room=_opt_str(params, "room") or room,
         connector_id=_opt_str(params, "connector_id") or "",
     )
+
+
+def declaration_conflict(held: SensorInfo, wanted: SensorInfo) -> str | None:
+    """How a join's declaration of a sensor contradicts the one held, or None.
+
+    A sensor's declaration belongs to whoever holds it first: a second joiner may
+    declare the same (a reconnect does) or more attributes, but not another room or
+    another kind for an attribute (the holder's pushes would then be refused).
+    """
+    if wanted.room != held.room:
+        return f"room {wanted.room!r} (it is in {held.room!r})"
+    for attr_id, attr in wanted.attributes.items():
+        mine = held.attributes.get(attr_id)
+        if mine is not None and mine.kind.name != attr.kind.name:
+            return f"{attr_id} as {attr.kind.name!r} (it is {mine.kind.name!r})"
+    return None
 
 
 def attribute_from_update(payload: object) -> tuple[str, AttributeInfo | str]:

@@ -301,10 +301,7 @@ async def test_a_peer_that_does_not_read_is_held_back_then_closed(engine: Engine
         assert stats.frames_queued <= 300 and stats.write_pauses == 1, stats
         await still_works(healthy, "sensor:ok", MS)
 
-        before = clock.sleepers
         clock.advance(config.send_timeout_s)  # the stall watchdog closes it
-        while clock.sleepers >= before:  # it woke (the idle ones sleep again)
-            await asyncio.sleep(0)
         closes: list[Frame] = []
         while not closes:  # now read it all: the echoes, then the close frame
             closes = [
@@ -316,3 +313,33 @@ async def test_a_peer_that_does_not_read_is_held_back_then_closed(engine: Engine
         await asyncio.wait_for(held.closed, WAIT)
         assert held not in srv.sockets
         await still_works(healthy, "sensor:ok", MS + 1)
+
+
+async def test_a_sensor_joined_elsewhere_cannot_be_redeclared(
+    server: IngestServer, engine: Engine
+) -> None:
+    device, intruder = await Raw.open(server.url), await Raw.open(server.url)
+    assert (await device.join("sensor:s1", {**JOIN, "room": "lab"}))["status"] == "ok"
+    other_kind = {**JOIN, "room": "lab", "attributes": [{"attribute_id": "hr", "type": "ecg"}]}
+    for params in ({**JOIN, "room": "elsewhere"}, JOIN, other_kind):
+        for topic in ("sensor:s1", "sensocto:sensor:s1"):
+            reply = await intruder.join(topic, params)
+            assert reply["status"] == "error", (topic, params)
+            assert reply["response"]["reason"] == "sensor_in_use"
+    info = engine.sensors["s1"]
+    assert info.room == "lab" and info.attributes["hr"].kind.name == "hr"
+    await still_works(device, "sensor:s1", MS)  # not kind_mismatch
+    # the same declaration (a reconnect) and more attributes may join beside it
+    same = {**JOIN, "room": "lab"}
+    assert (await intruder.join("sensor:s1", same))["status"] == "ok"
+    more = {**same, "attributes": [{"attribute_id": "spo2", "type": "spo2"}]}
+    third = await Raw.open(server.url)
+    assert (await third.join("sensor:s1", more))["status"] == "ok"
+    await still_works(device, "sensor:s1", MS + 1)
+    # once nobody else holds it, it may be declared anew
+    held = list(server.sockets)
+    for raw in (device, intruder, third):
+        await raw.close()
+    await asyncio.wait_for(asyncio.gather(*(s.closed for s in held)), WAIT)  # torn down
+    newcomer = await Raw.open(server.url)
+    assert (await newcomer.join("sensor:s1", {**JOIN, "room": "elsewhere"}))["status"] == "ok"
