@@ -106,8 +106,8 @@ class IngestServer:
         task.add_done_callback(self._tasks.discard)
 
     def process_request(self, ws: ServerProtocol, request: Request) -> Response | None:
-        """The answer to a request that does not open a socket (health, bad path, vsn
-        or token); None lets the WebSocket handshake go on (it checks the origin)."""
+        """The answer to a request that does not open a socket (health, bad path,
+        origin, vsn or token); None lets the WebSocket handshake go on."""
         parts = urlsplit(request.path)
         if parts.path == "/health":
             body = json.dumps(self.engine.health(), default=str).encode()
@@ -117,6 +117,9 @@ class IngestServer:
             return Response(200, "OK", headers, body)
         if parts.path != SOCKET_PATH:
             return ws.reject(HTTPStatus.NOT_FOUND, f"no such path; the socket is {SOCKET_PATH}\n")
+        origins = request.headers.get_all("Origin")
+        if len(origins) > 1 or not self.config.origin_allowed(origins[0] if origins else None):
+            return ws.reject(HTTPStatus.FORBIDDEN, "origin not allowed\n")
         query = parse_qs(parts.query)
         vsn = query.get("vsn", ["2.0.0"])[0]
         if vsn != "2.0.0":

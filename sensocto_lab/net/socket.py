@@ -108,9 +108,8 @@ class Socket(asyncio.Protocol):
     def __init__(self, server: EndpointServer) -> None:
         self.server = server
         cfg = server.config
-        self.ws = ServerProtocol(
-            origins=_origins(cfg.allowed_origins), max_size=2 * cfg.max_frame_bytes
-        )
+        # origins are checked by the server's process_request (ports may be any)
+        self.ws = ServerProtocol(max_size=2 * cfg.max_frame_bytes)
         self.transport: asyncio.Transport | None = None
         self.request: Request | None = None
         self.token_ok = False
@@ -573,11 +572,3 @@ class Socket(asyncio.Protocol):
                 self.close(1000, "idle timeout")
                 return
             await clock.sleep(remaining)
-
-
-# --- the server -----------------------------------------------------------------------------
-
-
-def _origins(allowed: tuple[str | None, ...] | None) -> list[Any] | None:
-    """``websockets`` wants ``Origin`` values (a str subtype) or ``None``."""
-    return None if allowed is None else list(allowed)

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 from support.server import JOIN, MS, WAIT, Raw, engine, server
 from websockets.client import ClientProtocol
+from websockets.exceptions import InvalidStatus
 from websockets.frames import Close, Frame, Opcode
 from websockets.http11 import Response
 from websockets.uri import parse_uri
@@ -343,3 +344,42 @@ async def test_a_sensor_joined_elsewhere_cannot_be_redeclared(
     await asyncio.wait_for(asyncio.gather(*(s.closed for s in held)), WAIT)  # torn down
     newcomer = await Raw.open(server.url)
     assert (await newcomer.join("sensor:s1", {**JOIN, "room": "elsewhere"}))["status"] == "ok"
+
+
+@pytest.mark.parametrize(
+    ("origin", "allowed"),
+    [
+        (None, True),  # devices, the Python clients, Node
+        ("http://localhost:5006", True),
+        ("http://localhost", True),
+        ("https://127.0.0.1:8888", True),
+        ("http://[::1]:4000", True),
+        ("http://evil.example", False),
+        ("http://localhost.evil.example", False),
+        ("http://localhost:5006.evil.example", False),
+        ("http://127.0.0.1.evil.example:80", False),
+        ("null", False),  # a sandboxed page or a file://
+    ],
+)
+async def test_cross_origin_pages_are_refused_by_default(
+    engine: Engine, origin: str | None, allowed: bool
+) -> None:
+    async with serve(engine, config=ServerConfig.open()) as srv:
+        if allowed:
+            raw = await Raw.open(srv.url, origin=origin)
+            assert (await raw.join("sensor:s1"))["status"] == "ok"
+        else:
+            with pytest.raises(InvalidStatus) as info:
+                await Raw.open(srv.url, origin=origin)
+            assert info.value.response.status_code == 403
+            assert "s1" not in engine.sensors
+
+
+async def test_allowed_origins_can_be_widened(engine: Engine) -> None:
+    config = ServerConfig.open(allowed_origins=("https://lab.example:*", None))
+    async with serve(engine, config=config) as srv:
+        assert await Raw.open(srv.url, origin="https://lab.example:8443")
+        with pytest.raises(InvalidStatus):
+            await Raw.open(srv.url, origin="http://localhost:5006")  # not listed now
+    async with serve(engine, config=ServerConfig.open(allowed_origins=None)) as srv:
+        assert await Raw.open(srv.url, origin="http://evil.example")  # any
