@@ -383,3 +383,53 @@ async def test_allowed_origins_can_be_widened(engine: Engine) -> None:
             await Raw.open(srv.url, origin="http://localhost:5006")  # not listed now
     async with serve(engine, config=ServerConfig.open(allowed_origins=None)) as srv:
         assert await Raw.open(srv.url, origin="http://evil.example")  # any
+
+
+async def get_health(port: int, path: str = "/health", headers: str = "") -> dict[str, Any]:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(f"GET {path} HTTP/1.1\r\nHost: x\r\n{headers}Connection: close\r\n\r\n".encode())
+    data = await asyncio.wait_for(reader.read(), WAIT)
+    writer.close()
+    head, _, body = data.partition(b"\r\n\r\n")
+    assert head.split()[1] == b"200"
+    return json.loads(body)  # type: ignore[no-any-return]
+
+
+async def test_health_tells_ids_and_details_only_to_a_token_and_never_paths(
+    engine: Engine, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store_stats = engine.store.stats
+    where = f"{tmp_path}/data/wal/000012.wal"
+    monkeypatch.setattr(  # the store failed a write, and says where
+        engine.store,
+        "stats",
+        lambda: {**store_stats(), "last_error": f"[Errno 28] No space left: '{where}'"},
+    )
+    config = ServerConfig(tokens=frozenset({"sekrit"}), viewer_tokens=frozenset({"admin"}))
+    async with serve(engine, config=config) as srv:
+        raw = await Raw.open(srv.url + "&token=sekrit")
+        await raw.join("sensor:secret-strap", {**JOIN, "room": "secret-room"})
+        await raw.join("sensor:other")
+        for anonymous in (
+            await get_health(srv.port),
+            await get_health(srv.port, "/health?token=wrong"),
+            await get_health(srv.port, headers="Authorization: Bearer wrong\r\n"),
+        ):
+            assert anonymous == {
+                "state": "running",
+                "sensors": 2,
+                "sensor_states": {"running": 2},
+                "load": "normal",
+                "storage_lag_s": anonymous["storage_lag_s"],
+                "storage_state": "error",
+            }
+            text = json.dumps(anonymous)
+            assert "secret" not in text and "other" not in text and str(tmp_path) not in text
+        for full in (
+            await get_health(srv.port, "/health?token=sekrit"),
+            await get_health(srv.port, headers="Authorization: Bearer admin\r\n"),
+        ):
+            assert {s["id"] for s in full["sensors"]} == {"secret-strap", "other"}
+            assert {s["room"] for s in full["sensors"]} == {"secret-room", "default"}
+            assert full["storage"]["last_error"] == "[Errno 28] No space left: '000012.wal'"
+            assert str(tmp_path) not in json.dumps(full)
