@@ -355,8 +355,8 @@ def _grouped(info: SensorInfo, items: list[Any]) -> list[Batch] | None:
         raw = [it["payload"] for it in items]
     except (KeyError, TypeError, ValueError, OverflowError):
         return None
-    if stamps.dtype.kind not in "if" or any(type(a) is not str for a in set(attrs)):
-        return None
+    if stamps.dtype.kind not in "if" or any(type(a) is not str for a in attrs):
+        return None  # an id that is not a string (a list is not even hashable)
     batches = []
     distinct = list(dict.fromkeys(attrs))
     order = np.asarray(attrs) if len(distinct) > 1 else None
