@@ -201,7 +201,10 @@ class Socket(asyncio.Protocol):
             self._own_frames = self.ws.state is State.OPEN and nothing_buffered(self.ws)
         self._send_ws_data()
         if self._catching_up is None:
-            self._catch_up_now()
+            try:
+                self._catch_up_now()
+            except Exception:  # a bug: the socket goes with a close frame (1011)
+                self._failed()
 
     def _to_websockets(self, data: bytes) -> None:
         self.ws.receive_data(data)
@@ -375,16 +378,20 @@ class Socket(asyncio.Protocol):
                         self._flush()
                 self.wake()
         except Exception:  # a bug: the socket goes (1011), the server stays
-            log.exception("socket %d failed handling a frame", self.id)
-            for awaitable in self.pending:
-                if asyncio.iscoroutine(awaitable):
-                    awaitable.close()
-            self.pending.clear()
-            self._inbox.clear()
-            self.close(CloseCode.INTERNAL_ERROR, "internal error")
+            self._failed()
         finally:
             self._catching_up = None
         self._reading()
+
+    def _failed(self) -> None:
+        """A bug handling a frame: log it, drop what was left to do, close with 1011."""
+        log.exception("socket %d failed handling a frame", self.id)
+        for awaitable in self.pending:
+            if asyncio.iscoroutine(awaitable):
+                awaitable.close()
+        self.pending.clear()
+        self._inbox.clear()
+        self.close(CloseCode.INTERNAL_ERROR, "internal error")
 
     def _receive(self, frame: str | bytes) -> None:
         """Feed one frame to the protocol and its events to the channels.

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from support.server import JOIN, MS, WAIT, Raw, engine, server
 from websockets.client import ClientProtocol
-from websockets.exceptions import InvalidStatus
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.frames import Close, Frame, Opcode
 from websockets.http11 import Response
 from websockets.uri import parse_uri
@@ -433,3 +433,17 @@ async def test_health_tells_ids_and_details_only_to_a_token_and_never_paths(
             assert {s["room"] for s in full["sensors"]} == {"secret-room", "default"}
             assert full["storage"]["last_error"] == "[Errno 28] No space left: '000012.wal'"
             assert str(tmp_path) not in json.dumps(full)
+
+
+async def test_a_bug_reading_a_frame_closes_that_socket_with_1011_not_silently(
+    server: IngestServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    raw, other = await Raw.open(server.url), await Raw.open(server.url)
+    await other.join("sensor:s2")
+    held = server_side(server, raw.ws.transport.get_extra_info("socket"))
+    monkeypatch.setattr(held.proto, "receive_text", lambda text: 1 / 0)
+    await raw.send(["1", "1", "sensor:s1", "phx_join", JOIN])
+    with pytest.raises(ConnectionClosed):
+        await asyncio.wait_for(raw.ws.recv(), WAIT)
+    assert raw.ws.close_code == 1011  # a close frame, not a cut connection
+    await still_works(other, "sensor:s2", MS)
