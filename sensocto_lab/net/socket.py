@@ -201,10 +201,7 @@ class Socket(asyncio.Protocol):
             self._own_frames = self.ws.state is State.OPEN and nothing_buffered(self.ws)
         self._send_ws_data()
         if self._catching_up is None:
-            try:
-                self._catch_up_now()
-            except Exception:  # a bug: the socket goes with a close frame (1011)
-                self._failed()
+            self._catch_up_safely()
 
     def _to_websockets(self, data: bytes) -> None:
         self.ws.receive_data(data)
@@ -283,7 +280,7 @@ class Socket(asyncio.Protocol):
             self._stall = None
         self._flush()
         if self._catching_up is None:
-            self._catch_up_now()  # what was left unread in the inbox, then reading again
+            self._catch_up_safely()  # what was left unread in the inbox, then reading again
 
     def _reading(self) -> None:
         """Read from the peer unless frames wait for work to be awaited or for output
@@ -346,6 +343,14 @@ class Socket(asyncio.Protocol):
         except UnicodeDecodeError as exc:
             self._invalid = True
             self.ws.fail(CloseCode.INVALID_DATA, f"{exc.reason} at position {exc.start}")
+
+    def _catch_up_safely(self) -> None:
+        """:meth:`_catch_up_now`, where a bug closes the socket with 1011 (a close frame)
+        instead of asyncio cutting the connection."""
+        try:
+            self._catch_up_now()
+        except Exception:
+            self._failed()
 
     def _catch_up_now(self) -> None:
         """Handle queued frames in order until one leaves work to await (then a task
