@@ -267,10 +267,25 @@ def server_side(server: IngestServer, client: socket.socket) -> Socket:
     return found[0]
 
 
-async def test_a_peer_that_does_not_read_is_held_back_then_closed(engine: Engine) -> None:
-    """It floods pings (echoed) and reads nothing: the server stops reading from it once
-    its unsent bytes pass the bound, closes it (1008) when it stays deaf, and a healthy
-    sensor on another connection is acknowledged throughout."""
+def echo(ref: str) -> list[Any]:
+    """A 60 kB ping on the deaf peer's channel: echoed in full."""
+    return ["1", ref, "sensor:deaf", "ping", {"p": "x" * 60_000}]
+
+
+def heartbeat(ref: str) -> list[Any]:
+    """A 45-byte heartbeat: a tiny frame, a tiny reply (rate_limited beyond the burst)."""
+    return [None, ref, "phoenix", "heartbeat", {}]
+
+
+@pytest.mark.parametrize(
+    ("frame", "per_turn"), [(echo, 1), (heartbeat, 200)], ids=["pings", "tiny"]
+)
+async def test_a_peer_that_does_not_read_is_held_back_then_closed(
+    engine: Engine, frame: Any, per_turn: int
+) -> None:
+    """It floods frames that are answered and reads nothing: the server stops reading
+    from it once its unsent bytes pass the bound, closes it (1008) when it stays deaf,
+    and a healthy sensor on another connection is acknowledged throughout."""
     clock = FakeClock()
     bound = 256 * 1024
     config = ServerConfig.open(send_buffer_bytes=bound, send_timeout_s=30.0)
@@ -280,20 +295,17 @@ async def test_a_peer_that_does_not_read_is_held_back_then_closed(engine: Engine
         deaf = await Deaf.open(srv.url)
         held = server_side(srv, deaf.sock)
         deaf.proto.send_text(json.dumps(["1", "1", "sensor:deaf", "phx_join", JOIN]).encode())
-        pad = "x" * 60_000
-        i = 0
+        turns = 0
         while held.statistics().write_pauses == 0:  # until the server's buffer is full
-            i += 1
-            deaf.proto.send_text(
-                json.dumps(["1", str(i), "sensor:deaf", "ping", {"p": pad}]).encode()
-            )
+            turns += 1
+            for k in range(per_turn):
+                deaf.proto.send_text(json.dumps(frame(f"{turns}.{k}")).encode())
             deaf.write_some()
-            await asyncio.sleep(0)  # the server reads and echoes
-            assert i < 10_000, "the server never filled its send buffer"
-        for extra in range(200):  # 12 MB more: the server reads none of it
-            deaf.proto.send_text(
-                json.dumps(["1", f"x{extra}", "sensor:deaf", "ping", {"p": pad}]).encode()
-            )
+            await asyncio.sleep(0)  # the server reads and answers
+            assert turns < 20_000, "the server never filled its send buffer"
+        for extra in range(200):  # 12 MB (pings) more: the server reads none of it
+            for k in range(per_turn):
+                deaf.proto.send_text(json.dumps(frame(f"x{extra}.{k}")).encode())
             deaf.write_some()
             await asyncio.sleep(0)
         stats = held.statistics()
