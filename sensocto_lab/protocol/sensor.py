@@ -404,7 +404,10 @@ def _columnar(info: SensorInfo, payload: Mapping[str, Any]) -> Batch:
     if vals.dtype.kind not in "if":
         raise ValidationError("values must be numbers (or rows of numbers)", reason="invalid_value")
     if "timestamps" in payload:
-        stamps = np.asarray(payload["timestamps"])
+        try:
+            stamps = np.asarray(payload["timestamps"])
+        except (ValueError, OverflowError):
+            stamps = np.asarray([], dtype=object)  # ragged rows
         if stamps.dtype.kind not in "if" or stamps.shape != (n,):
             raise ValidationError(
                 f"timestamps must be {n} numbers (ms since the epoch)", reason="invalid_timestamp"

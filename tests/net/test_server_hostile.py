@@ -101,6 +101,7 @@ def batch_cases() -> list[tuple[Any, str]]:
         ({"attribute_id": "hr", "timestamps": [MS, FAR], "values": [1, 2]}, "invalid_timestamp"),
         ({"attribute_id": "hr", "timestamps": [MS, 2**63], "values": [1, 2]}, "invalid_timestamp"),
         ({"attribute_id": "hr", "timestamps": [HUGE], "values": [1]}, "invalid_timestamp"),
+        ({"attribute_id": "hr", "timestamps": [MS, [MS]], "values": [1, 2]}, "invalid_timestamp"),
         ({"attribute_id": "hr", "t0": HUGE, "dt": 1, "values": [1]}, "invalid_timestamp"),
         ({"attribute_id": "hr", "t0": FAR, "dt": 1, "values": [1]}, "invalid_timestamp"),
         ({"attribute_id": "hr", "t0": MS, "dt": HUGE, "values": [1, 2]}, "invalid_timestamp"),
