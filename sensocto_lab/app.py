@@ -19,6 +19,7 @@ import asyncio
 import atexit
 import contextlib
 import os
+import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -122,11 +123,15 @@ class LabApp:
         self.group = group
         self.synchrony = synchrony
         self._stack = stack
+        #: Opens ``/health`` in full (sensor ids, errors) and every room's viewer channel;
+        #: devices' ingest tokens do too. Printed by :meth:`describe` for the operator.
+        self.admin_token = ""
 
     @classmethod
     async def start(cls, options: LabOptions) -> LabApp:
         """Start the engine, rooms, endpoint, simulator, room synchrony and dashboards."""
         stack = contextlib.AsyncExitStack()
+        admin_token = secrets.token_urlsafe(16)
         try:
             engine = await Engine.start(options.data_dir, thread=False)
             stack.push_async_callback(engine.close)
@@ -136,7 +141,11 @@ class LabApp:
             server = None
             if options.port is not None:
                 config = ServerConfig(
-                    tokens=options.tokens, require_token=options.auth, default_room=options.room
+                    tokens=options.tokens,
+                    require_token=options.auth,
+                    default_room=options.room,
+                    # the operator's token (printed by describe): /health in full, every room
+                    viewer_tokens=options.tokens | {admin_token},
                 )
                 server = await serve(
                     engine, host=options.host, port=options.port, config=config, rooms=rooms
@@ -162,7 +171,9 @@ class LabApp:
                 stack.push_async_callback(group.stop, unregister=False)
                 for sensor_id in group.sensor_ids:
                     rooms.assign_sensor(options.room, sensor_id, by=LAB_USER)
-            return cls(options, engine, rooms, server, dashboards, group, synchrony, stack)
+            lab = cls(options, engine, rooms, server, dashboards, group, synchrony, stack)
+            lab.admin_token = admin_token
+            return lab
         except BaseException:
             await stack.aclose()
             raise
@@ -176,7 +187,8 @@ class LabApp:
             lines += [
                 f"ingest endpoint  ws://{opts.host}:{self.server.port}/socket/websocket"
                 + ("" if opts.auth else "  (no token required)"),
-                f"health           http://{opts.host}:{self.server.port}/health",
+                f"health           http://{opts.host}:{self.server.port}/health"
+                f"?token={self.admin_token}",
             ]
         lines.append(f"room             {room.room_id}  join code {format_code(room.join_code)}")
         if self.dashboards is not None:

@@ -12,6 +12,7 @@ import asyncio
 import collections
 import contextlib
 import dataclasses
+import logging
 from typing import Any
 
 from sensocto_lab.engine import topics
@@ -31,23 +32,31 @@ from sensocto_lab.net.config import TokenBucket
 from sensocto_lab.net.hosting import ChannelHost
 from sensocto_lab.protocol import connection as phx
 from sensocto_lab.protocol.binary import BINARY_EVENT, decode_batch
+from sensocto_lab.protocol.chunks import merge
 from sensocto_lab.protocol.markers import MARKER_EVENT, event_from_marker
 from sensocto_lab.protocol.sensor import (
     BatchError,
     Sample,
     attribute_from_update,
     batches_from_measurements,
-    merge,
     sample_from_measurement,
 )
 
 __all__ = ["ConnectorChannel", "SensorChannel"]
+
+log = logging.getLogger(__name__)
 
 #: Pushes handled one at a time, in order with the data around them (not merged).
 _ALONE = frozenset({"update_attributes", MARKER_EVENT})
 
 #: Most queued pushes of one channel merged into one round of ingests.
 _MAX_GROUP = 1024
+
+#: The reply to a push that hit a bug of ours (logged); the channel stays.
+INTERNAL_ERROR = LocalError(
+    "the server failed handling this push (a bug, logged there); it was not stored",
+    reason="internal_error",
+)
 
 #: Below every timestamp: "nothing stored yet".
 _NEVER = -(2**63)
@@ -209,7 +218,13 @@ class SensorChannel(Channel):
                 update = None
             backlog.taken()
             if group:
-                await self._ingest(group)
+                try:
+                    await self._ingest(group)
+                except Exception:  # a bug: these pushes are refused, the channel goes on
+                    log.exception("%s failed storing %d pushes", self.topic, len(group))
+                    for push, _ in group:
+                        self.socket.proto.reply_error(push, INTERNAL_ERROR)
+                    self.socket.wake()
             if update is not None:
                 await self._update(*update)
 
