@@ -240,7 +240,9 @@ def by_condition(
     ``surrogate="shift"``, shifts of at least a quarter of the piece up to 10 s); the
     observed and surrogate mean R are averaged over pieces weighted by their length,
     and ``p = (1 + #(null >= observed)) / (1 + n_surrogates)``. Each piece is band-
-    passed on its own, so its first and last seconds carry filter edge effects.
+    passed on its own, so its first and last seconds carry filter edge effects, and a
+    piece shorter than one period of the band's lower edge (10 s for the default
+    0.1 Hz) has no ``R(t)`` at all: a condition made only of such pieces gets NaN.
     """
     if not (window_s > 0 and np.isfinite(window_s)):
         raise _bad(f"window_s must be > 0 seconds, got {window_s!r}")
@@ -264,7 +266,7 @@ def by_condition(
             draws = rng.choice(means, size=(N_BOOTSTRAP, means.size), replace=True).mean(axis=1)
             low, high = (float(x) for x in np.percentile(draws, [2.5, 97.5]))
         p_value = float("nan")
-        if measure is synchrony_R and n_surrogates > 0 and pieces:
+        if measure is synchrony_R and n_surrogates > 0 and np.isfinite(value):
             p_value = _surrogate_p(pieces, n_surrogates, rng, attribute)
         rows.append(
             {
