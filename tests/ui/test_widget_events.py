@@ -119,6 +119,13 @@ async def test_the_marker_pad_records_presses_through_the_engine() -> None:
         assert "label" in pad.error and pad.count == 2
         pad._on_msg(pad, {"type": "other"}, [])  # not a mark: ignored
         assert len(store.recorded_events) == 2
+        # What the browser does: set the synced ``press`` trait.
+        pad.press = '{"type": "mark", "label": "talk", "n": 1, "at": 0}'
+        got = await asyncio.wait_for(watch.get(), WAIT)  # "free text" may still be queued
+        got = got if got.label == "talk" else await asyncio.wait_for(watch.get(), WAIT)
+        assert got.label == "talk" and got.source == "notebook"
+        pad.press = "not json"  # ignored
+        assert store.recorded_events[-1].label == "talk"
         pad.close()
 
 

@@ -1,5 +1,6 @@
 // Marker pad: one button per preset (keys 1-9), a text field (Enter marks it), the last
-// marks. A press sends {type: "mark", label}; Python records it (marker_pad.py).
+// marks. A press sets the `press` trait to {type: "mark", label, n} (JSON); Python
+// records it (marker_pad.py).
 function render({ model, el }) {
   const root = document.createElement("div");
   root.className = "sl-marker-pad";
@@ -22,9 +23,14 @@ function render({ model, el }) {
   root.append(title, buttons, row, status);
   el.appendChild(root);
 
+  // Through a synced trait, not model.send: Panel's AnyWidget shim has no send.
+  let presses = 0;
   const send = (label) => {
     const text = String(label || "").trim();
-    if (text) model.send({ type: "mark", label: text });
+    if (!text) return;
+    presses += 1;
+    model.set("press", JSON.stringify({ type: "mark", label: text, n: presses, at: Date.now() }));
+    model.save_changes();
   };
 
   function draw() {

@@ -2,16 +2,18 @@
 
 ``pad = MarkerPad(engine, room="lab", presets=["bell", "talk", "laugh"])`` shows one
 button per preset (number keys 1-9 press them while the pad has focus), a text field
-(Enter marks its text) and the last marks made. Each press sends ``{"type": "mark",
-"label": ...}`` from the browser; the pad calls ``engine.mark(label, room=...,
-source="notebook")`` on the engine's loop (``engine/host.py: submit_to``), so a busy
-cell or a threaded engine changes nothing. The same JavaScript runs in a Panel page
-(:meth:`MarkerPad.__panel__`).
+(Enter marks its text) and the last marks made. Each press sets the synced ``press``
+trait to ``{"type": "mark", "label": ..., "n": ...}`` (JSON; a trait rather than a
+custom message, because Panel's AnyWidget shim has no ``model.send``); the pad
+calls ``engine.mark(label, room=..., source="notebook")`` on the engine's loop
+(``engine/host.py: submit_to``), so a busy cell or a threaded engine changes nothing.
+The same JavaScript runs in a Panel page (:meth:`MarkerPad.__panel__`).
 """
 
 from __future__ import annotations
 
 import concurrent.futures
+import json
 import threading
 from collections.abc import Sequence
 from typing import Any
@@ -26,7 +28,7 @@ from sensocto_lab.ui.notebook._wire import esm_source, panel_twin
 
 __all__ = ["MarkerPad"]
 
-_SYNCED = ("presets", "title", "recent", "error", "count")
+_SYNCED = ("presets", "title", "recent", "error", "count", "press")
 #: How many of the last marks the pad lists.
 RECENT = 5
 
@@ -61,6 +63,7 @@ class MarkerPad(anywidget.AnyWidget):
     recent = traitlets.List(traitlets.Unicode(), default_value=[]).tag(sync=True)
     error = traitlets.Unicode("").tag(sync=True)
     count = traitlets.Int(0).tag(sync=True)
+    press = traitlets.Unicode("").tag(sync=True)
 
     def __init__(
         self,
@@ -81,10 +84,18 @@ class MarkerPad(anywidget.AnyWidget):
         self._lock = threading.Lock()
         self.marks: list[Event] = []
         self.on_msg(self._on_msg)
+        self.observe(self._on_press, names="press")
 
     def _on_msg(self, _widget: Any, content: Any, _buffers: Any) -> None:
         if isinstance(content, dict) and content.get("type") == "mark":
             self.mark(str(content.get("label", "")).strip())
+
+    def _on_press(self, change: dict[str, Any]) -> None:
+        try:
+            content = json.loads(change["new"] or "null")
+        except ValueError:
+            return
+        self._on_msg(self, content, None)
 
     def mark(self, label: str, value: Any = None) -> concurrent.futures.Future[Event]:
         """Record ``label`` now, as a press would; returns the future of the stored event.
@@ -128,5 +139,7 @@ class MarkerPad(anywidget.AnyWidget):
     def __panel__(self) -> Any:
         """This pad as a Panel component (same JavaScript, kept in step)."""
         twin = panel_twin(self, "marker_pad", _SYNCED, width=480, height=120)
-        twin.on_msg(lambda msg: self._on_msg(self, msg, None))
+        # A press comes back through the twin's ``press`` parameter (the one way both
+        # hosts carry a browser change to Python).
+        twin.param.watch(lambda event: setattr(self, "press", event.new), "press")
         return twin
