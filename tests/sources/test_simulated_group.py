@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,6 +15,8 @@ from sensocto_lab.engine.engine import Engine
 from sensocto_lab.errors import ConfigError
 from sensocto_lab.sources.simulated import SimulatedGroup
 from sensocto_lab.sources.simulator import SimConfig
+from sensocto_lab.storage import TieredStore
+from sensocto_lab.sync import epochs
 
 #: A cheap simulation for long runs: the breathing only matters, slow ECG and accelerometer.
 LEAN = SimConfig(respiration_hz=4.0, ecg_hz=8.0, accelerometer_hz=1.0)
@@ -200,3 +203,33 @@ async def test_follow_conditions_nests_and_restores_the_default_or_the_previous_
         with pytest.raises(ConfigError):
             await group.follow_conditions({"task": -1.0})
         await group.stop()
+
+
+async def test_the_recorded_protocol_shows_synchrony_in_the_task_only(tmp_path: Path) -> None:
+    """The issue's Done-when, through the engine: R(task) > R(baseline), p < 0.01 vs > 0.05."""
+    clock = FakeClock()
+    store = TieredStore.open(tmp_path, clock=clock)
+    async with Engine(store=store, clock=clock, thread=False) as engine:
+        group = await SimulatedGroup.start(
+            engine, 8, room="lab", coupling=0.0, seed=5, tick_s=0.5, config=LEAN
+        )
+        await group.follow_conditions({"baseline": 0.0, "task": 3.0})
+        run = await engine.run_protocol("lab", [("baseline", 60), ("task", 60)])
+        sleepers = SLEEPERS + 1
+
+        async def tick(seconds: float) -> None:
+            for _ in range(round(seconds / group.tick_s)):
+                while clock.sleepers < sleepers and not run.done:
+                    await asyncio.sleep(0)
+                clock.advance(group.tick_s)
+
+        await asyncio.wait_for(tick(120), WAIT)
+        await run
+        ds = engine.store.history(attributes=["respiration"])
+        events = engine.store.events(room="lab")
+        await group.stop()
+    store.close()
+    table = epochs.by_condition(ds, events, seed=0).set_index("condition")
+    assert table.loc["task", "value"] > table.loc["baseline", "value"]
+    assert table.loc["task", "p_value"] < 0.01
+    assert table.loc["baseline", "p_value"] > 0.05
