@@ -2,7 +2,7 @@
 
 Measures:
 
-- **detection** on the simulator (16 participants, their hr, rr and respiration) with
+- **detection** on the simulator (16 participants, their hr and rr: the watched kinds) with
   injected artefacts: spikes (a single sample far off), dropouts (a few samples at 0)
   and flat lines (30 s stuck at the last value). An artefact counts as found when a
   ``novelty`` event of its series falls within it or 1 s after; every other event is a
@@ -42,7 +42,7 @@ from sensocto_lab.sources.simulator import GroupSimulator
 AREA = "events"
 T0 = 1_767_225_600 * 10**9
 N = 16
-WATCHED = ("hr", "rr", "respiration")
+WATCHED = ("hr", "rr")  # the default NoveltyConfig.kinds the simulator produces
 KINDS_OF = ("spike", "dropout", "flat")
 
 

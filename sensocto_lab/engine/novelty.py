@@ -26,9 +26,12 @@ and timed by, the device's own data (onset = the sample's device timestamp), not
 person's or a schedule's act.
 
 Which attributes: by default the slow physiological scalars (``hr``, ``rr``, ``hrv``,
-``respiration``, ``spo2``, ``temperature``), where an outlier is an artefact or an
-event worth a look. Left out: ``ecg`` (every R peak is an amplitude outlier; ECG
-novelty is about shape), the motion vectors (``accelerometer``, ``gyroscope``,
+``spo2``, ``temperature``), where an outlier is an artefact or an event worth a look.
+Left out: ``respiration`` (a breath is a wide oscillation, so a dropout or a clipped
+belt stays inside its range; its novelty is about rate and amplitude, not sample
+values, and at 10-20 Hz it was most of the detector's cost: add it to ``kinds`` to
+watch it anyway), ``ecg`` (every R peak is an amplitude outlier; ECG novelty is about
+shape), the motion vectors (``accelerometer``, ``gyroscope``,
 ``quaternion``: moving is normal and bursty), ``geolocation``, ``battery`` (a slow
 monotone drain), ``button`` (already an event) and ``numeric`` (which includes the
 derived ``sync`` attribute of ``sync:{room}``). A flat line or a dropout to a typical
@@ -57,7 +60,7 @@ log = logging.getLogger(__name__)
 SMALL_BATCH = 32
 
 #: The attribute kinds a detector watches by default (see the module docstring).
-DEFAULT_NOVELTY_KINDS = frozenset({"hr", "rr", "hrv", "respiration", "spo2", "temperature"})
+DEFAULT_NOVELTY_KINDS = frozenset({"hr", "rr", "hrv", "spo2", "temperature"})
 
 
 @dataclass(frozen=True, slots=True)
