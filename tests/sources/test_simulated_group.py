@@ -16,7 +16,7 @@ from sensocto_lab.errors import ConfigError
 from sensocto_lab.sources.simulated import SimulatedGroup
 from sensocto_lab.sources.simulator import SimConfig
 from sensocto_lab.storage import TieredStore
-from sensocto_lab.sync import epochs
+from sensocto_lab.sync.epochs import by_condition
 
 #: A cheap simulation for long runs: the breathing only matters, slow ECG and accelerometer.
 LEAN = SimConfig(respiration_hz=4.0, ecg_hz=8.0, accelerometer_hz=1.0)
@@ -229,7 +229,7 @@ async def test_the_recorded_protocol_shows_synchrony_in_the_task_only(tmp_path: 
         events = engine.store.events(room="lab")
         await group.stop()
     store.close()
-    table = epochs.by_condition(ds, events, seed=0).set_index("condition")
+    table = by_condition(ds, events, seed=0).set_index("condition")
     assert table.loc["task", "value"] > table.loc["baseline", "value"]
     assert table.loc["task", "p_value"] < 0.01
     assert table.loc["baseline", "p_value"] > 0.05

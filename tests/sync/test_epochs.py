@@ -9,7 +9,7 @@ import xarray as xr
 
 from sensocto_lab.errors import ValidationError
 from sensocto_lab.sources.simulator import GroupSimulator, SimConfig
-from sensocto_lab.sync import epochs as ep
+from sensocto_lab.sync.epochs import by_condition, epochs, segments
 
 T0 = 1_767_225_600 * 10**9
 SEC = 10**9
@@ -60,19 +60,19 @@ def test_segments_cut_each_condition_and_an_open_one_runs_to_the_end() -> None:
         [(10, 20, "task", "condition"), (5, 0, "bell", "marker"), (50, 10, "task", "condition"),
          (70, float("nan"), "recovery", "condition")]
     )
-    pieces = ep.segments(ds, events)
+    pieces = segments(ds, events)
     assert set(pieces) == {"task", "recovery"}
     assert [p.sizes["time"] for p in pieces["task"]] == [20, 10]
     assert pieces["task"][1]["hr"].values[0, 0] == 50.0  # [onset, onset + duration)
     assert pieces["recovery"][0].sizes["time"] == 30  # open: to the end of the data
-    assert set(ep.segments(ds, events, condition="recovery")) == {"recovery"}
+    assert set(segments(ds, events, condition="recovery")) == {"recovery"}
     outside = events_frame([(500, 10, "late", "condition")])
-    assert ep.segments(ds, outside) == {"late": []}
+    assert segments(ds, outside) == {"late": []}
 
 
 def test_by_condition_finds_the_coupled_task_and_not_the_uncoupled_baseline() -> None:
     ds, events = simulated_protocol([("baseline", 60, 0.0), ("task", 60, 3.0)])
-    table = ep.by_condition(ds, events, n_surrogates=199, seed=0).set_index("condition")
+    table = by_condition(ds, events, n_surrogates=199, seed=0).set_index("condition")
     assert list(table.columns) == ["measure", "value", "n", "ci_low", "ci_high", "p_value"]
     task, base = table.loc["task"], table.loc["baseline"]
     assert task["value"] > base["value"] + 0.2
@@ -89,7 +89,7 @@ def test_by_condition_takes_any_measure_without_a_p_value() -> None:
     def mean_breath(piece: xr.Dataset) -> float:
         return float(piece["respiration"].mean())
 
-    table = ep.by_condition(ds, events, measure=mean_breath)
+    table = by_condition(ds, events, measure=mean_breath)
     assert table["measure"].tolist() == ["mean_breath", "mean_breath"]
     assert table["p_value"].isna().all() and (table["n"] == 1).all()
     expected = float(ds["respiration"].isel(time=slice(0, 300)).mean())
@@ -109,7 +109,7 @@ def test_epochs_recover_a_known_heart_rate_response_on_a_lag_grid() -> None:
         coords={"sensor": ["a", "b"], "time": (T0 + t_s * SEC).astype("datetime64[ns]")},
     )
     events = events_frame([(b, 0, "bell", "marker") for b in bells] + [(50, 0, "other", "marker")])
-    got = ep.epochs(ds, events, label="bell", tmin=-5, tmax=20, attribute="hr")
+    got = epochs(ds, events, label="bell", tmin=-5, tmax=20, attribute="hr")
     assert got.dims == ("epoch", "sensor", "lag") and got.sizes["epoch"] == 3
     assert got["lag"].values[0] == -5.0 and got["lag"].values[-1] == 20.0
     assert got.sizes["lag"] == 51 and got.attrs["units"] == "bpm"
@@ -117,7 +117,7 @@ def test_epochs_recover_a_known_heart_rate_response_on_a_lag_grid() -> None:
     assert float(mean.sel(sensor="a", lag=3.0)) == 70.0
     assert float(mean.sel(sensor="a", lag=-1.0)) == 60.0
     assert float(mean.sel(sensor="b", lag=10.0)) == 65.0
-    corrected = ep.epochs(ds, events, attribute="hr", baseline=(-5, 0))
+    corrected = epochs(ds, events, attribute="hr", baseline=(-5, 0))
     assert float(corrected.mean("epoch").sel(sensor="b", lag=4.0)) == 10.0
 
 
@@ -128,9 +128,9 @@ def test_epochs_leave_nan_outside_the_data_and_across_gaps() -> None:
     da = xr.DataArray(values, dims=("time",), coords={"time": (T0 + t_s * SEC).astype(
         "datetime64[ns]")}, name="hr")
     events = events_frame([(2, 0, "bell", "marker"), (14, 0, "bell", "marker")])
-    got = ep.epochs(da, events, tmin=-5, tmax=5, fs=2.0)
+    got = epochs(da, events, tmin=-5, tmax=5, fs=2.0)
     first, second = got.isel(sensor=0).values
     assert np.isnan(first[:6]).all() and first[10] == 2.0 and first[11] == 2.5  # interpolated
     assert np.isnan(second[10])  # inside the gap
     with pytest.raises(ValidationError):
-        ep.epochs(da, events, tmin=3, tmax=1)
+        epochs(da, events, tmin=3, tmax=1)
