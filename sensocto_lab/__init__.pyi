@@ -17,6 +17,7 @@ from .engine.contracts import IngestSink as IngestSink
 from .engine.engine import Engine as Engine
 from .engine.experiment import ProtocolRun as ProtocolRun
 from .engine.load import LoadConfig as LoadConfig
+from .engine.novelty import NoveltyConfig as NoveltyConfig
 from .engine.status import SensorState as SensorState
 from .engine.status import SensorStatus as SensorStatus
 from .engine.synchrony import LiveSynchrony as LiveSynchrony
@@ -48,6 +49,7 @@ from .sync.online import OnlineConfig as OnlineConfig
 from .ui.dashboard.server import serve_dashboards as serve_dashboards
 from .ui.dashboard.server import serve_remote_dashboards as serve_remote_dashboards
 from .ui.notebook.history import HistoryWidget as HistoryWidget
+from .ui.notebook.marker_pad import MarkerPad as MarkerPad
 from .ui.notebook.strip import StripWidget as StripWidget
 from .ui.notebook.sync_widget import SyncWidget as SyncWidget
 

@@ -15,7 +15,9 @@ Group measures on raw signals: ``symbolic_entropy``, ``rqa`` (mdRQA, diagonal by
 diagonal), ``spectral_synchrony`` (Welch coherence, sum-normalised CSD); dyads:
 ``windowed_cross_correlation`` (Boker 2002), ``rolling_correlation``; nulls for any
 measure: ``null_test`` (shift, Fourier, window shuffle), ``pseudo_pair_test``,
-``kuramoto_weak_null``. See docs/measures.md for the table of measures.
+``kuramoto_weak_null``. By experiment condition and around events: ``segments``,
+``by_condition`` (a tidy table with CI and surrogate p-value per condition), ``epochs``
+(event-locked windows, as MNE's Epochs). See docs/measures.md for the table of measures.
 
 ``sync.synchrony(ds)`` goes from signals to ``R(t)`` in one (faster) step. The
 online computer behind the live ``sync:{room}`` sensor is :class:`OnlineSynchrony`.
@@ -24,6 +26,13 @@ online computer behind the live ``sync:{room}`` sensor is :class:`OnlineSynchron
 from sensocto_lab.physio.grid import Signals, as_signals
 from sensocto_lab.sync.baseline import minmax_phase
 from sensocto_lab.sync.cluster import cluster_phase
+from sensocto_lab.sync.conditions import (
+    by_condition,
+    condition_spans,
+    epochs,
+    segments,
+    synchrony_R,
+)
 from sensocto_lab.sync.connectivity import MEASURES, connectivity
 from sensocto_lab.sync.dyadic import rolling_correlation, windowed_cross_correlation
 from sensocto_lab.sync.group import kuramoto_weak_null, symbolic_entropy
@@ -60,9 +69,12 @@ __all__ = [
     "Signals",
     "SyncEstimate",
     "as_signals",
+    "by_condition",
     "cluster_phase",
+    "condition_spans",
     "connectivity",
     "detect_peaks",
+    "epochs",
     "event_phase",
     "kuramoto_weak_null",
     "minmax_phase",
@@ -75,10 +87,12 @@ __all__ = [
     "pseudo_pair_test",
     "rolling_correlation",
     "rqa",
+    "segments",
     "spectral_synchrony",
     "surrogate_test",
     "symbolic_entropy",
     "synchrony",
+    "synchrony_R",
     "window_shuffle",
     "windowed_cross_correlation",
     "windowed_order_parameter",
