@@ -132,3 +132,16 @@ def test_serial_and_distributed_surrogate_tests_are_equal(
     )
     for a, b in zip(serial["null_values"], spread["null_values"], strict=True):
         assert list(a) == list(b)
+
+
+def test_the_cli_runs_on_a_scheduler_by_address(
+    study_root: Path, tmp_path: Path, client: distributed.Client
+) -> None:
+    from sensocto_lab.cli.study import main
+
+    out = tmp_path / "results.csv"
+    address = client.scheduler.address
+    assert main(["apply", str(study_root), "--out", str(out), "--scheduler", address]) == 0
+    table = pd.read_csv(out)
+    expected = Study.open(study_root).apply(kuramoto)
+    pd.testing.assert_series_equal(table["kuramoto"], expected["kuramoto"])
