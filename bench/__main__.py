@@ -17,7 +17,7 @@ from pathlib import Path
 
 from bench._table import Row, format_table
 
-AREAS = ("engine", "storage", "ingest", "sync", "ble", "dashboard", "lsl", "widgets")
+AREAS = ("engine", "storage", "ingest", "sync", "ble", "dashboard", "lsl", "widgets", "study")
 
 
 def _machine() -> str:
