@@ -18,15 +18,17 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
-from sensocto_lab.study.source import open_session
+from sensocto_lab.study.source import condition_spans, open_session
 from sensocto_lab.study.tidy import to_rows
 
 __all__ = ["FAILURE_COLUMNS", "Task", "measure_name", "run_tasks", "session_rows"]
 
 FAILURE_COLUMNS = ("session", "condition", "reason", "message")
 Measure = Callable[[Any], Any]
+_FOREVER = np.iinfo(np.int64).max
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,13 +60,26 @@ def _failure(session: str, condition: Any, exc: BaseException) -> dict[str, Any]
     }
 
 
-def segments(reader: Any, task: Task) -> list[str | None]:
-    """The conditions of a session in order of first onset (``[None]``: the whole session)."""
+def segments(reader: Any, task: Task) -> list[tuple[str | None, dict[str, Any]]]:
+    """Each segment of a session: its condition and the ``history`` arguments reading it.
+
+    Conditions come in order of first onset (``[(None, {})]``: the whole session). A
+    condition recorded once is read as its time range (``start``/``end``): the same
+    samples as ``condition=``, without reading the events again for each condition.
+    """
     if not task.by_condition:
-        return [None]
+        return [(None, {})]
     ev = reader.events()
     cond = ev[ev["kind"] == "condition"]
-    return list(dict.fromkeys(cond["label"]))
+    out: list[tuple[str | None, dict[str, Any]]] = []
+    for label in dict.fromkeys(cond["label"]):
+        spans = condition_spans(ev, label)
+        if len(spans) == 1:
+            lo, hi = spans[0]
+            out.append((label, {"start": lo, "end": None if hi == _FOREVER else hi}))
+        else:
+            out.append((label, {"condition": label}))
+    return out
 
 
 def session_rows(
@@ -82,9 +97,9 @@ def session_rows(
         missing = LookupError("the session records no condition")
         return pd.DataFrame(), [_failure(task.session, None, missing)]
     attrs = None if task.attributes is None else list(task.attributes)
-    for label in labels:
+    for label, where in labels:
         try:
-            ds = reader.history(attributes=attrs, condition=label)
+            ds = reader.history(attributes=attrs, **where)
             who = {}
             if "participant" in ds.coords:
                 who = {

@@ -45,7 +45,12 @@ class SessionReader(Protocol):
     def session(self) -> SessionInfo: ...
 
     def history(
-        self, *, attributes: list[str] | None = None, condition: str | None = None
+        self,
+        *,
+        attributes: list[str] | None = None,
+        start: Any = None,
+        end: Any = None,
+        condition: str | None = None,
     ) -> xr.Dataset: ...
 
     def events(self) -> pd.DataFrame: ...
@@ -153,9 +158,17 @@ class RemoteSession:
         return KINDS.get(info.get("kind", "numeric"), KINDS["numeric"])
 
     def history(
-        self, *, attributes: list[str] | None = None, condition: str | None = None
+        self,
+        *,
+        attributes: list[str] | None = None,
+        start: int | None = None,
+        end: int | None = None,
+        condition: str | None = None,
     ) -> xr.Dataset:
-        """As ``TieredStore.history(attributes=, condition=)``, from Parquet only."""
+        """As ``TieredStore.history(attributes=, start=, end=, condition=)``, from Parquet.
+
+        ``start`` and ``end`` are ns since the epoch, ``[start, end)``.
+        """
         spans = None if condition is None else condition_spans(self.events(), condition)
         by_series: dict[tuple[str, str], list[str]] = {}
         for part in self.parts():
@@ -166,7 +179,7 @@ class RemoteSession:
             for (sensor, attr), paths in by_series.items()
         ]
         sensors = sorted({sensor for sensor, _ in by_series})
-        out = build_dataset(sources, sensors, None, None, lazy=False, chunk_samples=2_000_000)
+        out = build_dataset(sources, sensors, start, end, lazy=False, chunk_samples=2_000_000)
         info = self.session
         who = [info.participant_of(str(x)) or "" for x in out["sensor"].values]
         return out.assign_coords(participant=("sensor", np.array(who, dtype=object)))

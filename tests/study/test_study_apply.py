@@ -132,3 +132,12 @@ def test_a_measure_gets_the_condition_segment_only(study_root: Path) -> None:
     )
     assert spans["n"].tolist() == [300.0, 300.0]
     assert np.diff(spans["start"].to_numpy())[0] == pytest.approx(30e9)
+
+
+def test_a_condition_recorded_twice_is_read_as_both_spans(tmp_path: Path) -> None:
+    from sensocto_lab.study import write_session
+
+    protocol = [("baseline", 10.0, 0.0), ("task", 10.0, 4.0), ("baseline", 10.0, 0.0)]
+    write_session(tmp_path / "abab", name="abab", participants=2, protocol=protocol)
+    result = Study.open([tmp_path / "abab"]).apply(lambda ds: ds.sizes["time"], name="n")
+    assert result.set_index("condition")["n"].to_dict() == {"baseline": 200, "task": 100}
