@@ -133,8 +133,15 @@ print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
 """
 
 
+#: What a LocalCluster's nannies leave in this process's environment for their workers.
+_CLUSTER_ENV = ("MALLOC_TRIM_THRESHOLD_", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
+                "OPENBLAS_NUM_THREADS", "PYTHONHASHSEED", "__DASK_PARENT_PID")  # fmt: skip
+
+
 def _rss_mb(root: Path) -> float:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    """Peak RSS of a fresh process (a notebook's), not of one a cluster left settings in."""
+    env = {k: v for k, v in os.environ.items() if k not in _CLUSTER_ENV}
+    env["PYTHONPATH"] = str(ROOT)
     out = subprocess.run(
         [sys.executable, "-c", _CHILD, str(root)], capture_output=True, text=True, env=env,
         check=True, timeout=600,
@@ -190,9 +197,9 @@ def run(quick: bool = False) -> list[Row]:
         write_study(root, n, participants=4, protocol=protocol, fs=10.0, seed=0)
         for lock in root.glob("*/LOCK"):
             lock.unlink()
-        rows = _apply_rows(root, quick)
+        rows = _rss_rows(root, tmp, n)
+        rows += _apply_rows(root, quick)
         rows += _read_rows(tmp, quick)
-        rows += _rss_rows(root, tmp, n)
         rows += _summary_rows(tmp, 1000)
     return rows
 
