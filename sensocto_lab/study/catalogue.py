@@ -80,7 +80,10 @@ class Catalogue:
 def _connect() -> duckdb.DuckDBPyConnection:
     import duckdb
 
-    return duckdb.connect(config={"threads": 2})
+    # no progress bar: the catalogue is a library call, its callers print what they like
+    con = duckdb.connect(config={"threads": 2})
+    con.execute("SET enable_progress_bar = false")
+    return con
 
 
 def _sql_list(items: Sequence[str]) -> str:
@@ -226,6 +229,9 @@ def _series_local(locations: Sequence[str]) -> tuple[pd.DataFrame, pd.DataFrame]
 
     The sessions' globs are listed one by one: DuckDB plans that faster than one
     recursive ``**`` glob under the root (measured: 1.7 s against 3.9 s for 1000).
+    Only ``ts`` and the partition columns are read, so parts of different kinds
+    (``value`` float or a fixed-size list) need no ``union_by_name``, which would
+    read every file's schema first (2.5 times slower over 1000 sessions).
     """
     con = _connect()
     try:
@@ -237,7 +243,7 @@ def _series_local(locations: Sequence[str]) -> tuple[pd.DataFrame, pd.DataFrame]
                    list_sort(list_distinct(list(attribute))) AS attributes,
                    count(*) AS samples, epoch_ns(min(ts)) AS first_ns, epoch_ns(max(ts)) AS last_ns
             FROM read_parquet({cold}, hive_partitioning = true, hive_types_autocast = false,
-                              filename = true, union_by_name = true)
+                              filename = true)
             GROUP BY ALL
             """
         ).df()

@@ -137,3 +137,21 @@ def test_a_study_behind_an_fsspec_url_reads_the_same(study_root: Path, memory_st
     b = remote.apply(kuramoto, attributes=["respiration"], progress=False)
     assert remote.failures.empty
     pd.testing.assert_frame_equal(a, b)
+
+
+def test_summary_counts_series_of_every_kind(tmp_path: Path) -> None:
+    import numpy as np
+
+    from sensocto_lab.model import KINDS, Batch
+    from sensocto_lab.storage.config import StorageConfig
+    from sensocto_lab.storage.tiered import TieredStore
+
+    ts = 1_767_603_600 * 10**9 + np.arange(50, dtype=np.int64) * 10**8
+    with TieredStore.open(tmp_path / "mixed", config=StorageConfig(background=False)) as s:
+        s.append(Batch("001", "accelerometer", ts, np.ones((50, 3), np.float32)).stamped(0, 0),
+                 room="r", kind=KINDS["accelerometer"])  # fmt: skip
+        s.append(Batch("1", "hr", ts, np.ones(50)).stamped(0, 50), room="r", kind=KINDS["hr"])
+    row = Study.open(tmp_path).summary().iloc[0]
+    assert row["sensors"] == 2  # "001" and "1" are two sensors
+    assert row["attributes"] == ["accelerometer", "hr"] and row["samples"] == 100
+    assert row["conditions"] == []
