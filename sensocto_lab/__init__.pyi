@@ -45,6 +45,7 @@ from .sources.simulator import GroupSimulator as GroupSimulator
 from .sources.simulator import SimConfig as SimConfig
 from .storage.config import StorageConfig as StorageConfig
 from .storage.tiered import TieredStore as TieredStore
+from .study import Study as Study
 from .sync.online import OnlineConfig as OnlineConfig
 from .ui.dashboard.server import serve_dashboards as serve_dashboards
 from .ui.dashboard.server import serve_remote_dashboards as serve_remote_dashboards

@@ -1,8 +1,9 @@
 """The ``sensocto-lab`` command: demo, serve, record, dashboard, rooms, replay, info, import,
-export.
+export, study.
 
 One module per subcommand group (:mod:`.serve` for demo/serve/record,
-:mod:`.dashboard`, :mod:`.rooms`, :mod:`.replay`, :mod:`.info`, :mod:`.interop`); each adds
+:mod:`.dashboard`, :mod:`.rooms`, :mod:`.replay`, :mod:`.info`, :mod:`.interop`,
+:mod:`.study`); each adds
 its parser and sets ``run``, which this module calls. Whatever a user can get wrong ends in one
 line saying what happened and what to do (:mod:`._fail`), exit status 2 for a mistake
 in the arguments and 1 for a failure while running; ``--debug`` shows the traceback.
@@ -16,7 +17,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from sensocto_lab.cli import _args, dashboard, info, interop, replay, rooms, serve
+from sensocto_lab.cli import _args, dashboard, info, interop, replay, rooms, serve, study
 from sensocto_lab.cli._fail import explain
 
 __all__ = ["main"]
@@ -44,6 +45,7 @@ def build_parser() -> _args.Parser:
     replay.add_parser(sub)
     info.add_parser(sub)
     interop.add_parsers(sub)
+    study.add_parser(sub)
     return parser
 
 
