@@ -19,6 +19,7 @@ import contextlib
 import gc
 import shutil
 import signal
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -205,7 +206,15 @@ async def run(args: argparse.Namespace) -> int:
     async with app:
         await run_until_stopped(app.describe(), args.duration)
         print("stopping: flushing storage ...", flush=True)
+        failed_writes = int(app.engine.store.statistics().get("write_errors", 0))
     print(f"data kept in {data}  (see it: sensocto-lab info --data {data})", flush=True)
+    if failed_writes:  # a recording with holes must not look like a clean one
+        print(
+            f"sensocto-lab {args.command}: {failed_writes} writes failed while recording "
+            "(disk full?): the recording has gaps; those pushes got storage_error replies",
+            file=sys.stderr,
+        )
+        return 1
     return 0
 
 

@@ -7,6 +7,9 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -51,3 +54,28 @@ def test_demo_without_data_makes_a_demo_session(tmp_path: Path) -> None:
     (session,) = (tmp_path / "sensocto-data").iterdir()
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d{4}-demo", session.name)
     assert f"data kept in {session.relative_to(tmp_path)}" in run.stdout
+
+
+def test_record_with_failed_writes_exits_1_and_says_the_recording_has_gaps(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import errno
+    import itertools
+
+    from sensocto_lab.cli.main import main
+    from sensocto_lab.storage import wal
+
+    real = wal.os.pwritev
+    calls = itertools.count()
+
+    def full_after_a_while(fd: int, buffers: Any, offset: int) -> int:
+        if next(calls) >= 20:  # the disk fills up mid-recording
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(fd, buffers, offset)
+
+    monkeypatch.setattr(wal.os, "pwritev", full_after_a_while)
+    argv = ["record", "--no-auth", "--no-dashboard", "--port", "0", "--simulate", "2"]
+    status = main([*argv, "--duration", "2", "--data", str(tmp_path / "s")])
+    err = capsys.readouterr().err
+    assert status == 1, err
+    assert "writes failed while recording" in err and "Traceback" not in err
