@@ -428,7 +428,8 @@ class Batch:
                 reason="batch_too_large",
             )
         try:
-            with np.errstate(over="ignore"):  # beyond the dtype's range: inf, refused below
+            # beyond the dtype's range (inf) or a signalling NaN: both refused just below
+            with np.errstate(over="ignore", invalid="ignore"):
                 values = np.asarray(self.values, dtype=kind.dtype)
         except (TypeError, ValueError, OverflowError) as exc:
             raise ValidationError(

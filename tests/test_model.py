@@ -107,3 +107,15 @@ def test_check_id_refuses_the_rest_including_a_trailing_newline(bad: object) -> 
     with pytest.raises(ValidationError) as e:
         check_id(bad, "sensor_id")
     assert e.value.reason == "invalid_sensor_id"
+
+
+def test_a_signalling_nan_is_refused_as_non_finite_without_a_warning() -> None:
+    import warnings
+
+    snan = np.frombuffer(b"\x01\x00\x80\x7f", dtype=np.float32)  # float32 signalling NaN
+    batch = Batch("s1", "hr", np.array([1_767_225_600 * 10**9]), snan)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(ValidationError) as info:
+            batch.validated(KINDS["hr"])
+    assert info.value.reason == "non_finite_value"
