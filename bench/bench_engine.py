@@ -513,11 +513,13 @@ async def _scale(small: Engine, small_work: list[list[Batch]], quick: bool) -> l
     """Cost per batch with ``N_MANY`` sensors next to ``small``'s, and a paced ``N_MANY`` run.
 
     Both engines are open at once and their bursts alternate (ABBA), so the machine's
-    noise and the process's heap hit both alike; the per-batch cost is wall time over
-    batches taken (best of the rounds).
+    noise and the process's heap hit both alike. The per-batch cost is the loop
+    thread's CPU time over batches taken (best of the rounds): on a shared machine
+    wall time mostly measures who else runs, CPU time what a batch costs. The real-time
+    factor is given both ways.
     """
-    burst_s, rounds = (2.0, 4) if quick else (5.0, 6)
-    paced_s, warmup_s = (5.0, EARLY_S + 1.0) if quick else (120.0, 30.0)
+    burst_s, rounds = (1.0, 2) if quick else (5.0, 6)
+    paced_s, warmup_s = (3.0, EARLY_S + 1.0) if quick else (120.0, 30.0)
     devs = devices(N_MANY)
     need = N_MANY * SLOW_HZ + N_ECG * ECG_HZ
     paced = Paced()
@@ -533,26 +535,26 @@ async def _scale(small: Engine, small_work: list[list[Batch]], quick: bool) -> l
             work = workload(burst_s, window_s=1.0, n_slow=N_MANY)
             batches = sum(len(bs) for bs in work)
             per_batch: dict[bool, list[float]] = {False: [], True: []}
-            rates = []
+            rates: list[tuple[float, float]] = []
             for i in range(rounds):
                 for is_many in (False, True) if i % 2 == 0 else (True, False):
                     engine, w, n = (many, work, batches) if is_many else (small, small_work, 0)
-                    rate, _ = await engine_throughput(engine, w)
+                    rate, cpu_rate = await engine_throughput(engine, w)
                     samples = sum(len(b) for bs in w for b in bs)
-                    elapsed = samples / rate
-                    per_batch[is_many].append(elapsed / (n or small_batches) * 1e6)
+                    per_batch[is_many].append(samples / cpu_rate / (n or small_batches) * 1e6)
                     if is_many:
-                        rates.append(rate)
+                        rates.append((rate, cpu_rate))
         finally:
             await many.close()
     p99 = paced.latencies_ms.percentiles([99])[0]
     lost = paced.sent - stored
     many_us, small_us = min(per_batch[True]), min(per_batch[False])
-    best = max(rates)
+    best = max(wall for wall, _ in rates)
+    best_cpu = max(cpu for _, cpu in rates)
     return [
         Row(
             AREA,
-            f"us per batch, {N_MANY}x{SLOW_HZ:g} Hz + {N_ECG} ECG (flat in sensors)",
+            f"loop CPU us per batch, {N_MANY}x{SLOW_HZ:g} Hz + {N_ECG} ECG (flat in sensors)",
             many_us,
             small_us,
             f"same run, {N_SLOW} sensors",
@@ -566,6 +568,13 @@ async def _scale(small: Engine, small_work: list[list[Batch]], quick: bool) -> l
             best / need,
             target=">= 3x",
             met=best >= 3 * need,
+        ),
+        Row(
+            AREA,
+            f"real-time factor per loop CPU-second, {N_MANY} sensors (the machine's share aside)",
+            best_cpu / need,
+            target=">= 3x",
+            met=best_cpu >= 3 * need,
         ),
         Row(
             AREA,
