@@ -53,6 +53,7 @@ from sensocto_lab.storage import StorageConfig
 AREA = "engine"
 N_SLOW, SLOW_HZ = 1000, 10.0
 N_ECG, ECG_HZ = 8, 512.0
+N_MANY = 16_000  # sensors of the scale rows (issue #21)
 N_SLOW_WATCHED = 100  # slow sensors a viewer holds at high attention in the paced run
 EARLY_S = 3.0  # seconds recorded before memory per sensor is read (no compaction yet)
 TICK_S = 0.02  # how often the paced devices check whether their batch window is due
@@ -90,19 +91,19 @@ class Device:
         return Batch(self.sensor_id, self.attribute_id, ts, rng.normal(0.0, 1.0, len(k)))
 
 
-def devices() -> list[Device]:
-    """The room: the ECG straps first, then the slow sensors."""
-    slow = [Device(f"slow-{i:04d}", "respiration", SLOW_HZ) for i in range(N_SLOW)]
+def devices(n_slow: int = N_SLOW) -> list[Device]:
+    """The room: the ECG straps first, then ``n_slow`` slow sensors."""
+    slow = [Device(f"slow-{i:05d}", "respiration", SLOW_HZ) for i in range(n_slow)]
     ecg = [Device(f"ecg-{i}", "ecg", ECG_HZ) for i in range(N_ECG)]
     return ecg + slow
 
 
-def workload(seconds: float, window_s: float) -> list[list[Batch]]:
+def workload(seconds: float, window_s: float, n_slow: int = N_SLOW) -> list[list[Batch]]:
     """Per device, its batches for ``seconds`` of recording in windows of ``window_s``."""
     rng = np.random.default_rng(0)
     t0 = time.time_ns()
     per_device: list[list[Batch]] = []
-    for dev in devices():
+    for dev in devices(n_slow):
         batches = []
         for w in range(1, round(seconds / window_s) + 1):
             batch = dev.take(t0, w * window_s - 1e-9, rng)
@@ -392,14 +393,7 @@ async def _run(quick: bool) -> list[Row]:
     paced = Paced()
     memory = Memory(before=rss())
     with tempfile.TemporaryDirectory(prefix="bench-engine-") as tmp:
-        # The bench's viewer holds its focus for the whole run (no decay to re-assert).
-        attention = AttentionConfig(focus_ttl_s=None, viewer_ttl_s=None)
-        # Quick runs seal WAL generations every 5 s (not 60), so compactions, and the
-        # loop stalls they may cause, fall inside the short run too.
-        storage = StorageConfig(segment_max_age_s=5.0) if quick else StorageConfig()
-        engine = await Engine.start(
-            Path(tmp), config=EngineConfig(attention=attention, storage=storage), thread=False
-        )
+        engine = await Engine.start(Path(tmp), config=_config(quick), thread=False)
         try:
             for dev in devs:
                 await engine.register_sensor(dev.info())
@@ -414,6 +408,7 @@ async def _run(quick: bool) -> list[Row]:
             ours_rate = max(wall for wall, _ in rates[False])
             ours_cpu = max(cpu for _, cpu in rates[False])
             stalled_cpu = max(cpu for _, cpu in rates[True])
+            scale_rows = await _scale(engine, work, quick)
         finally:
             start = time.perf_counter()
             await engine.close()
@@ -498,6 +493,103 @@ async def _run(quick: bool) -> list[Row]:
             AREA,
             "engine close: drain, seal WAL, compact to Parquet (s)",
             close_s,
+            higher_is_better=False,
+        ),
+        *scale_rows,
+    ]
+
+
+def _config(quick: bool) -> EngineConfig:
+    """The bench's engine: a viewer that holds its focus, and the GC frozen per sensor."""
+    # The bench's viewer holds its focus for the whole run (no decay to re-assert).
+    attention = AttentionConfig(focus_ttl_s=None, viewer_ttl_s=None)
+    # Quick runs seal WAL generations every 5 s (not 60), so compactions, and the
+    # loop stalls they may cause, fall inside the short run too.
+    storage = StorageConfig(segment_max_age_s=5.0) if quick else StorageConfig()
+    return EngineConfig(attention=attention, storage=storage, freeze_gc=True)
+
+
+async def _scale(small: Engine, small_work: list[list[Batch]], quick: bool) -> list[Row]:
+    """Cost per batch with ``N_MANY`` sensors next to ``small``'s, and a paced ``N_MANY`` run.
+
+    Both engines are open at once and their bursts alternate (ABBA), so the machine's
+    noise and the process's heap hit both alike. The per-batch cost is the loop
+    thread's CPU time over batches taken (best of the rounds): on a shared machine
+    wall time mostly measures who else runs, CPU time what a batch costs. The real-time
+    factor is given both ways.
+    """
+    burst_s, rounds = (1.0, 2) if quick else (5.0, 6)
+    paced_s, warmup_s = (3.0, EARLY_S + 1.0) if quick else (120.0, 30.0)
+    devs = devices(N_MANY)
+    need = N_MANY * SLOW_HZ + N_ECG * ECG_HZ
+    paced = Paced()
+    memory = Memory(before=rss())
+    small_batches = sum(len(bs) for bs in small_work)
+    with tempfile.TemporaryDirectory(prefix="bench-engine-many-") as tmp:
+        many = await Engine.start(Path(tmp), config=_config(quick), thread=False)
+        try:
+            for dev in devs:
+                await many.register_sensor(dev.info())
+            await engine_paced(many, devs, paced_s, warmup_s, memory, paced)
+            stored = many.store.statistics()["samples_appended"]
+            work = workload(burst_s, window_s=1.0, n_slow=N_MANY)
+            batches = sum(len(bs) for bs in work)
+            per_batch: dict[bool, list[float]] = {False: [], True: []}
+            rates: list[tuple[float, float]] = []
+            for i in range(rounds):
+                for is_many in (False, True) if i % 2 == 0 else (True, False):
+                    engine, w, n = (many, work, batches) if is_many else (small, small_work, 0)
+                    rate, cpu_rate = await engine_throughput(engine, w)
+                    samples = sum(len(b) for bs in w for b in bs)
+                    per_batch[is_many].append(samples / cpu_rate / (n or small_batches) * 1e6)
+                    if is_many:
+                        rates.append((rate, cpu_rate))
+        finally:
+            await many.close()
+    p99 = paced.latencies_ms.percentiles([99])[0]
+    lost = paced.sent - stored
+    many_us, small_us = min(per_batch[True]), min(per_batch[False])
+    best = max(wall for wall, _ in rates)
+    best_cpu = max(cpu for _, cpu in rates)
+    return [
+        Row(
+            AREA,
+            f"loop CPU us per batch, {N_MANY}x{SLOW_HZ:g} Hz + {N_ECG} ECG (flat in sensors)",
+            many_us,
+            small_us,
+            f"same run, {N_SLOW} sensors",
+            "<= 1.3x",
+            many_us <= 1.3 * small_us,
+            higher_is_better=False,
+        ),
+        Row(
+            AREA,
+            f"real-time factor, {N_MANY}x{SLOW_HZ:g} Hz + {N_ECG}x{ECG_HZ:g} Hz, store + publish",
+            best / need,
+            target=">= 3x",
+            met=best >= 3 * need,
+        ),
+        Row(
+            AREA,
+            f"real-time factor per loop CPU-second, {N_MANY} sensors (the machine's share aside)",
+            best_cpu / need,
+            target=">= 3x",
+            met=best_cpu >= 3 * need,
+        ),
+        Row(
+            AREA,
+            f"{N_MANY} sensors paced {paced_s:g} s: latency p99 at high attention (ms)",
+            float(p99),
+            target="<= 10 ms",
+            met=bool(p99 <= 10),
+            higher_is_better=False,
+        ),
+        Row(
+            AREA,
+            f"{N_MANY} sensors paced {warmup_s + paced_s:g} s: samples lost (sent - stored)",
+            float(lost),
+            target="0",
+            met=lost == 0,
             higher_is_better=False,
         ),
     ]

@@ -397,11 +397,16 @@ class Batch:
 
     def stamped(self, recv_ns: int, first_seq: int) -> Batch:
         """This batch with arrival time ``recv_ns`` and sequence numbers from ``first_seq``."""
-        n = len(self)
-        return dataclasses.replace(
-            self,
-            recv_ts=np.full(n, recv_ns, dtype=np.int64),
-            seq=np.arange(first_seq, first_seq + n, dtype=np.int64),
+        n = self.ts.shape[0]
+        # Built directly, not with dataclasses.replace (which looks the fields up each
+        # call): this runs once per batch on the ingest path (docs/engine-scale.md).
+        return Batch(
+            self.sensor_id,
+            self.attribute_id,
+            self.ts,
+            self.values,
+            np.full(n, recv_ns, dtype=np.int64),
+            np.arange(first_seq, first_seq + n, dtype=np.int64),
         )
 
     def validated(self, kind: KindSpec) -> Batch:
@@ -415,7 +420,7 @@ class Batch:
             names the rule broken.
         """
         ts = np.asarray(self.ts)
-        if ts.ndim != 1 or not np.issubdtype(ts.dtype, np.integer):
+        if ts.ndim != 1 or ts.dtype.kind not in "iu":  # numpy's integer kinds
             raise ValidationError(
                 "timestamps must be a 1-D integer array", reason="invalid_timestamp"
             )
@@ -450,16 +455,21 @@ class Batch:
                 reason="non_finite_value",
             )
         ts = ts.astype(np.int64, copy=False)
-        if ts.min() < _TS_MIN_NS or ts.max() >= _TS_MAX_NS:
+        # Ordered timestamps have their extremes at the ends: one comparison pass, not three.
+        ordered = n == 1 or bool((ts[1:] >= ts[:-1]).all())
+        lo, hi = (int(ts[0]), int(ts[-1])) if ordered else (int(ts.min()), int(ts.max()))
+        if lo < _TS_MIN_NS or hi >= _TS_MAX_NS:
             raise ValidationError(
                 "timestamps must be ms since the epoch between 2000 and 2100",
                 reason="invalid_timestamp",
             )
-        if n > 1 and (np.diff(ts) < 0).any():
+        if not ordered:
             raise ValidationError(
                 "timestamps within a batch must not go backwards", reason="unordered_timestamps"
             )
-        return dataclasses.replace(self, ts=ts, values=values)
+        if ts is self.ts and values is self.values:
+            return self  # already in the kind's dtype and shape: no new object
+        return Batch(self.sensor_id, self.attribute_id, ts, values, self.recv_ts, self.seq)
 
     @classmethod
     def from_samples(

@@ -49,10 +49,17 @@ class EngineConfig:
     novelty
         Automatic ``novelty`` events from outliers in the slow physiological signals
         (:class:`~sensocto_lab.engine.novelty.NoveltyConfig`); ``None`` turns it off.
+    freeze_gc
+        Move everything alive out of the garbage collector's passes (``gc.freeze()``)
+        each time a sensor is registered, so a full collection scans only what was
+        made since, not every sensor's objects (``docs/engine-scale.md``). For an engine
+        that runs many sensors (``sensocto-lab serve`` freezes once after start-up); off
+        by default, as it freezes the whole process (a notebook kernel's objects too).
     fault
-        Test hook: called with each validated batch inside the sensor task, just before
-        it is stamped and stored. An exception it raises is a crash of that task
-        (tests use it to prove restarts and isolation); ``None`` in production.
+        Test hook: called with each validated batch, on the sensor's processing path
+        (the caller's or its task's), just before it is stamped and stored. An
+        exception it raises is a crash of that sensor's processing (tests use it to
+        prove restarts and isolation); ``None`` in production.
     """
 
     inbound_maxsize: int = 256
@@ -64,6 +71,7 @@ class EngineConfig:
     load_interval_s: float = 1.0
     load_probe: LoadProbe | None = None
     storage: StorageConfig | None = None
+    freeze_gc: bool = False
     fault: Callable[[Batch], None] | None = None
     novelty: NoveltyConfig | None = field(default_factory=NoveltyConfig)
 

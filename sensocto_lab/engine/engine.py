@@ -1,11 +1,13 @@
 """The live engine: sensor registry, one supervised task per sensor, storage, bus.
 
-A batch's path (``docs/architecture.md``, "Data flow")::
+A batch's path (``docs/architecture.md``, "Data flow"; ``docs/engine-scale.md``)::
 
-    ingest(batch) ─▶ sensor's bounded inbound queue ─▶ sensor task:
-        validate (kind) ─▶ stamp (recv_ts, per-attribute seq) ─▶ store.append ─▶ publish
-                                                                 │
-                                      the caller's ``await ingest`` returns here
+    ingest(batch) ─┬─ sensor idle: on the caller's path ──────────┐
+                   └─ else: the sensor's bounded queue ─▶ its task ┤
+        validate (kind) ─▶ stamp (recv_ts, per-attribute seq) ─▶ append: the loop
+        turn's group commit (one store call, one WAL record per layout) ─▶ publish
+                                                   │
+                                the caller's ``await ingest`` returns here
 
 A sample is stored before it is published, and ``ingest`` returns the stamped batch
 only once it is stored. Errors that are the peer's fault (:class:`ValidationError`,
@@ -38,9 +40,10 @@ from typing import Any, ParamSpec, TypeVar
 
 from sensocto_lab.clock import Clock, SystemClock
 from sensocto_lab.engine import topics
-from sensocto_lab.engine.attention import AttentionChange, AttentionTracker
+from sensocto_lab.engine.attention import AttentionTracker
 from sensocto_lab.engine.bus import Bus
-from sensocto_lab.engine.config import EngineConfig, LoadProbe
+from sensocto_lab.engine.commit import GroupCommit
+from sensocto_lab.engine.config import EngineConfig
 from sensocto_lab.engine.experiment import Experiment, ExperimentLog
 from sensocto_lab.engine.host import (
     EngineHost,
@@ -55,9 +58,11 @@ from sensocto_lab.engine.novelty import NoveltyDetector
 from sensocto_lab.engine.sensor_task import Pending, SensorRuntime, run_sensor
 from sensocto_lab.engine.status import SensorState, SensorStatus, check_transition
 from sensocto_lab.engine.supervisor import Supervisor
+from sensocto_lab.engine.watch import Watching
 from sensocto_lab.errors import (
     ClosedResourceError,
     ConfigError,
+    SensoctoError,
     SensorFailedError,
     UnknownSensorError,
 )
@@ -65,7 +70,7 @@ from sensocto_lab.model import (
     AttentionLevel,
     AttributeInfo,
     Batch,
-    LoadLevel,
+    KindSpec,
     SensorInfo,
     check_id,
 )
@@ -79,7 +84,7 @@ P = ParamSpec("P")
 T = TypeVar("T")
 
 
-class Engine(Experiment):
+class Engine(Experiment, Watching):
     """Registry, per-sensor tasks, storage and bus of a live recording.
 
     Use ``engine = await Engine.start(data_dir)`` (then ``await engine.close()``) or
@@ -128,6 +133,7 @@ class Engine(Experiment):
         self._sensors: dict[str, SensorRuntime] = {}
         self._seq: dict[tuple[str, str], int] = {}
         self._supervisor: Supervisor | None = None
+        self._commit: GroupCommit | None = None
         self._opened = False
         self._closing = False
         self._closed: asyncio.Event | None = None
@@ -203,6 +209,7 @@ class Engine(Experiment):
             assert self.data_dir is not None
             self._store = TieredStore.open(self.data_dir, self.config.storage, clock=self.clock)
         self._loop = asyncio.get_running_loop()
+        self._commit = GroupCommit(self._store, self._stored, self._refused)
         self._closed = asyncio.Event()
         self._supervisor = Supervisor(self.clock, self.config.restart, self._on_worker_state)
         # Periodic work runs supervised too; its names cannot clash with sensor ids.
@@ -274,6 +281,8 @@ class Engine(Experiment):
             for sensor_id in list(self._sensors):
                 await self._remove_sensor(sensor_id)
             await self._supervisor.close()
+            if self._commit is not None:
+                self._commit.flush()  # nothing staged may miss the store
             if self._owns_store and self._store is not None:
                 # Closing seals and compacts the WAL: disk work kept off the loop.
                 await asyncio.to_thread(self._store.close)
@@ -349,12 +358,19 @@ class Engine(Experiment):
             if sensor.state is SensorState.FAILED:
                 self._start_worker(sensor)
             return info
-        queue: asyncio.Queue[Pending | None] = asyncio.Queue(self.config.inbound_maxsize)
-        sensor = SensorRuntime(info, queue, level=self.attention.level(info.sensor_id))
+        sensor = SensorRuntime(
+            info,
+            asyncio.Queue(self.config.inbound_maxsize),
+            level=self.attention.level(info.sensor_id),
+        )
         self._sensors[info.sensor_id] = sensor
         self.attention.add_sensor(info.sensor_id)
         self.bus.publish(topics.STATUS, SensorStatus(info.sensor_id, SensorState.REGISTERED))
         self._start_worker(sensor)
+        if self.config.freeze_gc:
+            # The sensor's runtime, queue and task live as long as it does: out of the
+            # collector's passes (docs/engine-scale.md, Garbage collection).
+            gc.freeze()
         return info
 
     @on_engine_loop
@@ -418,15 +434,22 @@ class Engine(Experiment):
         if state is SensorState.FAILED:
             sensor.fail_pending(SensorFailedError(f"sensor {sensor_id!r} failed: {detail}"))
 
-    def _process(self, sensor: SensorRuntime, batch: Batch) -> Batch:
-        """Validate, stamp, store and publish one batch (no awaits: one step on the loop)."""
+    async def _process(self, sensor: SensorRuntime, batch: Batch) -> Batch:
+        """Validate, stamp, store and publish one batch; returns it stamped once stored.
+
+        Up to the append this is one synchronous step (an exception there is a crash
+        of the sensor's processing). The append stages the batch in the loop turn's
+        group commit (:mod:`.commit`), which writes it with the others of the turn and
+        publishes it (:meth:`_stored`) before this returns.
+        """
         attribute = sensor.info.attributes.get(batch.attribute_id)
         if attribute is None:
             raise UnknownSensorError(
                 f"sensor {sensor.info.sensor_id!r} has no attribute {batch.attribute_id!r}",
                 reason="unknown_attribute",
             )
-        batch = batch.validated(attribute.kind)
+        kind = attribute.kind
+        batch = batch.validated(kind)
         if self.config.fault is not None:
             self.config.fault(batch)
         key = (batch.sensor_id, batch.attribute_id)
@@ -434,16 +457,27 @@ class Engine(Experiment):
         if first is None:  # first batch of this series in this process: carry on from disk
             first = self.store.next_seq(*key)
         stamped = batch.stamped(self.clock.time_ns(), first)
-        self.store.append(stamped, room=sensor.info.room, kind=attribute.kind)
         self._seq[key] = first + len(stamped)
+        assert self._commit is not None
+        await self._commit.append(sensor, stamped, kind)  # stored, then published
+        return stamped
+
+    def _stored(self, sensor: SensorRuntime, stamped: Batch, kind: KindSpec) -> None:
+        """Count and publish a batch the store has taken (the group commit calls it)."""
         sensor.samples += len(stamped)
         sensor.batches += 1
         self._publish_batch(sensor, stamped)
-        if self._novelty is not None:  # scores only; records later (engine/novelty.py)
-            self._novelty.observe(sensor.info, attribute, stamped)
-        if attribute.kind.name == "battery":
+        novelty = self._novelty
+        if novelty is not None:  # scores only; records later (engine/novelty.py)
+            attribute = sensor.info.attributes.get(stamped.attribute_id)
+            if attribute is not None:
+                novelty.observe(sensor.info, attribute, stamped)
+        if kind.name == "battery":
             self._note_battery(sensor, float(stamped.values[-1]))
-        return stamped
+
+    def _refused(self, sensor: SensorRuntime, stamped: Batch) -> None:
+        """The store refused ``stamped``: its series' next seq is read from the store again."""
+        self._seq.pop((stamped.sensor_id, stamped.attribute_id), None)
 
     def _note_battery(self, sensor: SensorRuntime, pct: float) -> None:
         """Let a low battery cap the sensor's attention level (see ``docs/architecture.md``)."""
@@ -463,7 +497,7 @@ class Engine(Experiment):
             return
         assert self._supervisor is not None
         if sensor_id in self._supervisor:
-            await sensor.queue.put(None)
+            await sensor.queue.put(None)  # after a caller's-path batch: it is staged first
             await self._supervisor.wait(sensor_id)
         sensor.fail_pending(UnknownSensorError(f"sensor {sensor_id!r} was removed"))
         del self._sensors[sensor_id]
@@ -472,11 +506,13 @@ class Engine(Experiment):
 
     # -------------------------------------------------------------------- ingest
 
-    @on_engine_loop
     async def ingest(self, batch: Batch) -> Batch:
         """Record one batch; returns it stamped (``recv_ts``, ``seq``) once it is stored.
 
-        Waits while the sensor's inbound queue is full.
+        Processed on the caller's path when the sensor is idle, else queued for the
+        sensor's task; waits while that queue is full. (Not wrapped in
+        ``on_engine_loop``: the hop is the same, written out to save two coroutines a
+        batch on the engine's own loop.)
 
         Raises
         ------
@@ -488,14 +524,27 @@ class Engine(Experiment):
         SensorFailedError
             The sensor's task kept crashing and was stopped.
         LocalError
-            The sensor's task crashed on this very batch (reason ``sensor_crashed``).
+            The sensor's processing crashed on this very batch (reason ``sensor_crashed``).
         StorageError, ClosedResourceError
             The store could not take it, or the engine is closing.
         """
-        return await (await self._enqueue(batch))
+        if self._loop is not None and running_loop() is not self._loop:
+            return await run_on(self._loop, self.ingest, batch)
+        sensor = self._admit(batch)
+        if not sensor.idle:
+            return await (await self._enqueue(sensor, batch))
+        sensor.busy = True
+        try:
+            return await self._process(sensor, batch)
+        except SensoctoError:
+            raise
+        except Exception as exc:  # a crash before the append: the sensor task's to handle
+            return await sensor.hand_crash(batch, exc, self.config.inflight_retries)
+        finally:
+            sensor.busy = False
 
-    async def _enqueue(self, batch: Batch) -> asyncio.Future[Batch]:
-        """Queue ``batch`` for its sensor's task; the future resolves once it is stored."""
+    def _admit(self, batch: Batch) -> SensorRuntime:
+        """The sensor of ``batch``, if the engine is open and may take the batch now."""
         self._check_open()
         check_id(batch.sensor_id, "sensor_id")
         sensor = self._sensor(batch.sensor_id)
@@ -507,6 +556,10 @@ class Engine(Experiment):
             )
         if sensor.state is SensorState.FAILED:
             raise SensorFailedError(f"sensor {batch.sensor_id!r} has failed; register it again")
+        return sensor
+
+    async def _enqueue(self, sensor: SensorRuntime, batch: Batch) -> asyncio.Future[Batch]:
+        """Queue ``batch`` for its sensor's task; the future resolves once it is stored."""
         future: asyncio.Future[Batch] = asyncio.get_running_loop().create_future()
         item = Pending(batch, future)
         try:
@@ -539,111 +592,3 @@ class Engine(Experiment):
         """Cancel the background work ``name`` and wait for it (no-op if it is not running)."""
         if self._supervisor is not None:
             await self._supervisor.stop(f"@{name}")
-
-    # ----------------------------------------------------------- attention, load
-
-    @on_engine_loop
-    async def set_views(
-        self, viewer_id: str, views: Mapping[str, object], *, replace: bool = False
-    ) -> list[AttentionChange]:
-        """Set many of one viewer's views at once (sensor id → level) and renew the viewer.
-
-        Levels are :class:`AttentionLevel`, their wire names or 0–3; ``replace`` drops the
-        viewer's other views. Every resulting change is published on ``signal:{sensor}``.
-        Raises :class:`ValidationError` (and changes nothing) on a bad id or level.
-        """
-        self._check_open()
-        return self.attention.set_views(viewer_id, views, replace=replace)
-
-    @on_engine_loop
-    async def remove_viewer(self, viewer_id: str) -> list[AttentionChange]:
-        """Forget a viewer and its views (a closed dashboard, a dropped lens)."""
-        self._check_open()
-        return self.attention.remove_viewer(viewer_id)
-
-    @on_engine_loop
-    async def renew_viewer(self, viewer_id: str) -> None:
-        """Keep a viewer alive (its heartbeat); viewers not renewed are cleaned up."""
-        self._check_open()
-        self.attention.renew(viewer_id)
-
-    def _on_attention_change(self, changes: list[AttentionChange]) -> None:
-        for change in changes:
-            sensor = self._sensors.get(change.sensor_id)
-            if sensor is not None:
-                sensor.level = change.new
-            self.bus.publish(topics.signal(change.sensor_id), change.config)
-
-    async def _attention_loop(self) -> None:
-        while True:
-            await self.clock.sleep(self.config.attention_tick_s)
-            self.attention.tick()
-
-    async def _load_loop(self, probe: LoadProbe) -> None:
-        loop = asyncio.get_running_loop()
-        while True:
-            await self.clock.sleep(self.config.load_interval_s)
-            # Lag: how long the loop takes to come back to us through its ready queue.
-            before = loop.time()
-            await asyncio.sleep(0)
-            lag = loop.time() - before
-            fill = max(
-                (s.queue.qsize() / self.config.inbound_maxsize for s in self._sensors.values()),
-                default=0.0,
-            )
-            level = self.load.update(probe(lag, min(fill, 1.0)))
-            if level is not None:
-                self._apply_load(level)
-
-    def _apply_load(self, level: LoadLevel) -> None:
-        log.info("system load is now %s", level.label)
-        self.store.set_load_scale(self.load.memory_scale)
-        self.attention.set_load(level)
-        self.bus.publish(topics.LOAD, level)
-
-    # -------------------------------------------------------------------- health
-
-    def health(self) -> dict[str, Any]:
-        """A JSON-able snapshot: sensors, load level, attention, storage lag and counters, bus.
-
-        Each sensor has ``id``, ``room``, ``state``, ``attention`` (level name),
-        ``samples`` and ``batches`` stored since registration, ``queued`` batches and its
-        ``attributes``. ``gc`` tells the process's garbage collections per generation and
-        how many objects are frozen out of them (a full collection stalls the loop for
-        as long as it takes to scan what is not frozen). ``storage_health`` is ``ok``, or
-        ``failing`` while a write, fsync or compaction keeps failing (a full disk), with
-        ``last_error`` saying why (no file paths). Safe to call from any thread (it only
-        reads).
-        """
-        sensors = [
-            {
-                "id": sid,
-                "room": s.info.room,
-                "state": s.state.value,
-                "attention": s.level.label,
-                "samples": s.samples,
-                "batches": s.batches,
-                "queued": s.queue.qsize(),
-                "attributes": sorted(s.info.attributes),
-            }
-            for sid, s in list(self._sensors.items())
-        ]
-        storage: dict[str, Any] = {}
-        if self._store is not None and not (self._closing and self._owns_store):
-            storage = dict(self._store.statistics())
-        return {
-            "state": "closed" if self._closing else ("running" if self._loop else "new"),
-            "threaded": self._host is not None,
-            "sensors": sensors,
-            "load": self.load.level.label,
-            "attention": self.attention.statistics(),
-            "storage_lag_s": storage.get("storage_lag_s"),
-            "storage_health": (storage.get("health") or {}).get("state"),
-            "last_error": storage.get("last_error"),
-            "storage": storage,
-            "bus": self.bus.statistics(),
-            "gc": {
-                "collections": [g["collections"] for g in gc.get_stats()],
-                "frozen": gc.get_freeze_count(),
-            },
-        }

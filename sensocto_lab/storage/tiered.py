@@ -35,14 +35,15 @@ import sensocto_lab.storage.session as session_file
 from sensocto_lab.clock import Clock, SystemClock
 from sensocto_lab.errors import ClosedResourceError, StorageError, ValidationError
 from sensocto_lab.events import Event
-from sensocto_lab.model import Batch, KindSpec, check_id
+from sensocto_lab.model import Batch, KindSpec
+from sensocto_lab.storage.append import Appender
 from sensocto_lab.storage.config import StorageConfig
 from sensocto_lab.storage.generations import Generations
 from sensocto_lab.storage.health import storage_error
 from sensocto_lab.storage.lock import DirLock
 from sensocto_lab.storage.reader import StoredSeries, StoreReader, to_ns
 from sensocto_lab.storage.session import SessionInfo, SessionKeeper, check_text
-from sensocto_lab.storage.state import SeriesEntry, StoreState, chunk_of
+from sensocto_lab.storage.state import StoreState
 from sensocto_lab.storage.syncer import WalSyncer
 from sensocto_lab.storage.wal import EVENTS_LAYOUT, list_segments
 
@@ -74,6 +75,7 @@ class TieredStore:
         self._syncer = WalSyncer(self._s)
         self._generations = Generations(self._s)
         self._reader = StoreReader(self._s, self._generations.read_commit)
+        self._appender = Appender(self._s, self._syncer, self._generations)
         self._dir_lock: DirLock | None = None
         self._stop = threading.Event()
         self._wake = threading.Event()
@@ -211,51 +213,35 @@ class TieredStore:
         ClosedResourceError
             The store is closed.
         """
-        s = self._s
-        s.refuse_if_read_only("append")
-        chunk = chunk_of(batch, room, kind)
-        key = (batch.sensor_id, batch.attribute_id)
-        with s.lock:
-            if s.closed:
-                raise ClosedResourceError("the store is closed", reason="store_closed")
-            series = s.series.get(key)
-            if series is None:
-                check_id(batch.sensor_id, "sensor_id")
-                check_id(batch.attribute_id, "attribute_id")
-                check_id(room, "room")
-            elif series.kind.name != kind.name:
-                raise ValidationError(
-                    f"{batch.sensor_id}/{batch.attribute_id} is recorded as "
-                    f"{series.kind.name}, not {kind.name}",
-                    reason="kind_mismatch",
-                )
-            elif series.room != room:
-                check_id(room, "room")
-            wake = self._generations.rotate_if_due()
-            written = self._write_wal(lambda: s.writer.write(chunk))
-            if series is None:
-                series = s.series[key] = SeriesEntry(room, kind, s.new_ring(kind))
-            series.room = room
-            series.ring.extend(chunk.ts, chunk.values, chunk.recv_ts, chunk.seq)
-            c = s.counters
-            c["samples_appended"] += len(chunk)
-            c["batches_appended"] += 1
-            c["wal_bytes_written"] += written
+        [error] = self.append_many([(batch, room, kind)])
+        if error is not None:
+            raise error
+
+    def append_many(self, items: Sequence[tuple[Batch, str, KindSpec]]) -> list[Exception | None]:
+        """Record many validated, stamped ``(batch, room, kind)`` at once: a group commit.
+
+        The batches of one value layout (``f4x1``, ``f8x1``, ...) go to the WAL as one
+        record in one write, so a loop turn's worth of batches costs one system call per
+        layout, not one per batch. Per batch the promise of :meth:`append` holds: when
+        this returns, each batch whose entry in the returned list is ``None`` is with
+        the OS in a readable WAL file and is fsynced within ``fsync_interval_s``; one
+        whose entry is an exception (:class:`ValidationError` as for :meth:`append`,
+        :class:`StorageError` for its layout's failed write) was not kept. A record is
+        kept or lost whole, so the batches that share one (after a power loss, a torn
+        record) are too. Batches of one series are kept in the order given.
+
+        Raises
+        ------
+        ClosedResourceError
+            The store is closed (nothing kept).
+        StorageError
+            The store is read-only.
+        """
+        self._s.refuse_if_read_only("append")
+        results, wake = self._appender.append_many(items)
         if wake:
             self._wake.set()
-
-    def _write_wal(self, write: Any) -> int:
-        """Run a WAL write (the lock held), recording failure or success in the health."""
-        s = self._s
-        try:
-            written: int = write()
-        except StorageError as exc:
-            s.counters["write_errors"] += 1
-            s.health.failed("wal", exc)
-            raise
-        s.health.succeeded("wal")
-        self._syncer.mark_unsynced()
-        return written
+        return results
 
     def append_events(self, events: Sequence[Event]) -> None:
         """Record events (markers, conditions, novelty) in the WAL, next to the samples.
@@ -286,7 +272,7 @@ class TieredStore:
                 raise ClosedResourceError("the store is closed", reason="store_closed")
             record = event_log.record_batch(checked, s.next_event_seq)
             wake = self._generations.rotate_if_due()
-            written = self._write_wal(lambda: s.writer.write_record(EVENTS_LAYOUT, record))
+            written = self._appender.write_wal(lambda: s.writer.write_record(EVENTS_LAYOUT, record))
             s.next_event_seq += len(checked)
             s.event_rooms.update(e.room for e in checked if e.room is not None)
             s.counters["events_appended"] += len(checked)

@@ -6,8 +6,12 @@ what is sealed and compacted as one unit; it has one IPC stream file per value l
 has one schema. Each appended batch is one record batch with columns ``ts``,
 ``recv_ts``, ``seq`` (int64 ns / counters) and ``value`` (the kind's dtype, a
 fixed-size list for vectors); room, sensor, attribute and kind ride along as the record
-batch's custom metadata. Events (:mod:`.event_log`) have a stream of their own in each
-generation, ``seg-{generation:012d}-events.arrows``, one record per ``append_events``.
+batch's custom metadata. A *group record* (:meth:`WalWriter.write_group`) holds the
+batches of many series that one call appended, concatenated, in one record batch whose
+only custom metadata, ``group``, lists each piece as a line ``room sensor attribute kind
+n`` (ids hold no spaces or newlines): one record and one write for all of them. Events
+(:mod:`.event_log`) have a stream of their own in each generation,
+``seg-{generation:012d}-events.arrows``, one record per ``append_events``.
 
 Speed: a record's IPC header (its flatbuffer metadata) depends only on the series and
 the number of samples. The first record of each (series, layout, length) goes through
@@ -22,7 +26,9 @@ off the file, so the next record follows the last complete one; if the failed wr
 a file's first (the one that carries the stream's schema), the file is removed and the
 next write starts it afresh, so no acknowledged record can land in a file without its
 schema. Readers (:mod:`.wal_read`) stop at the first record they cannot read: after a
-crash only the torn last record of a file is lost.
+crash only the torn last record of a file is lost; a torn group record is dropped whole
+(none of its batches was acknowledged: the write had not returned), every record before
+it is kept.
 """
 
 from __future__ import annotations
@@ -46,6 +52,7 @@ from sensocto_lab.storage.health import storage_error
 
 __all__ = [
     "EVENTS_LAYOUT",
+    "GROUP_KEY",
     "META_KEYS",
     "Chunk",
     "SegmentFile",
@@ -62,6 +69,8 @@ _SEG_RE = re.compile(r"^seg-(\d{12})-(f[48]x\d+|events)\.arrows$")
 #: The layout tag of a generation's event stream.
 EVENTS_LAYOUT = "events"
 META_KEYS = (b"room", b"sensor", b"attribute", b"kind")
+#: The custom metadata key of a group record: one ``room sensor attribute kind n`` line a piece.
+GROUP_KEY = b"group"
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -372,6 +381,49 @@ class WalWriter:
                 stream.sink.skip(written)
             else:
                 written = self._write_through_arrow(stream, chunk, (key, layout, n), meta)
+        except (OSError, pa.ArrowException) as exc:
+            if stream is not None:
+                self._recover_from_failed_write(layout, stream)
+            raise storage_error(f"cannot write the WAL file of {layout}", exc) from exc
+        self.bytes += written
+        return written
+
+    def write_group(self, chunks: list[Chunk]) -> int:
+        """Write ``chunks`` (one value layout, any series) as one record; return its bytes.
+
+        Group commit: the batches a caller gathered (the engine's, of one loop turn) go
+        to the OS in one record and one ``pwritev``, with :meth:`write`'s promise for all
+        of them together: with the OS when this returns, or :class:`StorageError` and the
+        file as it was (none of them written). One chunk is written as :meth:`write` does.
+        """
+        if len(chunks) == 1:
+            return self.write(chunks[0])
+        first = chunks[0].values
+        width = 1 if first.ndim == 1 else first.shape[1]
+        layout = layout_of(first.dtype, width)
+        for c in chunks:
+            v = c.values
+            if v.dtype != first.dtype or (1 if v.ndim == 1 else v.shape[1]) != width:
+                raise StorageError("a group record holds one value layout", reason="bad_dtype")
+        lines = "".join(
+            f"{c.room} {c.sensor_id} {c.attribute_id} {c.kind} {c.ts.shape[0]}\n" for c in chunks
+        )
+        meta = pa.KeyValueMetadata({GROUP_KEY: lines.encode()})
+        stream = None
+        try:
+            stream = self._stream(layout, _schema)
+            columns = [
+                np.concatenate([c.ts for c in chunks]),
+                np.concatenate([c.recv_ts for c in chunks]),
+                np.concatenate([c.seq for c in chunks]),
+            ]
+            values = np.concatenate([c.values for c in chunks])
+            batch = pa.RecordBatch.from_arrays(
+                [*(_wrap(a) for a in columns), _value_array(values)], schema=stream.schema
+            )
+            stream.writer.write_batch(batch, custom_metadata=meta)
+            written = stream.emit()
+            stream.started = True
         except (OSError, pa.ArrowException) as exc:
             if stream is not None:
                 self._recover_from_failed_write(layout, stream)

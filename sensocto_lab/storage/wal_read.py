@@ -16,7 +16,7 @@ from typing import Any
 import numpy.typing as npt
 import pyarrow as pa
 
-from sensocto_lab.storage.wal import META_KEYS, Chunk
+from sensocto_lab.storage.wal import GROUP_KEY, META_KEYS, Chunk
 
 __all__ = ["SegmentRead", "read_records", "read_segment"]
 
@@ -100,6 +100,16 @@ def read_segment(
             except (pa.ArrowInvalid, OSError):
                 torn = True
                 break
+            if GROUP_KEY in meta:
+                pieces = _pieces(meta[GROUP_KEY], batch.num_rows)
+                if pieces is None:  # a group that does not add up: damaged, stop here
+                    torn = True
+                    break
+                records += 1
+                for piece, start, n in pieces:
+                    if keep is None or keep(piece[1], piece[2]):
+                        groups.setdefault(piece, []).append(batch.slice(start, n))
+                continue
             records += 1
             if batch.num_rows:
                 raw = tuple(meta.values())  # written in META_KEYS order
@@ -109,6 +119,25 @@ def read_segment(
                 if keep is None or keep(key[1], key[2]):
                     groups.setdefault(key, []).append(batch)
     return SegmentRead(_group(groups), records, torn)
+
+
+def _pieces(listing: bytes, rows: int) -> list[tuple[tuple[str, ...], int, int]] | None:
+    """A group record's pieces: (room, sensor, attribute, kind), first row, rows each.
+
+    ``None`` if the listing is malformed or does not cover the record's rows exactly.
+    """
+    out: list[tuple[tuple[str, ...], int, int]] = []
+    start = 0
+    try:
+        for line in listing.decode().splitlines():
+            *series, n = line.split(" ")
+            if len(series) != 4:
+                return None
+            out.append((tuple(series), start, int(n)))
+            start += int(n)
+    except ValueError:
+        return None
+    return out if start == rows else None
 
 
 def _open(source: Path | pa.Buffer) -> Any:

@@ -1,4 +1,4 @@
-"""The WAL: torn files lose only their last record; replay is idempotent."""
+"""The WAL: torn files lose only their last record (a group record whole); replay is idempotent."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pytest
-from support.storage import ACC, ECG, make_batch
+from support.storage import ACC, ECG, RESP, make_batch
 
-from sensocto_lab.errors import StorageError
-from sensocto_lab.model import KindSpec
+from sensocto_lab.errors import StorageError, ValidationError
+from sensocto_lab.model import Batch, KindSpec
 from sensocto_lab.storage import StorageConfig, TieredStore
 from sensocto_lab.storage.wal import Chunk, WalWriter, layout_of, list_segments
 from sensocto_lab.storage.wal_read import read_segment
@@ -227,3 +227,140 @@ def test_records_are_byte_for_byte_what_pyarrow_writes(tmp_path: Path, kind: Kin
     assert seg.path.read_bytes() == _arrow_stream(chunks)
     read = read_segment(seg.path)
     assert not read.torn and read.records == len(chunks)
+
+
+def _group_items(first: int) -> list[tuple[Batch, str, KindSpec]]:
+    """One loop turn's worth of appends: three series of two layouts, s1/ecg twice."""
+    return [
+        (make_batch("s1", "ecg", ECG, first, 16), "lab", ECG),
+        (make_batch("s2", "ecg", ECG, first, 5), "lab", ECG),
+        (make_batch("s3", "resp", RESP, first, 10, rate_hz=10.0), "lab", RESP),
+        (make_batch("s1", "ecg", ECG, first + 16, 16), "lab", ECG),
+        (make_batch("s4", "acc", ACC, first, 3), "hall", ACC),
+    ]
+
+
+def test_a_group_commit_is_one_record_per_layout_and_recovers_sample_exact(
+    tmp_path: Path,
+) -> None:
+    store = TieredStore.open(tmp_path, NO_THREADS_NO_COMPACT)
+    store.append(make_batch("s1", "ecg", ECG, 0, 16), room="lab", kind=ECG)  # a plain record
+    assert store.append_many([(b, r, k) for b, r, k in _group_items(16)]) == [None] * 5
+    assert store.statistics()["batches_appended"] == 6
+    store.close()
+    reads = {seg.layout: read_segment(seg.path) for seg in list_segments(tmp_path / "wal")}
+    # f4x1: the plain record and one group record; f8x1 and f4x3: one record each
+    assert {k: (r.records, r.torn) for k, r in reads.items()} == {
+        "f4x1": (2, False),
+        "f8x1": (1, False),
+        "f4x3": (1, False),
+    }
+    again = TieredStore.open(tmp_path, NO_THREADS_NO_COMPACT)
+    expected = {
+        ("s1", "ecg"): make_batch("s1", "ecg", ECG, 0, 48),
+        ("s2", "ecg"): make_batch("s2", "ecg", ECG, 16, 5),
+        ("s3", "resp"): make_batch("s3", "resp", RESP, 16, 10, rate_hz=10.0),
+        ("s4", "acc"): make_batch("s4", "acc", ACC, 16, 3),
+    }
+    for (sensor, attr), want in expected.items():
+        table = again.read_table(sensor, attr)
+        assert want.seq is not None
+        np.testing.assert_array_equal(table.column("seq").to_numpy(), want.seq)
+        np.testing.assert_array_equal(table.column("ts").cast(pa.int64()).to_numpy(), want.ts)
+        col = table.column("value").combine_chunks()
+        got = col.flatten().to_numpy() if want.values.ndim > 1 else col.to_numpy()
+        assert got.tobytes() == want.values.tobytes()  # bit-exact
+    assert {s.room for s in again.series() if s.sensor_id == "s4"} == {"hall"}
+    ts, _ = again.latest("s1", "ecg")
+    assert ts.shape == (48,)  # the rings are refilled from the group record too
+    again.close()
+
+
+def test_a_torn_group_record_is_dropped_whole_and_nothing_before_it(tmp_path: Path) -> None:
+    writer = WalWriter(tmp_path, 1)
+    writer.write(_chunk(0))
+    writer.write(_chunk(16))
+    [path] = writer.files
+    before = writer.files[path]
+    group = [
+        Chunk("lab", s, "ecg", "ecg", b.ts, b.recv_ts, b.seq, b.values)
+        for s, b in (
+            ("s1", make_batch("s1", "ecg", ECG, 32, 16)),
+            ("s2", make_batch("s2", "ecg", ECG, 0, 7)),
+        )
+        if b.recv_ts is not None and b.seq is not None
+    ]
+    writer.write_group(group)
+    end = writer.files[path]
+    writer.close()
+    whole = path.read_bytes()
+    for cut in range(before + 1, end):  # every cut inside the group record
+        read = read_segment(pa.py_buffer(whole[:cut]))
+        assert read.torn and read.records == 2, cut
+        [chunk] = read.chunks  # nothing of s2, nothing of the group's s1 piece
+        np.testing.assert_array_equal(chunk.seq, np.arange(32))
+    read = read_segment(pa.py_buffer(whole[:end]))
+    assert read.records == 3 and not read.torn
+    got = {c.sensor_id: c.seq for c in read.chunks}
+    np.testing.assert_array_equal(got["s1"], np.arange(48))
+    np.testing.assert_array_equal(got["s2"], np.arange(7))
+
+
+def test_a_failed_group_write_acknowledges_none_of_the_group(tmp_path: Path) -> None:
+    """The group's write is cut short (file size limit): every batch in it is refused."""
+    resource = pytest.importorskip("resource")
+    import signal
+
+    store = TieredStore.open(tmp_path, NO_THREADS_NO_COMPACT)
+    store.append(make_batch("s1", "ecg", ECG, 0, 16), room="lab", kind=ECG)
+    [seg] = list_segments(tmp_path / "wal")
+    limit = seg.path.stat().st_size + 100  # less than the group record
+    group = [
+        (make_batch(s, "ecg", ECG, 16 if s == "s1" else 0, 64), "lab", ECG) for s in ("s1", "s2")
+    ]
+    old_handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, hard))
+    try:
+        results = store.append_many(group)
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        signal.signal(signal.SIGXFSZ, old_handler)
+    assert all(isinstance(r, StorageError) for r in results)
+    assert store.statistics()["batches_appended"] == 1
+    assert store.read_table("s2", "ecg").num_rows == 0
+    assert store.append_many(group) == [None, None]  # the retry
+    store.close()
+    read = read_segment(seg.path)
+    assert not read.torn and read.records == 2
+    got = {c.sensor_id: c.seq for c in read.chunks}
+    np.testing.assert_array_equal(got["s1"], np.arange(80))
+    np.testing.assert_array_equal(got["s2"], np.arange(64))
+
+
+def test_a_group_refuses_only_its_bad_batches(tmp_path: Path) -> None:
+    store = TieredStore.open(tmp_path, NO_THREADS_NO_COMPACT)
+    good = make_batch("s1", "ecg", ECG, 0, 8)
+    unstamped = Batch("s2", "ecg", good.ts, good.values)
+    results = store.append_many(
+        [
+            (good, "lab", ECG),
+            (unstamped, "lab", ECG),
+            (make_batch("s1", "ecg", ECG, 8, 8), "lab", ACC),
+        ]
+    )
+    assert results[0] is None
+    assert isinstance(results[1], ValidationError) and results[1].reason == "unstamped_batch"
+    assert isinstance(results[2], ValidationError) and results[2].reason == "invalid_shape"
+    kinds = store.append_many(
+        [
+            (make_batch("n1", "x", ECG, 0, 4), "lab", ECG),
+            (make_batch("n1", "x", RESP, 4, 4), "lab", RESP),
+        ]
+    )
+    assert kinds[0] is None
+    assert isinstance(kinds[1], ValidationError) and kinds[1].reason == "kind_mismatch"
+    np.testing.assert_array_equal(
+        store.read_table("s1", "ecg").column("seq").to_numpy(), np.arange(8)
+    )
+    store.close()
