@@ -19,6 +19,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=False,
         help="run fuzz tests with 100 000 examples each (200 without)",
     )
+    parser.addoption(
+        "--fuzz-examples",
+        type=int,
+        default=None,
+        help="run fuzz tests with this many examples each (overrides --fuzz-long)",
+    )
 
 
 @pytest.fixture
@@ -29,5 +35,9 @@ def soak_long(request: pytest.FixtureRequest) -> bool:
 
 @pytest.fixture
 def fuzz_examples(request: pytest.FixtureRequest) -> int:
-    """How many examples a fuzz test tries: 200, or 100 000 with ``--fuzz-long``."""
+    """How many examples a fuzz test tries: 200, 100 000 with ``--fuzz-long``, or
+    ``--fuzz-examples N``."""
+    chosen = request.config.getoption("--fuzz-examples")
+    if chosen is not None:
+        return int(chosen)
     return 100_000 if request.config.getoption("--fuzz-long") else 200
