@@ -355,7 +355,9 @@ def _grouped(info: SensorInfo, items: list[Any]) -> list[Batch] | None:
         raw = [it["payload"] for it in items]
     except (KeyError, TypeError, ValueError, OverflowError):
         return None
-    if stamps.dtype.kind not in "if" or any(type(a) is not str for a in attrs):
+    if stamps.ndim != 1 or stamps.dtype.kind not in "if":
+        return None  # a timestamp that is a list, or not a number: the checked path says so
+    if any(type(a) is not str for a in attrs):
         return None  # an id that is not a string (a list is not even hashable)
     batches = []
     distinct = list(dict.fromkeys(attrs))

@@ -212,3 +212,14 @@ def test_update_attributes() -> None:
 
 def test_attention_levels_parse_for_reference() -> None:
     assert AttentionLevel.parse("high") is AttentionLevel.HIGH
+
+
+def test_list_timestamps_in_a_sensocto_batch_are_refused_not_crashed() -> None:
+    """Found by the fuzz test: a timestamp that is a list slipped through the fast path."""
+    info = INFO
+    items = [
+        {"attribute_id": "hr", "payload": [], "timestamp": [False, False, False, False]},
+        {"attribute_id": "hr", "payload": [], "timestamp": [False, False, True, 0]},
+    ]
+    with pytest.raises(ValidationError):
+        batches_from_measurements(info, items)
