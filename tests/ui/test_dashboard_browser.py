@@ -27,7 +27,9 @@ from support.browser import (
     card_newest,
     card_points,
     card_sources,
+    check_page,
     listening,
+    new_page,
     page,
     wait_until,
 )
@@ -232,7 +234,7 @@ def test_panel_serve_entry_points_lobby_to_room(
          "--allow-websocket-origin", f"127.0.0.1:{port}"],
         cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
-    page = browser.new_page()
+    page = new_page(browser)
     try:
         wait_until("the panel server", lambda: listening(port))
         page.goto(f"http://127.0.0.1:{port}/lobby")
@@ -254,6 +256,7 @@ def test_panel_serve_entry_points_lobby_to_room(
         page.close()
         proc.terminate()
         proc.wait(timeout=30)
+    check_page(page)
 
 
 def test_a_member_logged_in_by_panel_auth_needs_no_code(lab: Lab, page: Page) -> None:

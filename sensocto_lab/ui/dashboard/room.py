@@ -180,6 +180,10 @@ class RoomDashboard:
         self._ratio: dict[str, float] = {}
         self._pointer: dict[str, bool] = {}
         self._page_visible = True
+        # Whether the page has drawn this layout (its page observer reported): a model
+        # changed before then reaches a page that does not know it yet ("reference
+        # ... isn't known", thrown in the browser), so nothing changes before.
+        self._page_seen = False
         self.sync_id = topics.sync_sensor(room.room_id)
         self._has_sync = self.sync_id in self.engine.sensors
         if session.draws is not None:
@@ -297,7 +301,8 @@ class RoomDashboard:
             for sid in self.cards
         }
         if self._has_sync:
-            out[self.sync_id] = AttentionLevel.MEDIUM if self._page_visible else AttentionLevel.NONE
+            shown = self._page_visible and self._page_seen
+            out[self.sync_id] = AttentionLevel.MEDIUM if shown else AttentionLevel.NONE
         return out
 
     def _display_flush_ms(self, level: AttentionLevel) -> float | None:
@@ -331,6 +336,7 @@ class RoomDashboard:
 
     def _on_visibility(self, visible: bool) -> None:
         self._page_visible = visible
+        self._page_seen = True
         self._views_changed()
 
     def _views_changed(self) -> None:
@@ -405,6 +411,8 @@ class RoomDashboard:
 
     def _refresh_status(self) -> None:
         """Cards show the engine's level of their sensor; the side lists who is watching."""
+        if not self._page_seen or self._closed:
+            return
         attention = self.engine.attention
         for sid, card in self.cards.items():
             card.set_status(attention.level(sid), card.battery)
