@@ -242,4 +242,3 @@ def _info(args: argparse.Namespace) -> int:
             f"samples={row['samples']} from {row['start']} to {row['end']}"
         )
     return 0
-

@@ -121,7 +121,6 @@ class Store(Protocol):
         storage lag, ring sizes, ``health`` (``ok``/``failing`` with reason and time)."""
         ...
 
-
     def flush(self) -> None:
         """fsync the WAL now: when this returns, everything acknowledged survives power loss."""
         ...

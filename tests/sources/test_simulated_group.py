@@ -37,8 +37,8 @@ async def test_a_group_produces_every_kind_at_its_rate_through_the_engine() -> N
     config = SimConfig(respiration_hz=20.0, accelerometer_hz=50.0)
     async with Engine(store=store, clock=clock, thread=False) as engine:
         room = engine.bus.subscribe("room:lab", maxsize=10_000)
-        group = await SimulatedGroup.start(engine,
-            3, room="lab", coupling=2.0, seed=7, ecg_rate_hz=256.0, config=config
+        group = await SimulatedGroup.start(
+            engine, 3, room="lab", coupling=2.0, seed=7, ecg_rate_hz=256.0, config=config
         )
         assert group.sensor_ids == ("sim-lab-0", "sim-lab-1", "sim-lab-2")
         assert set(engine.sensors) == set(group.sensor_ids)

@@ -7,15 +7,30 @@ console error (a Bokeh "reference ... isn't known" is one): :func:`check_page`.
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import socket
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
+from sensocto_lab.engine.engine import Engine
+
 TIMEOUT_S = 60.0
+
+
+def start_engine(data: str | Path) -> Engine:
+    """An engine on its own loop thread, started from a helper thread.
+
+    Sync Playwright keeps an event loop running in the main thread once started, so
+    ``asyncio.run`` cannot be used there.
+    """
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, Engine.start(data, thread=True)).result()
 
 
 def wait_until(what: str, condition: Callable[[], Any], timeout: float = TIMEOUT_S) -> Any:
