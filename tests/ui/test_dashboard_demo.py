@@ -58,7 +58,17 @@ def test_r_falls_and_rises_with_the_protocol(
     room = lab.rooms.room("demo")
     page.goto(lab.dashboards.room_url("demo", room.join_code))
     _banner(page, "baseline")
-    assert lab.group.coupling == DEMO_COUPLING["baseline"]
+
+    async def coupling_now() -> tuple[list[str], float]:
+        assert lab.group is not None
+        return lab.engine.conditions("demo"), lab.group.coupling
+
+    def follows() -> bool:
+        """The group's coupling is the one of the condition running now."""
+        running, k = asyncio.run_coroutine_threadsafe(coupling_now(), loop).result(TIMEOUT_S)
+        return bool(running) and k == DEMO_COUPLING[running[-1]]
+
+    wait_until("coupling follows the baseline", follows)
 
     def shown_r() -> float:
         return float(
@@ -70,12 +80,12 @@ def test_r_falls_and_rises_with_the_protocol(
 
     low = wait_until("R low in the baseline", lambda: 0 <= (r := shown_r()) < 0.7 and r)
     _banner(page, "task")
-    assert lab.group.coupling == DEMO_COUPLING["task"]
+    wait_until("coupling follows the task", follows)
     high = wait_until("R high in the task", lambda: (r := shown_r()) > 0.85 and r, timeout=60)
     assert high > low
     page.get_by_text("bell").first.wait_for(timeout=TIMEOUT_S * 1000)  # the protocol's marker
     _banner(page, "recovery")
-    assert lab.group.coupling == DEMO_COUPLING["recovery"]
+    wait_until("coupling follows the recovery", follows)
     page.locator("[data-condition='baseline']").wait_for(timeout=TIMEOUT_S * 1000)
     page.locator("[data-condition='task']").wait_for(timeout=TIMEOUT_S * 1000)
 
