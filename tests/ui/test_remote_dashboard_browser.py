@@ -236,6 +236,7 @@ def test_panel_serve_entry_points_reach_the_engine_by_env(
         page.goto(f"http://127.0.0.1:{port}/lobby")
         open_from_the_lobby(page, remote.code)
     finally:
+        page.close()  # before its server goes: a page left talking to none logs an error
         proc.terminate()
         proc.wait(timeout=30)
 

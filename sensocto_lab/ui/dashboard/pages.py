@@ -324,7 +324,8 @@ def lobby_page(ctx: Context, room_url: str = "room") -> pn.viewable.Viewable:
     items: list[Any] = [
         pn.pane.HTML(
             "<h1>sensocto_lab</h1><p>Live physiology of a group, recorded as it happens. "
-            "Enter the join code shown in the room, or open one of your rooms.</p>"
+            "Enter the join code shown in the room; members who logged in find theirs "
+            "listed below.</p>"
         ),
         pn.Row(code_in, go),
         message,
