@@ -190,8 +190,9 @@ class SensorCard:
         self._set_axis()
         # Bokeh Divs, not Panel HTML panes: changing a text is one property patch, where
         # re-rendering a pane makes Bokeh recompute the whole document's models.
-        self._header = Div(text="", width=width - 8, styles={"font-size": "12px"})
-        self._numbers = Div(text="", width=width - 8, styles={"font-size": "12px"})
+        # fixed sizes: a new text then needs no new layout of its neighbours
+        self._header = Div(text="", width=width - 8, height=22, styles={"font-size": "12px"})
+        self._numbers = Div(text="", width=width - 8, height=18, styles={"font-size": "12px"})
         self._numbers_id = escape(self.sensor_id)
         self._level: AttentionLevel = AttentionLevel.NONE
         self._battery: float | None = None

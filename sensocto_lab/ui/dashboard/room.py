@@ -474,9 +474,11 @@ class RoomDashboard:
         sensors = self.engine.sensors
         self._ticks += 1
         with pn.io.hold(self._doc):
+            # numbers once a second, for what is seen (a scrolled-out card is not drawn
+            # anyway): each new text makes the page lay out its document again
+            numbers = self._ticks % 2 == 1
             for sid, card in self.cards.items():
-                # numbers for what is seen; a scrolled-out card is not drawn anyway
-                if levels.get(sid, AttentionLevel.NONE) >= AttentionLevel.MEDIUM:
+                if numbers and levels.get(sid, AttentionLevel.NONE) >= AttentionLevel.MEDIUM:
                     card.set_vitals(card.measure(now_ns, registered=sid in sensors))
                     card.set_status(attention.level(sid))
             if self.focus.sensor_id in self.cards:
