@@ -17,7 +17,20 @@ from pathlib import Path
 
 from bench._table import Row, format_table
 
-AREAS = ("engine", "storage", "ingest", "sync", "ble", "dashboard", "lsl", "widgets")
+AREAS = (
+    "engine",
+    "storage",
+    "ingest",
+    "events",
+    "sync",
+    "physio",
+    "ble",
+    "dashboard",
+    "lsl",
+    "import",
+    "study",
+    "widgets",
+)
 
 
 def _machine() -> str:

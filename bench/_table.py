@@ -8,7 +8,8 @@ prints one table.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 
@@ -51,6 +52,16 @@ class Row:
         if self.baseline is None or self.baseline == 0:
             return None
         return self.ours / self.baseline
+
+
+def best_ms(fn: Callable[[], object], repeats: int = 1) -> float:
+    """The best wall time of ``repeats`` calls of ``fn``, in ms (the least disturbed run)."""
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - start)
+    return best * 1e3
 
 
 def _fmt(x: float | None) -> str:

@@ -79,6 +79,16 @@ def single_frames(n: int, *, refs: bool = True) -> Frames:
     ]
 
 
+def marker_frames(n: int) -> Frames:
+    """``n`` device ``marker`` frames, each wanting its reply."""
+    return [
+        encode_text(
+            Message("j", str(i + 1), TOPIC, "marker", {"label": f"m{i % 8}", "timestamp": MS + i})
+        )
+        for i in range(n)
+    ]
+
+
 def columnar_frames(n_frames: int, size: int) -> Frames:
     frames: Frames = []
     for k in range(n_frames):
@@ -115,6 +125,7 @@ def binary_frames(n_frames: int, size: int) -> Frames:
 FRAMES: dict[str, Callable[[int, int], Frames]] = {
     "single": lambda count, _size: single_frames(count),
     "single_noref": lambda count, _size: single_frames(count, refs=False),
+    "marker": lambda count, _size: marker_frames(count),
     "columnar": lambda count, size: columnar_frames(count, size),
     "list": lambda count, size: list_frames(count, size),
     "binary": lambda count, size: binary_frames(count, size),
@@ -267,6 +278,32 @@ async def ours(kind: str, count: int, size: int, samples: int) -> float:
                     counter.cancel()
 
 
+async def ours_markers(count: int) -> float:
+    """Seconds for our endpoint to store, acknowledge and publish ``count`` device markers."""
+    with tempfile.TemporaryDirectory() as tmp:
+        async with Engine(tmp, thread=False) as engine:
+            config = ServerConfig.open(
+                rate_per_s=1e12, burst=10**12, marker_rate_per_s=1e12, marker_burst=10**12
+            )
+            async with serve(engine, config=config) as server:
+                done: asyncio.Future[float] = asyncio.get_running_loop().create_future()
+                published = engine.bus.subscribe("events:*", maxsize=count + 16)
+
+                async def count_published() -> None:
+                    got = 0
+                    async for _event in published:
+                        got += 1
+                        if got >= count:
+                            done.set_result(time.perf_counter())
+                            return
+
+                counter = asyncio.create_task(count_published())
+                try:
+                    return await _drive(server.url, "marker", count, 1, True, done)
+                finally:
+                    counter.cancel()
+
+
 def _row(
     measure: str,
     n: float,
@@ -324,6 +361,21 @@ async def _run(quick: bool) -> list[Row]:
             n / t["ceiling"],
             n / t["raw"],
             "raw websockets + json.loads",
+        )
+    )
+    t = await _best(
+        reps, {"ours": partial(ours_markers, n), "raw": partial(raw_loop, "single", n, 1)}
+    )
+    rate = n / t["ours"]
+    rows.append(
+        Row(
+            AREA,
+            "device markers/s (each stored, acknowledged, published)",
+            rate,
+            n / t["raw"],
+            "raw websockets + json.loads (measurements)",
+            ">= 10 k/s",
+            rate >= 10_000,
         )
     )
     count = 50 if quick else 200

@@ -12,17 +12,25 @@
   buffers is timed beside it for scale (it does much less: no filtering).
 - **Live phase error**: median error of the live phases against the known phases
   of a test group (64 participants, 10 dB SNR), next to the heuristic's.
+- **Measures vs their peers** (64 signals x 1 h at 25 Hz; ``--quick``: 16 x 10 min),
+  each peer fed the same data in the same run: PLV and wPLI against hypyp
+  ``compute_sync`` on the same analytic signals; cluster-phase rho and windowed R
+  against multiSyncPy on the same phases; Welch coherence and sum-normalised CSD
+  against multiSyncPy ``coherence_team`` / ``sum_normalized_csd``; the all-pairs
+  phase-synchrony matrix (band-pass, Hilbert, PLV of every pair) against
+  neurokit2 ``signal_synchrony`` (Hilbert) run over every pair; mdRQA on 8 x 5 min
+  at 10 Hz against multiSyncPy ``recurrence_matrix`` + ``rqa_metrics``, and banded
+  mdRQA of the big group with its peak traced memory; and the phases -> R -> PLV
+  pipeline against one plain numpy/scipy pass.
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
-
 import numpy as np
 import scipy.signal as ss
 
-from bench._table import Row, format_table
+from bench._table import Row, best_ms, format_table
+from bench.bench_sync_peers import peer_rows
 from sensocto_lab.sync.baseline import minmax_phase
 from sensocto_lab.sync.kuramoto import synchrony
 from sensocto_lab.sync.online import OnlineSynchrony
@@ -33,15 +41,6 @@ AREA = "sync"
 FS = 10.0
 SAMPLES = 60_000
 T0 = 1_767_225_600 * 10**9
-
-
-def _best_ms(fn: Callable[[], object], repeats: int) -> float:
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - start)
-    return best * 1e3
 
 
 def _baseline_r(x: np.ndarray) -> np.ndarray:
@@ -63,8 +62,8 @@ def _offline_rows(quick: bool) -> list[Row]:
             synchrony(x, FS).values[1000:-1000], _baseline_r(x)[1000:-1000], atol=1e-6
         )
         repeats = 1 if (quick and n == 512) else 3
-        ours = _best_ms(lambda x=x: synchrony(x, FS), repeats)
-        base = _best_ms(lambda x=x: _baseline_r(x), repeats)
+        ours = best_ms(lambda x=x: synchrony(x, FS), repeats)
+        base = best_ms(lambda x=x: _baseline_r(x), repeats)
         rows.append(
             Row(
                 AREA,
@@ -94,9 +93,9 @@ def _live_rows(quick: bool) -> list[Row]:
     n, rate = 1000, 20.0
     online, end = _filled(n, 31.0, rate)
     repeats = 20 if quick else 100
-    update = _best_ms(lambda: online.estimate(end), repeats)
+    update = best_ms(lambda: online.estimate(end), repeats)
     buffers = np.random.default_rng(2).standard_normal((n, 50))
-    heuristic = _best_ms(lambda: minmax_phase(buffers), repeats)
+    heuristic = best_ms(lambda: minmax_phase(buffers), repeats)
 
     batch_ts = end + np.round(np.arange(1, 11) * 1e9 / rate).astype(np.int64)
 
@@ -107,7 +106,7 @@ def _live_rows(quick: bool) -> list[Row]:
         online.estimate(int(batch_ts[-1]))
         batch_ts = batch_ts + 500_000_000
 
-    whole_tick = _best_ms(tick, 5 if quick else 20)
+    whole_tick = best_ms(tick, 5 if quick else 20)
     return [
         Row(
             AREA,
@@ -166,7 +165,7 @@ def _accuracy_rows() -> list[Row]:
 
 def run(quick: bool = False) -> list[Row]:
     """Measure ours and the baselines in this run (``quick``: fewer repeats)."""
-    return [*_offline_rows(quick), *_live_rows(quick), *_accuracy_rows()]
+    return [*_offline_rows(quick), *_live_rows(quick), *_accuracy_rows(), *peer_rows(quick)]
 
 
 if __name__ == "__main__":

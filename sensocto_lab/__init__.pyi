@@ -1,6 +1,9 @@
 # The public API, as mypy and editors see it; sensocto_lab/__init__.py loads each name
 # lazily from this list (lazy_loader's stub pattern), so the two cannot disagree.
 from . import errors as errors
+from . import io as io
+from . import lsl as lsl
+from . import physio as physio
 from . import sync as sync
 from .app import LabApp as LabApp
 from .app import LabOptions as LabOptions
@@ -14,6 +17,7 @@ from .engine.contracts import IngestSink as IngestSink
 from .engine.engine import Engine as Engine
 from .engine.experiment import ProtocolRun as ProtocolRun
 from .engine.load import LoadConfig as LoadConfig
+from .engine.novelty import NoveltyConfig as NoveltyConfig
 from .engine.status import SensorState as SensorState
 from .engine.status import SensorStatus as SensorStatus
 from .engine.synchrony import LiveSynchrony as LiveSynchrony
@@ -41,10 +45,12 @@ from .sources.simulator import GroupSimulator as GroupSimulator
 from .sources.simulator import SimConfig as SimConfig
 from .storage.config import StorageConfig as StorageConfig
 from .storage.tiered import TieredStore as TieredStore
+from .study import Study as Study
 from .sync.online import OnlineConfig as OnlineConfig
 from .ui.dashboard.server import serve_dashboards as serve_dashboards
 from .ui.dashboard.server import serve_remote_dashboards as serve_remote_dashboards
 from .ui.notebook.history import HistoryWidget as HistoryWidget
+from .ui.notebook.marker_pad import MarkerPad as MarkerPad
 from .ui.notebook.strip import StripWidget as StripWidget
 from .ui.notebook.sync_widget import SyncWidget as SyncWidget
 

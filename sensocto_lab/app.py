@@ -16,7 +16,7 @@ and fsyncs).
 The demo tells a story (``LabOptions(protocol=DEMO_PROTOCOL, ...)``): a scripted
 protocol (``engine.run_protocol``) cycles baseline → coupled task → recovery, and the
 simulated group's breathing coupling follows the condition running
-(:class:`CouplingByCondition`), so the room's R visibly falls and rises.
+(``SimulatedGroup.follow_conditions``), so the room's R visibly falls and rises.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ import asyncio
 import atexit
 import contextlib
 import os
+import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,9 +49,9 @@ from sensocto_lab.ui.dashboard.server import DashboardServer, login_options, ser
 __all__ = [
     "DEMO_COUPLING",
     "DEMO_PROTOCOL",
-    "CouplingByCondition",
     "LabApp",
     "LabOptions",
+    "ProtocolMarkers",
     "close_panel_context",
     "panel_context",
 ]
@@ -160,11 +161,15 @@ class LabApp:
         self.synchrony = synchrony
         self.protocol = protocol
         self._stack = stack
+        #: Opens ``/health`` in full (sensor ids, errors) and every room's viewer channel;
+        #: devices' ingest tokens do too. Printed by :meth:`describe` for the operator.
+        self.admin_token = ""
 
     @classmethod
     async def start(cls, options: LabOptions) -> LabApp:
         """Start the engine, rooms, endpoint, simulator, room synchrony and dashboards."""
         stack = contextlib.AsyncExitStack()
+        admin_token = secrets.token_urlsafe(16)
         try:
             engine = await Engine.start(options.data_dir, thread=False)
             stack.push_async_callback(engine.close)
@@ -174,7 +179,11 @@ class LabApp:
             server = None
             if options.port is not None:
                 config = ServerConfig(
-                    tokens=options.tokens, require_token=options.auth, default_room=options.room
+                    tokens=options.tokens,
+                    require_token=options.auth,
+                    default_room=options.room,
+                    # the operator's token (printed by describe): /health in full, every room
+                    viewer_tokens=options.tokens | {admin_token},
                 )
                 server = await serve(
                     engine, host=options.host, port=options.port, config=config, rooms=rooms
@@ -208,15 +217,16 @@ class LabApp:
             protocol = None
             if options.protocol:
                 if group is not None:
-                    follower = CouplingByCondition(engine, group, options.protocol_coupling)
-                    await follower.start()
-                    stack.push_async_callback(follower.stop)
+                    await group.follow_conditions(options.protocol_coupling)
+                    markers = ProtocolMarkers(engine, options.room)
+                    await markers.start()
+                    stack.push_async_callback(markers.stop)
                 steps = options.protocol * max(1, options.protocol_cycles)
                 protocol = await engine.run_protocol(options.room, steps)
                 stack.push_async_callback(protocol.cancel)
-            return cls(
-                options, engine, rooms, server, dashboards, group, synchrony, stack, protocol
-            )
+            lab = cls(options, engine, rooms, server, dashboards, group, synchrony, stack, protocol)
+            lab.admin_token = admin_token
+            return lab
         except BaseException:
             await stack.aclose()
             raise
@@ -230,7 +240,8 @@ class LabApp:
             lines += [
                 f"ingest endpoint  ws://{opts.host}:{self.server.port}/socket/websocket"
                 + ("" if opts.auth else "  (no token required)"),
-                f"health           http://{opts.host}:{self.server.port}/health",
+                f"health           http://{opts.host}:{self.server.port}/health"
+                f"?token={self.admin_token}",
             ]
         lines.append(f"room             {room.room_id}  join code {format_code(room.join_code)}")
         if self.dashboards is not None:
@@ -265,43 +276,37 @@ class LabApp:
         await self.close()
 
 
-class CouplingByCondition:
-    """Sets a simulated group's coupling from the condition its room begins.
+class ProtocolMarkers:
+    """Records the demo's markers (:data:`DEMO_MARKERS`) some seconds into their condition.
 
-    Follows the room's ``events:{room}`` topic: the begin of a condition listed in
-    ``coupling`` sets the group's K; markers of :data:`DEMO_MARKERS` are recorded some
-    seconds into their condition (``source="protocol"``). A stand-in, kept small, for
-    the simulator following conditions itself.
+    Follows the room's ``events:{room}`` topic (a task the engine owns); markers are
+    recorded with ``source="protocol"``. The group's coupling follows the conditions
+    by itself (``SimulatedGroup.follow_conditions``).
     """
 
-    def __init__(
-        self, engine: Engine, group: SimulatedGroup, coupling: Mapping[str, float]
-    ) -> None:
+    def __init__(self, engine: Engine, room: str) -> None:
         self.engine = engine
-        self.group = group
-        self.coupling = dict(coupling)
-        self.task_name = f"coupling:{group.room}"
+        self.room = room
+        self.task_name = f"protocol-markers:{room}"
         self._marks: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
-        """Start following (a task the engine owns)."""
+        """Start following."""
         await self.engine.start_task(self.task_name, self._follow)
 
     async def stop(self) -> None:
-        """Stop following (pending demo markers are dropped)."""
+        """Stop following (pending markers are dropped)."""
         for task in list(self._marks):
             task.cancel()
         if not self.engine.closed:
             await self.engine.stop_task(self.task_name)
 
     async def _follow(self) -> None:
-        sub = self.engine.bus.subscribe(topics.events(self.group.room), maxsize=256)
+        sub = self.engine.bus.subscribe(topics.events(self.room), maxsize=256)
         try:
             async for event in sub:
                 if condition_phase(event.kind, event.value) != "begin":
                     continue
-                if event.label in self.coupling:
-                    self.group.set_coupling(self.coupling[event.label])
                 if event.label in DEMO_MARKERS:
                     delay, label = DEMO_MARKERS[event.label]
                     task = asyncio.get_running_loop().create_task(self._mark_later(delay, label))
@@ -313,7 +318,7 @@ class CouplingByCondition:
     async def _mark_later(self, delay_s: float, label: str) -> None:
         await self.engine.clock.sleep(delay_s)
         with contextlib.suppress(Exception):  # the engine may be closing
-            await self.engine.mark(label, room=self.group.room, source="protocol")
+            await self.engine.mark(label, room=self.room, source="protocol")
 
 
 def _ensure_room(rooms: RoomStore, room_id: str) -> None:

@@ -145,7 +145,9 @@ class Event:
         :func:`~sensocto_lab.model.check_id`.
         """
         onset = self.onset_ns
-        if isinstance(onset, bool) or not isinstance(onset, numbers.Integral):
+        if type(onset) is not int and (  # the usual case first: numbers' ABCs are slow
+            isinstance(onset, bool) or not isinstance(onset, numbers.Integral)
+        ):
             raise ValidationError(
                 f"an event onset is int ns since the epoch, got {onset!r:.40}",
                 reason="invalid_onset",
@@ -192,7 +194,14 @@ class Event:
             ident = getattr(self, what)
             if ident is not None:
                 check_id(ident, what)
-        encode_value(self.value)
+        value = self.value
+        plain = value is None or type(value) is bool  # JSON as they are, and tiny
+        plain = plain or (type(value) is int and abs(value) < 2**53)
+        plain = plain or (type(value) is float and math.isfinite(value))
+        if not plain:
+            encode_value(value)
+        if type(self.onset_ns) is int and type(duration) is float:
+            return self  # already normalised: the store and the engine validate again
         return replace(self, onset_ns=onset, duration_s=float(duration))
 
 

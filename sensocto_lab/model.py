@@ -15,6 +15,7 @@ import dataclasses
 import enum
 import math
 import re
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,6 +28,7 @@ from sensocto_lab.errors import ValidationError
 __all__ = [
     "KINDS",
     "MAX_BATCH_SAMPLES",
+    "MAX_MS",
     "AttentionLevel",
     "AttributeInfo",
     "BackpressureConfig",
@@ -46,6 +48,12 @@ MAX_BATCH_SAMPLES = 500_000
 #: ``ts`` outside [2000-01-01, 2100-01-01) is a device clock error, not a sample time.
 _TS_MIN_NS = 946_684_800 * 10**9
 _TS_MAX_NS = 4_102_444_800 * 10**9
+
+#: Largest ``|ms|`` whose ns fit int64, fraction and all (year 2262): beyond it
+#: ``ms * 10**6`` wraps around, and a far-future time would come out as any other.
+MAX_MS = (2**63 - 1) // 1_000_000 - 1
+
+_FLOAT_MAX = sys.float_info.max
 
 #: Matched whole (``fullmatch``): ``$`` would also accept a trailing newline.
 _ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:\-]{0,127}")
@@ -72,8 +80,19 @@ def ms_to_ns(ms: npt.ArrayLike) -> npt.NDArray[np.int64]:
     Exact for integer ms; for float ms the whole milliseconds are converted exactly and
     only the fraction is rounded (``ms * 1e6`` in float64 would be off by up to 128 ns
     at today's epoch values, where doubles are 256 ns apart).
+
+    Raises
+    ------
+    ValidationError
+        ``invalid_timestamp`` for ms beyond ``±MAX_MS`` (or NaN), whose ns int64
+        cannot hold: they would wrap around silently.
     """
     arr = np.asarray(ms)
+    if arr.dtype.kind in "iuf" and not ((arr >= -MAX_MS) & (arr <= MAX_MS)).all():
+        raise ValidationError(
+            f"timestamps must be ms since the epoch within +-{MAX_MS} (int64 ns)",
+            reason="invalid_timestamp",
+        )
     if np.issubdtype(arr.dtype, np.integer):
         return arr.astype(np.int64) * 1_000_000
     arr = arr.astype(np.float64)
@@ -409,8 +428,9 @@ class Batch:
                 reason="batch_too_large",
             )
         try:
-            values = np.asarray(self.values, dtype=kind.dtype)
-        except (TypeError, ValueError) as exc:
+            with np.errstate(over="ignore"):  # beyond the dtype's range: inf, refused below
+                values = np.asarray(self.values, dtype=kind.dtype)
+        except (TypeError, ValueError, OverflowError) as exc:
             raise ValidationError(
                 f"{kind.name} values must be numbers: {exc}", reason="invalid_value"
             ) from None
@@ -459,7 +479,7 @@ class Batch:
         ts = ms_to_ns(ts_arr).reshape(-1)
         try:
             vals = np.asarray(values, dtype=np.float64)
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, OverflowError) as exc:
             raise ValidationError(
                 f"values must be numbers: {exc}", reason="invalid_value"
             ) from None
@@ -467,5 +487,13 @@ class Batch:
 
 
 def is_finite_number(value: object) -> bool:
-    """True for an int or float (not bool) that is finite."""
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    """True for an int or float (not bool) that is finite.
+
+    An int must be within float range (JSON integers have no bound; one beyond it
+    would make ``float()`` and numpy raise ``OverflowError``).
+    """
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    if isinstance(value, int):
+        return -_FLOAT_MAX <= value <= _FLOAT_MAX
+    return math.isfinite(value)

@@ -33,7 +33,7 @@ async def test_panel_serve_builds_the_lab_like_the_cli_so_rooms_assign_works(
             assert rooms.sensors("lab") == ["sim-lab-0", "sim-lab-1"]
         finally:
             rooms.close()
-        status = main(["rooms", "--data", str(tmp_path), "assign", "lab", "sim-lab-1"])
+        status = main(["rooms", "--data", str(tmp_path), "assign", "lab", "sim-lab-1", "--force"])
         assert status == 0, capsys.readouterr()
     finally:
         await close_panel_context()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import socket
 import subprocess
@@ -20,6 +21,8 @@ from sensocto_lab.cli.main import main
 pytestmark = pytest.mark.timeout(300)
 
 CLI = [sys.executable, "-m", "sensocto_lab.cli"]
+#: The processes run this worktree's code, whatever the venv has installed.
+ENV = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
 
 
 def _free_port() -> int:
@@ -32,7 +35,7 @@ def _free_port() -> int:
 def running(*args: str) -> Iterator[tuple[subprocess.Popen[str], dict[str, str]]]:
     """Start the CLI; yield once it printed where everything is (name -> value)."""
     proc = subprocess.Popen(
-        [*CLI, *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        [*CLI, *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=ENV
     )
     lines: dict[str, str] = {}
     try:
@@ -67,6 +70,7 @@ def _info(data: Path) -> dict:
         text=True,
         check=True,
         timeout=120,
+        env=ENV,
     )
     return json.loads(out.stdout)
 
@@ -98,6 +102,7 @@ def test_record_then_info_then_replay_reproduces_the_session(tmp_path: Path) -> 
         check=True,
         timeout=120,
         capture_output=True,
+        env=ENV,
     )
     summary = _info(rec)
     series = {
@@ -112,7 +117,7 @@ def test_record_then_info_then_replay_reproduces_the_session(tmp_path: Path) -> 
     copy = tmp_path / "replayed"
     port = _free_port()
     with running("serve", "--no-auth", "--no-dashboard", "--port", str(port), "--data", str(copy)):
-        subprocess.run(
+        replay = subprocess.run(
             [
                 *CLI,
                 "replay",
@@ -126,7 +131,12 @@ def test_record_then_info_then_replay_reproduces_the_session(tmp_path: Path) -> 
             check=True,
             timeout=120,
             capture_output=True,
+            text=True,
+            env=ENV,
         )
+    # it says what it sent, sensors in natural order
+    assert replay.stdout.startswith("replayed "), replay.stdout
+    assert "(sim-trial-0, sim-trial-1" in replay.stdout, replay.stdout
     replayed = {
         (r["room"], r["sensor"], r["attribute"]): r["samples"]
         for r in _info(copy)["series"]
@@ -195,7 +205,11 @@ def test_dashboard_serves_the_rooms_of_an_engine_in_another_process(tmp_path: Pa
 def _rooms(data: Path, *args: str) -> subprocess.CompletedProcess[str]:
     """``sensocto-lab rooms --data DATA ARGS`` as a process."""
     return subprocess.run(
-        [*CLI, "rooms", "--data", str(data), *args], capture_output=True, text=True, timeout=60
+        [*CLI, "rooms", "--data", str(data), *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=ENV,
     )
 
 
@@ -211,7 +225,7 @@ def test_rooms_manages_codes_members_and_sensors_with_roles_checked(tmp_path: Pa
 
     admin = _rooms(tmp_path, "add-member", "lab", "ana", "--role", "admin")
     assert "ana (admin)" in admin.stdout, admin.stderr
-    assigned = _rooms(tmp_path, "--as", "ana", "assign", "lab", "strap-1")
+    assigned = _rooms(tmp_path, "--as", "ana", "assign", "lab", "strap-1", "--force")
     assert "sensors    strap-1" in assigned.stdout, assigned.stderr
     rotated = _rooms(tmp_path, "--as", "ana", "new-code", "lab")
     assert _shown_code(rotated.stdout) != code

@@ -219,6 +219,57 @@ async def test_storage_writer_killed_client_resends_and_nothing_is_lost(tmp_path
     assert_exactly(tmp_path, "strap", "ecg", np.concatenate(sent))
 
 
+async def test_serve_killed_again_and_again_loses_nothing_acknowledged(
+    tmp_path: Path, soak_long: bool
+) -> None:
+    """4 straps at 512 Hz; ``serve`` is SIGKILLed at random moments (3 times here, 100 with
+    ``--soak-long``) and restarted on the same data directory. The clients resend what
+    was not acknowledged; in the end every sample is stored exactly once and every
+    Parquet file the kills left behind opens."""
+    import random
+
+    import pyarrow.parquet as pq
+
+    kills = 100 if soak_long else 3
+    rng = random.Random(19)
+    port = _free_port()
+    url = f"ws://127.0.0.1:{port}/socket/websocket?vsn=2.0.0"
+    straps = [f"strap-{i}" for i in range(4)]
+    clients = [SensorClient(url, sid, {"ecg": "ecg"}, backoff_s=(0.05, 0.5)) for sid in straps]
+    sent: dict[str, list[np.ndarray]] = {sid: [] for sid in straps}
+    block = [0]
+
+    async def send_one_second() -> None:
+        s = block[0]
+        block[0] += 1
+        ts = T0_MS + s * 1000 + np.arange(512) * (1000 / 512)
+        for sid, client in zip(straps, clients, strict=True):
+            await client.send_batch("ecg", np.sin(ts), timestamps_ms=ts)
+            sent[sid].append(ts)
+
+    for kill in range(kills):
+        with serve_process(tmp_path, port) as proc:
+            if kill == 0:  # later the clients reconnect by themselves
+                await asyncio.gather(*(client.connect() for client in clients))
+            for _second in range(rng.randint(1, 4)):
+                await send_one_second()
+            await asyncio.sleep(rng.uniform(0.0, 0.3))  # the kill lands mid-stream
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=30)
+    with serve_process(tmp_path, port):
+        await send_one_second()
+        for client in clients:
+            await client.drain(timeout=120)
+            assert not client.errors
+            await client.close()
+    for sid in straps:
+        assert_exactly(tmp_path, sid, "ecg", np.concatenate(sent[sid]))
+    parts = sorted((tmp_path / "cold").rglob("*.parquet"))
+    assert parts, "nothing was compacted"
+    for part in parts:
+        pq.read_table(part)  # every file the kills left behind opens
+
+
 async def test_stalled_viewer_does_not_slow_or_lose_ingest(tmp_path: Path) -> None:
     """A viewer joins a room over the endpoint and never reads a frame again."""
     async with endpoint(tmp_path, viewer_queue=8) as (engine, url):

@@ -34,6 +34,7 @@ ALLOWED: dict[str, set[str]] = {
     "engine": _BASE | {"protocol", "storage", "sync", "physio"},
     "net": _BASE | {"protocol", "storage", "sync", "physio", "engine", "rooms"},
     "sources": _BASE | {"protocol", "storage", "sync", "physio", "engine", "net", "io"},
+    "lsl": _BASE | {"protocol", "storage", "sync", "physio", "engine", "net", "io", "sources"},
     "study": _BASE | {"storage", "sync", "physio", "io"},
     "ui": _BASE
     | {"protocol", "storage", "sync", "physio", "engine", "net", "sources", "rooms", "io"},
@@ -47,8 +48,8 @@ FORBIDDEN_LIBS: dict[str, set[str]] = {
     "model": _IO,
     "events": _IO,
     "protocol": _IO,
-    "sync": _IO - {"pyarrow"},
-    "physio": _IO - {"pyarrow"},
+    "sync": (_IO - {"pyarrow"}) | {"neurokit2"},  # neurokit2 lives under physio
+    "physio": _IO,
     "storage": {"websockets", "bleak", "panel", "bokeh"},
     "engine": {"websockets", "bleak", "panel", "bokeh"},
     "rooms": {"asyncio", "websockets", "bleak", "panel", "bokeh"},

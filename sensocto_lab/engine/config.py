@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from sensocto_lab.engine.attention import AttentionConfig
 from sensocto_lab.engine.load import LoadConfig, LoadSample
+from sensocto_lab.engine.novelty import NoveltyConfig
 from sensocto_lab.engine.supervisor import RestartPolicy
 from sensocto_lab.errors import ConfigError
 from sensocto_lab.model import Batch
@@ -45,6 +46,9 @@ class EngineConfig:
         :class:`SystemProbe` adds system CPU and memory from psutil. Tests inject one.
     storage
         Settings of the default :class:`TieredStore` (ignored when a store is passed in).
+    novelty
+        Automatic ``novelty`` events from outliers in the slow physiological signals
+        (:class:`~sensocto_lab.engine.novelty.NoveltyConfig`); ``None`` turns it off.
     fault
         Test hook: called with each validated batch inside the sensor task, just before
         it is stamped and stored. An exception it raises is a crash of that task
@@ -61,6 +65,7 @@ class EngineConfig:
     load_probe: LoadProbe | None = None
     storage: StorageConfig | None = None
     fault: Callable[[Batch], None] | None = None
+    novelty: NoveltyConfig | None = field(default_factory=NoveltyConfig)
 
     def __post_init__(self) -> None:
         if self.inbound_maxsize < 1:

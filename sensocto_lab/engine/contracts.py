@@ -19,7 +19,7 @@ alone. ``tests/engine/test_contracts.py`` has mypy check both conformances.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 import numpy as np
@@ -28,6 +28,7 @@ import numpy.typing as npt
 from sensocto_lab.clock import Clock
 from sensocto_lab.engine.attention import AttentionTracker
 from sensocto_lab.engine.bus import Bus
+from sensocto_lab.events import Event
 from sensocto_lab.model import AttentionLevel, AttributeInfo, Batch, SensorInfo
 from sensocto_lab.storage.base import Store
 
@@ -130,6 +131,10 @@ class IngestSink(Protocol):
 
     async def ingest(self, batch: Batch) -> Batch:
         """Record one batch; returns it stamped once it is stored."""
+        ...
+
+    async def record_events(self, events: Sequence[Event]) -> list[Event]:
+        """Record events (a device's markers, an LSL marker stream); stored, then published."""
         ...
 
 

@@ -51,6 +51,7 @@ from sensocto_lab.engine.host import (
     submit_to,
 )
 from sensocto_lab.engine.load import LoadMonitor, SystemProbe
+from sensocto_lab.engine.novelty import NoveltyDetector
 from sensocto_lab.engine.sensor_task import Pending, SensorRuntime, run_sensor
 from sensocto_lab.engine.status import SensorState, SensorStatus, check_transition
 from sensocto_lab.engine.supervisor import Supervisor
@@ -131,6 +132,7 @@ class Engine(Experiment):
         self._closing = False
         self._closed: asyncio.Event | None = None
         self._experiment = ExperimentLog(self)
+        self._novelty = NoveltyDetector.maybe(self.config.novelty, self._experiment.record)
 
     def __repr__(self) -> str:
         state = "closed" if self._closing else ("running" if self._opened else "new")
@@ -437,6 +439,8 @@ class Engine(Experiment):
         sensor.samples += len(stamped)
         sensor.batches += 1
         self._publish_batch(sensor, stamped)
+        if self._novelty is not None:  # scores only; records later (engine/novelty.py)
+            self._novelty.observe(sensor.info, attribute, stamped)
         if attribute.kind.name == "battery":
             self._note_battery(sensor, float(stamped.values[-1]))
         return stamped
@@ -606,8 +610,10 @@ class Engine(Experiment):
         ``samples`` and ``batches`` stored since registration, ``queued`` batches and its
         ``attributes``. ``gc`` tells the process's garbage collections per generation and
         how many objects are frozen out of them (a full collection stalls the loop for
-        as long as it takes to scan what is not frozen). Safe to call from any thread
-        (it only reads).
+        as long as it takes to scan what is not frozen). ``storage_health`` is ``ok``, or
+        ``failing`` while a write, fsync or compaction keeps failing (a full disk), with
+        ``last_error`` saying why (no file paths). Safe to call from any thread (it only
+        reads).
         """
         sensors = [
             {
@@ -632,6 +638,8 @@ class Engine(Experiment):
             "load": self.load.level.label,
             "attention": self.attention.statistics(),
             "storage_lag_s": storage.get("storage_lag_s"),
+            "storage_health": (storage.get("health") or {}).get("state"),
+            "last_error": storage.get("last_error"),
             "storage": storage,
             "bus": self.bus.statistics(),
             "gc": {

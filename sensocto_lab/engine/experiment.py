@@ -72,8 +72,9 @@ class ExperimentLog:
         """Validate, store (all or none), then publish ``events``; returns them validated."""
         engine = self._engine
         checked = [e.validated() for e in events]
+        sensors = engine.sensors
         for event in checked:
-            if event.sensor is not None and event.sensor not in engine.sensors:
+            if event.sensor is not None and event.sensor not in sensors:
                 raise UnknownSensorError(
                     f"event {event.label!r} names sensor {event.sensor!r}, which is not registered",
                     reason="unknown_sensor",

@@ -111,10 +111,10 @@ def on_engine_loop(
     kernel's loop gets the same result as code on the engine's own loop.
     """
 
-    @functools.wraps(method)
-    async def hop(self: S, *args: P.args, **kwargs: P.kwargs) -> T:
+    async def hop(self: S, /, *args: P.args, **kwargs: P.kwargs) -> T:
         return await run_on(self._loop, method, self, *args, **kwargs)
 
+    functools.update_wrapper(hop, method)
     return hop
 
 

@@ -39,7 +39,7 @@ import numpy.typing as npt
 from websockets.asyncio.client import ClientConnection as WsConnection
 
 from sensocto_lab.clock import Clock, SystemClock
-from sensocto_lab.errors import AuthError, ClosedResourceError
+from sensocto_lab.errors import AuthError, ClosedResourceError, PeerError
 from sensocto_lab.net.reconnect import KeepConnected, send_frames
 from sensocto_lab.protocol.binary import BINARY_EVENT, encode_batch
 from sensocto_lab.protocol.connection import ChannelClosed, ClientConnection, Replied, ServerPushed
@@ -83,6 +83,8 @@ class _Out:
     payload: dict[str, Any] | bytes
     n: int
     sent: int = 0
+    #: Resolved with the reply of a push whose caller waits for it (markers).
+    replied: asyncio.Future[dict[str, Any]] | None = None
 
 
 @dataclass(slots=True)
@@ -294,6 +296,32 @@ class SensorClient:
             event = "measurements_batch"
         self._enqueue(event, payload, n)
 
+    async def mark(
+        self, label: str, *, value: Any = None, timestamp_ms: float | None = None
+    ) -> dict[str, Any]:
+        """Mark a moment on this sensor (a button, a stimulus); returns the server's reply.
+
+        Sent as a ``marker`` push (``docs/protocol.md``, "Markers from devices") in order
+        with the data around it, resent after a reconnect until acknowledged. The
+        timestamp is ms since the epoch, now by default.
+
+        Raises
+        ------
+        PeerError
+            The server refused it: ``invalid_label``, ``invalid_value``,
+            ``invalid_timestamp`` (a marker over the channel's rate is retried after a
+            back-off, as data is).
+        """
+        self._check_open()
+        ts = self.clock.time_ns() / 1e6 if timestamp_ms is None else timestamp_ms
+        payload: dict[str, Any] = {"label": label, "timestamp": ts}
+        if value is not None:
+            payload["value"] = value
+        replied: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._queue.append(_Out(next(self._seq), "marker", payload, 0, replied=replied))
+        self._kick()
+        return await replied
+
     async def flush(self) -> None:
         """Send every held single sample now, whatever the batch window says."""
         for attribute_id in list(self._held):
@@ -431,11 +459,18 @@ class SensorClient:
             self.stats.samples_acked += out.n
             duplicates = response.get("duplicates", 0)
             self.stats.duplicates += duplicates if isinstance(duplicates, int) else 0
+            if out.replied is not None and not out.replied.done():
+                out.replied.set_result(response)
         elif response.get("reason") in _RETRYABLE:
             self._queue.appendleft(out)
             self._retry_after = self.clock.monotonic() + self.backoff_s[0]
         else:
             self.errors.append((out.event, response))
+            if out.replied is not None and not out.replied.done():
+                detail = str(response.get("detail", response))
+                out.replied.set_exception(
+                    PeerError(detail, reason=str(response.get("reason", "refused")))
+                )
         self._kick()
 
     async def _sender(self, ws: WsConnection, proto: ClientConnection) -> None:

@@ -8,7 +8,9 @@ The socket parses the whole data frames of ingest itself and frames what it writ
 (:mod:`sensocto_lab.net.channels`). Wire details are in :mod:`sensocto_lab.protocol`
 and ``docs/protocol.md``.
 
-- ``GET /health`` answers ``engine.health()`` as JSON; the socket lives at
+- ``GET /health`` answers ``engine.health()`` as JSON to a request with a token
+  (``?token=`` or ``Authorization: Bearer``), only states and counts to others
+  (:func:`health_summary`), never absolute paths; the socket lives at
   ``/socket/websocket?vsn=2.0.0&token=...``.
 - Sensor channels (``sensor:{id}``, ``sensocto:sensor:{id}``): the join registers the
   sensor with the engine and the server pushes ``backpressure_config`` at once and on
@@ -29,7 +31,9 @@ and ``docs/protocol.md``.
   ``status`` when levels or presence change. When the socket closes its viewers are
   removed.
 - Limits (:class:`ServerConfig`): ingest tokens, allowed origins, frame size, a
-  per-socket token bucket, an idle timeout, a bound on errors per channel. Bad input
+  per-socket token bucket, an idle timeout, a bound on errors per channel, a bound on
+  the bytes a peer has not taken (beyond it the socket stops reading from that peer,
+  and closes it with 1008 if it stays so for ``send_timeout_s``). Bad input
   gets an ``error`` reply; a channel past its error bound is closed with ``phx_error``;
   the socket and its other channels stay, and what was stored stays stored.
 """
@@ -39,6 +43,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 from collections.abc import Generator
 from http import HTTPStatus
 from typing import Any
@@ -104,17 +109,23 @@ class IngestServer:
         task.add_done_callback(self._tasks.discard)
 
     def process_request(self, ws: ServerProtocol, request: Request) -> Response | None:
-        """The answer to a request that does not open a socket (health, bad path, vsn
-        or token); None lets the WebSocket handshake go on (it checks the origin)."""
+        """The answer to a request that does not open a socket (health, bad path,
+        origin, vsn or token); None lets the WebSocket handshake go on."""
         parts = urlsplit(request.path)
         if parts.path == "/health":
-            body = json.dumps(self.engine.health(), default=str).encode()
+            health = self.engine.health()
+            if not self._health_token(request, parse_qs(parts.query)):
+                health = health_summary(health)
+            body = json.dumps(without_paths(health), default=str).encode()
             headers = Headers(
                 [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
             )
             return Response(200, "OK", headers, body)
         if parts.path != SOCKET_PATH:
             return ws.reject(HTTPStatus.NOT_FOUND, f"no such path; the socket is {SOCKET_PATH}\n")
+        origins = request.headers.get_all("Origin")
+        if len(origins) > 1 or not self.config.origin_allowed(origins[0] if origins else None):
+            return ws.reject(HTTPStatus.FORBIDDEN, "origin not allowed\n")
         query = parse_qs(parts.query)
         vsn = query.get("vsn", ["2.0.0"])[0]
         if vsn != "2.0.0":
@@ -123,6 +134,17 @@ class IngestServer:
         if token is not None and self.config.require_token and token not in self.config.tokens:
             return ws.reject(HTTPStatus.FORBIDDEN, "invalid token\n")
         return None
+
+    def _health_token(self, request: Request, query: dict[str, list[str]]) -> bool:
+        """Whether a ``/health`` request presents an ingest or viewer token (``?token=``
+        or ``Authorization: Bearer``): only then does it list sensors and rooms."""
+        cfg = self.config
+        tokens = cfg.tokens | (cfg.viewer_tokens or frozenset())
+        given = query.get("token", [])
+        scheme, _, bearer = request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() == "bearer":
+            given = [*given, bearer.strip()]
+        return any(t in tokens for t in given)
 
     async def close(self) -> None:
         """Stop accepting, close every socket (code 1001), wait until their channels close."""
@@ -146,6 +168,53 @@ class IngestServer:
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.close()
+
+
+def health_summary(health: dict[str, Any]) -> dict[str, Any]:
+    """What ``/health`` tells anyone: states and counts, no sensor or room ids.
+
+    ``state`` (the engine's), ``sensors`` (how many) and ``sensor_states`` (how many
+    in each state), ``load`` (level), ``storage_lag_s`` and ``storage_state``
+    (``ok``, ``error`` after a failed write or compaction, ``closed``, or None
+    without a store).
+    """
+    states: dict[str, int] = {}
+    for sensor in health.get("sensors", []):
+        states[sensor["state"]] = states.get(sensor["state"], 0) + 1
+    storage = health.get("storage") or {}
+    storage_state = None
+    if storage:
+        storage_state = (
+            "closed" if storage.get("closed") else "error" if storage.get("last_error") else "ok"
+        )
+    return {
+        "state": health.get("state"),
+        "sensors": sum(states.values()),
+        "sensor_states": states,
+        "load": health.get("load"),
+        "storage_lag_s": health.get("storage_lag_s"),
+        "storage_state": storage_state,
+    }
+
+
+# An absolute path (POSIX, or Windows with a drive letter) not inside a URL or an id
+# such as "s1/hr": its directories say where and whose the data are.
+_PATH = re.compile(r"(?<![\w.:/\\-])(?:/|[A-Za-z]:\\)(?:[^\s'\"/\\]+[/\\])*([^\s'\"/\\]*)")
+
+
+def without_paths(value: Any) -> Any:
+    """``value`` (JSON-able) with every absolute path in its strings cut to its last part."""
+    if isinstance(value, str):
+        return (
+            _PATH.sub(lambda m: m.group(1) or "/", value)
+            if "/" in value or "\\" in value
+            else value
+        )
+    if isinstance(value, dict):
+        return {k: without_paths(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [without_paths(v) for v in value]
+    return value
 
 
 class serve:

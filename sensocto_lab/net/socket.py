@@ -30,31 +30,63 @@ try:  # what websockets unmasks with: its C speedup, or its pure-Python fallback
 except ImportError:  # pragma: no cover - a build without the extension
     from websockets.utils import apply_mask
 
-from sensocto_lab.engine.lens import Lens
 from sensocto_lab.errors import (
     AuthError,
     LimitExceeded,
     LocalError,
     PeerError,
     SensoctoError,
-    ValidationError,
 )
+from sensocto_lab.model import SensorInfo
 from sensocto_lab.net.channels.base import Channel
-from sensocto_lab.net.channels.sensor import ConnectorChannel, SensorChannel
-from sensocto_lab.net.channels.viewer import ViewerChannel
+from sensocto_lab.net.channels.sensor import INTERNAL_ERROR, ConnectorChannel, SensorChannel
+from sensocto_lab.net.channels.viewer import ViewerChannel, open_viewer
 from sensocto_lab.net.config import TokenBucket
 from sensocto_lab.net.hosting import EndpointServer
 from sensocto_lab.net.wsframes import frame_bounds, nothing_buffered, text_frame
 from sensocto_lab.protocol import connection as phx
-from sensocto_lab.protocol.sensor import parse_topic, sensor_info_from_join
+from sensocto_lab.protocol.sensor import (
+    declaration_conflict,
+    parse_topic,
+    sensor_info_from_join,
+)
 from sensocto_lab.protocol.viewer import ViewerParams
 
-__all__ = ["Socket"]
+__all__ = ["Socket", "SocketStatistics"]
 
 log = logging.getLogger(__name__)
 
 #: Seconds a peer has to answer our close frame (or close TCP) before the socket is cut.
 _CLOSE_TIMEOUT_S = 10.0
+
+#: Phoenix frames queued in one read after which they are written at once, so a peer
+#: that does not read is noticed (the transport pauses writing) within one read.
+_FLUSH_EVERY = 256
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class SocketStatistics:
+    """What one connection holds for its peer, and how often the peer held it up.
+
+    Attributes
+    ----------
+    send_buffer
+        Bytes written for the peer that it has not taken yet (the transport's buffer).
+    frames_queued
+        Phoenix frames waiting to be written (while the transport's buffer is full).
+    inbox
+        Frames received but not handled yet (reading stops meanwhile).
+    reading
+        Whether the socket reads from the peer now.
+    write_pauses
+        Times the peer's unsent bytes went over ``send_buffer_bytes``.
+    """
+
+    send_buffer: int
+    frames_queued: int
+    inbox: int
+    reading: bool
+    write_pauses: int
 
 
 class Socket(asyncio.Protocol):
@@ -76,9 +108,8 @@ class Socket(asyncio.Protocol):
     def __init__(self, server: EndpointServer) -> None:
         self.server = server
         cfg = server.config
-        self.ws = ServerProtocol(
-            origins=_origins(cfg.allowed_origins), max_size=2 * cfg.max_frame_bytes
-        )
+        # origins are checked by the server's process_request (ports may be any)
+        self.ws = ServerProtocol(max_size=2 * cfg.max_frame_bytes)
         self.transport: asyncio.Transport | None = None
         self.request: Request | None = None
         self.token_ok = False
@@ -98,6 +129,8 @@ class Socket(asyncio.Protocol):
         self._invalid = False  # a text message was not UTF-8: the socket is closing
         self._flush_soon = False
         self._write_paused = False
+        self._write_pauses = 0
+        self._stall: asyncio.Task[None] | None = None  # closes a peer that will not read
         self._max_size = 2 * cfg.max_frame_bytes  # websockets closes with 1009 beyond
         self._own_frames = False  # data frames are parsed by _take_frames
         self._buffer = bytearray()  # received bytes _take_frames has not used yet
@@ -106,6 +139,17 @@ class Socket(asyncio.Protocol):
     def remote_address(self) -> Any:
         """The peer's ``(host, port)``, or None."""
         return None if self.transport is None else self.transport.get_extra_info("peername")
+
+    def statistics(self) -> SocketStatistics:
+        """What this connection holds for its peer now (see :class:`SocketStatistics`)."""
+        transport = self.transport
+        return SocketStatistics(
+            send_buffer=0 if transport is None else transport.get_write_buffer_size(),
+            frames_queued=self.proto.buffered,
+            inbox=len(self._inbox),
+            reading=transport is not None and transport.is_reading(),
+            write_pauses=self._write_pauses,
+        )
 
     def wake(self) -> None:
         """Write the queued Phoenix frames soon (once for all queued this iteration)."""
@@ -138,6 +182,8 @@ class Socket(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
+        high = self.server.config.send_buffer_bytes
+        transport.set_write_buffer_limits(high=high, low=high // 4)
         self.server.sockets.add(self)
         self._watchdog = asyncio.get_running_loop().create_task(
             self._watch(), name=f"ws{self.id}:idle"
@@ -155,7 +201,7 @@ class Socket(asyncio.Protocol):
             self._own_frames = self.ws.state is State.OPEN and nothing_buffered(self.ws)
         self._send_ws_data()
         if self._catching_up is None:
-            self._catch_up_now()
+            self._catch_up_safely()
 
     def _to_websockets(self, data: bytes) -> None:
         self.ws.receive_data(data)
@@ -211,14 +257,48 @@ class Socket(asyncio.Protocol):
             self._close_timer.cancel()
         if self._watchdog is not None:
             self._watchdog.cancel()
+        if self._stall is not None:
+            self._stall.cancel()
+        self._write_paused = False  # nothing more is written: what was received is handled
         self.server.spawn(self._teardown())
 
     def pause_writing(self) -> None:
+        """The peer does not take what we write: read no more from it (back-pressure),
+        and close it if it does not start taking within ``send_timeout_s``."""
         self._write_paused = True
+        self._write_pauses += 1
+        self._reading()
+        if self._stall is None:
+            self._stall = asyncio.get_running_loop().create_task(
+                self._close_stalled(), name=f"ws{self.id}:stalled"
+            )
 
     def resume_writing(self) -> None:
         self._write_paused = False
+        if self._stall is not None:
+            self._stall.cancel()
+            self._stall = None
         self._flush()
+        if self._catching_up is None:
+            self._catch_up_safely()  # what was left unread in the inbox, then reading again
+
+    def _reading(self) -> None:
+        """Read from the peer unless frames wait for work to be awaited or for output
+        the peer does not take (then the peer's writes back up in TCP)."""
+        if self.transport is None:
+            return
+        if self._catching_up is not None or self._write_paused or self._inbox:
+            self.transport.pause_reading()
+        else:
+            self.transport.resume_reading()
+
+    async def _close_stalled(self) -> None:
+        timeout = self.server.config.send_timeout_s
+        await self.server.clock.sleep(timeout)
+        self._stall = None
+        unsent = self.statistics().send_buffer
+        log.info("socket %d: peer took nothing of %d bytes for %g s", self.id, unsent, timeout)
+        self.close(CloseCode.POLICY_VIOLATION, f"peer does not read: {unsent} bytes unsent")
 
     # -- frames in ------------------------------------------------------------------------
 
@@ -264,20 +344,30 @@ class Socket(asyncio.Protocol):
             self._invalid = True
             self.ws.fail(CloseCode.INVALID_DATA, f"{exc.reason} at position {exc.start}")
 
+    def _catch_up_safely(self) -> None:
+        """:meth:`_catch_up_now`, where a bug closes the socket with 1011 (a close frame)
+        instead of asyncio cutting the connection."""
+        try:
+            self._catch_up_now()
+        except Exception:
+            self._failed()
+
     def _catch_up_now(self) -> None:
-        """Handle queued frames in order until one leaves work to await (then a task does)."""
+        """Handle queued frames in order until one leaves work to await (then a task
+        does) or the peer stops taking what we write (then :meth:`resume_writing` does)."""
         inbox, receive = self._inbox, self._receive
         if inbox:
             self.wake()
-        while inbox:
+        while inbox and not self._write_paused:
             receive(inbox.popleft())
             if self.pending:
-                if self.transport is not None:
-                    self.transport.pause_reading()
                 self._catching_up = asyncio.get_running_loop().create_task(
                     self._catch_up(), name=f"ws{self.id}:reader"
                 )
-                return
+                break
+            if self.proto.buffered >= _FLUSH_EVERY:
+                self._flush()
+        self._reading()
 
     async def _catch_up(self) -> None:
         """Await what frames left to do, handle the frames queued behind them, resume reading."""
@@ -287,21 +377,26 @@ class Socket(asyncio.Protocol):
                     await awaitable
                 self.pending.clear()
                 inbox = self._inbox
-                while inbox and not self.pending:
+                while inbox and not self.pending and not self._write_paused:
                     self._receive(inbox.popleft())
+                    if self.proto.buffered >= _FLUSH_EVERY:
+                        self._flush()
                 self.wake()
         except Exception:  # a bug: the socket goes (1011), the server stays
-            log.exception("socket %d failed handling a frame", self.id)
-            for awaitable in self.pending:
-                if asyncio.iscoroutine(awaitable):
-                    awaitable.close()
-            self.pending.clear()
-            self._inbox.clear()
-            self.close(CloseCode.INTERNAL_ERROR, "internal error")
+            self._failed()
         finally:
             self._catching_up = None
-        if self.transport is not None:
-            self.transport.resume_reading()
+        self._reading()
+
+    def _failed(self) -> None:
+        """A bug handling a frame: log it, drop what was left to do, close with 1011."""
+        log.exception("socket %d failed handling a frame", self.id)
+        for awaitable in self.pending:
+            if asyncio.iscoroutine(awaitable):
+                awaitable.close()
+        self.pending.clear()
+        self._inbox.clear()
+        self.close(CloseCode.INTERNAL_ERROR, "internal error")
 
     def _receive(self, frame: str | bytes) -> None:
         """Feed one frame to the protocol and its events to the channels.
@@ -326,7 +421,11 @@ class Socket(asyncio.Protocol):
             if isinstance(event, phx.Pushed):
                 channel = self.channels.get(event.topic)
                 if channel is not None:
-                    channel.handle(event)
+                    try:
+                        channel.handle(event)
+                    except Exception:  # a bug: refuse the push, keep the socket reading
+                        log.exception("socket %d failed handling %s", self.id, event)
+                        self.proto.reply_error(event, INTERNAL_ERROR)
             elif isinstance(event, phx.JoinRequested):
                 self.pending.append(self._join(event))
             elif isinstance(event, phx.LeaveRequested | phx.ChannelReplaced):
@@ -384,6 +483,14 @@ class Socket(asyncio.Protocol):
     async def _join_sensor(self, join: phx.JoinRequested, sensor_id: str) -> SensorChannel:
         engine, params = self.server.engine, join.params
         info = sensor_info_from_join(sensor_id, params, room=self.server.config.default_room)
+        for held in self._held_elsewhere(sensor_id):
+            conflict = declaration_conflict(held, info)
+            if conflict is not None:
+                raise AuthError(
+                    f"sensor {sensor_id} is joined by another connection; this join "
+                    f"declares {conflict}",
+                    reason="sensor_in_use",
+                )
         known = engine.sensors.get(sensor_id)
         if known is not None:  # a rejoin keeps attributes declared before
             info = dataclasses.replace(info, attributes={**known.attributes, **info.attributes})
@@ -391,58 +498,28 @@ class Socket(asyncio.Protocol):
         exactly_once = params.get("exactly_once") is True
         return SensorChannel(self, join.topic, info, exactly_once)
 
-    async def _join_viewer(self, join: phx.JoinRequested, kind: str, ident: str) -> ViewerChannel:
-        """Check a viewer's access, then make its channel (a lens starts at once).
+    def _held_elsewhere(self, sensor_id: str) -> list[SensorInfo]:
+        """The declarations of ``sensor_id`` on other live connections' channels."""
+        return [
+            channel.info
+            for socket in self.server.sockets
+            if socket is not self and socket.transport and not socket.transport.is_closing()
+            for channel in socket.channels.values()
+            if isinstance(channel, SensorChannel) and channel.info.sensor_id == sensor_id
+        ]
 
-        With a room store, a join code opens its room (a lens without ``room`` finds it
-        by the code) and restricts the channel to it; without a code a viewer token is
-        needed. A trusted dashboard (with a token) may instead vouch for a logged-in
-        user (``member``): their membership opens the room, restricted to it. Without
-        a room store the ingest token rules, as for sensors.
-        """
+    async def _join_viewer(self, join: phx.JoinRequested, kind: str, ident: str) -> ViewerChannel:
+        """Check a viewer's access, then make its channel (see :func:`open_viewer`)."""
         params = ViewerParams.from_params(join.params)
-        rooms = self.server.rooms
-        room = ident if kind == "room" else params.room
-        name, restricted = "", False
-        member_rooms: dict[str, str] = {}
-        trusted = self._viewer_token(join.params, params)
-        if rooms is not None and params.code is not None:
-            peer = self.remote_address[0] if self.remote_address else f"ws-{self.id}"
-            client = f"{peer}/{params.client}" if trusted and params.client else str(peer)
-            if room is None:
-                found = rooms.find_by_code(params.code, client=client)
-            else:
-                found = rooms.check_code(room, params.code, client=client)
-            room, name, restricted = found.room_id, found.name, True
-        elif not trusted:
-            raise AuthError(
-                "a room's join code (join param code) or a viewer token is needed",
-                reason="unauthorized",
-            )
-        elif rooms is not None and params.member:
-            member_rooms = {r.room_id: r.name for r in rooms.rooms(params.user_id)}
-            if room is not None and room not in member_rooms:
-                raise AuthError(
-                    f"{params.user_id} is not a member of room {room}", reason="forbidden"
-                )
-            name, restricted = member_rooms.get(room or "", ""), True
-        elif rooms is not None and room is not None:
-            with contextlib.suppress(ValidationError):
-                name = rooms.room(room).name
-        viewer = ident if kind == "lens" else params.viewer_id or f"ws-{self.id}-{ident}"
-        channel = ViewerChannel(
-            self, join.topic, viewer, room=room, user_id=params.user_id, restricted=restricted
+        peer = self.remote_address[0] if self.remote_address else f"ws-{self.id}"
+        return await open_viewer(
+            self,
+            join.topic,
+            params,
+            trusted=self._viewer_token(join.params, params),
+            peer=str(peer),
+            default_viewer=f"ws-{self.id}-{ident}",
         )
-        if kind == "lens":
-            channel.lens = Lens(
-                ident, self.server.engine, channel.send_batches, clock=self.server.clock
-            )
-            await channel.lens.start()
-        if rooms is not None and room is not None:
-            with contextlib.suppress(ValidationError):
-                rooms.enter(room, viewer, params.user_id)
-        channel.reply = channel.snapshot(name, params.backfill, member_rooms)
-        return channel
 
     def _viewer_token(self, raw: Mapping[str, Any], params: ViewerParams) -> bool:
         """Whether the join (or its socket) presents a token that opens any viewer channel."""
@@ -456,11 +533,9 @@ class Socket(asyncio.Protocol):
     async def _teardown(self) -> None:
         """After the connection is lost: handle what was received, then close the channels."""
         try:
-            if self._catching_up is not None:
-                with contextlib.suppress(Exception):
-                    await asyncio.shield(self._catching_up)
-            elif self._inbox:
-                self._catch_up_now()
+            while self._catching_up is not None or self._inbox:
+                if self._catching_up is None:
+                    self._catch_up_now()
                 if self._catching_up is not None:
                     with contextlib.suppress(Exception):
                         await asyncio.shield(self._catching_up)
@@ -509,11 +584,3 @@ class Socket(asyncio.Protocol):
                 self.close(1000, "idle timeout")
                 return
             await clock.sleep(remaining)
-
-
-# --- the server -----------------------------------------------------------------------------
-
-
-def _origins(allowed: tuple[str | None, ...] | None) -> list[Any] | None:
-    """``websockets`` wants ``Origin`` values (a str subtype) or ``None``."""
-    return None if allowed is None else list(allowed)

@@ -115,6 +115,10 @@ def decode_batch(data: bytes) -> BinaryBatch:
         t0, dt = _T0_DT.unpack_from(data, offset)
         if not np.isfinite(dt) or dt < 0:
             raise _bad(f"dt must be a finite, non-negative number of ns, got {dt}")
+        # int64 would wrap (a far-future time seen as any other); 2**62 ns (year 2116)
+        # leaves a margin for float rounding and is beyond the model's range anyway
+        if dt * (n - 1) >= 2**62 or t0 + dt * (n - 1) >= 2**62:
+            raise _bad(f"t0 + (n - 1) * dt is beyond int64 ns: t0={t0} dt={dt} n={n}")
         if dt.is_integer() and dt * n < 2**53:  # whole ns: the same stamps, ~15x faster
             ts = t0 + np.arange(n, dtype=np.int64) * int(dt)
         else:

@@ -66,6 +66,7 @@ PMD_CONTROL_UUID = "fb005c81-02e7-f387-1cad-8acd2d8df0c8"
 PMD_DATA_UUID = "fb005c82-02e7-f387-1cad-8acd2d8df0c8"
 
 
+
 def malformed(what: str, detail: str, reason: str) -> ValidationError:
     """The error for a payload that breaks the rule ``reason`` of ``what`` (shared by decoders)."""
     return ValidationError(f"{what}: {detail}", reason=reason)

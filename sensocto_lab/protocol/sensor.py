@@ -26,6 +26,7 @@ invalid nothing is stored and the error has reason ``invalid_batch`` and a ``fai
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, NamedTuple
@@ -35,6 +36,7 @@ import numpy as np
 from sensocto_lab.errors import PeerError, ProtocolError, UnknownSensorError, ValidationError
 from sensocto_lab.model import (
     MAX_BATCH_SAMPLES,
+    MAX_MS,
     AttributeInfo,
     Batch,
     KindSpec,
@@ -46,18 +48,19 @@ from sensocto_lab.model import (
 
 __all__ = [
     "BatchError",
-    "Chunk",
     "Sample",
     "Topic",
     "TopicKind",
     "attribute_from_update",
     "batch_from_measurement",
     "batches_from_measurements",
-    "merge",
+    "declaration_conflict",
     "parse_topic",
     "sample_from_measurement",
     "sensor_info_from_join",
 ]
+
+_FLOAT_MAX = sys.float_info.max
 
 TopicKind = Literal["sensor", "connector", "room", "lens"]
 
@@ -202,6 +205,22 @@ def sensor_info_from_join(
     )
 
 
+def declaration_conflict(held: SensorInfo, wanted: SensorInfo) -> str | None:
+    """How a join's declaration of a sensor contradicts the one held, or None.
+
+    A sensor's declaration belongs to whoever holds it first: a second joiner may
+    declare the same (a reconnect does) or more attributes, but not another room or
+    another kind for an attribute (the holder's pushes would then be refused).
+    """
+    if wanted.room != held.room:
+        return f"room {wanted.room!r} (it is in {held.room!r})"
+    for attr_id, attr in wanted.attributes.items():
+        mine = held.attributes.get(attr_id)
+        if mine is not None and mine.kind.name != attr.kind.name:
+            return f"{attr_id} as {attr.kind.name!r} (it is {mine.kind.name!r})"
+    return None
+
+
 def attribute_from_update(payload: object) -> tuple[str, AttributeInfo | str]:
     """Read an ``update_attributes`` push.
 
@@ -334,10 +353,10 @@ def _grouped(info: SensorInfo, items: list[Any]) -> list[Batch] | None:
         attrs = [it["attribute_id"] for it in items]
         stamps = np.asarray([it["timestamp"] for it in items])
         raw = [it["payload"] for it in items]
-    except (KeyError, TypeError, ValueError):
+    except (KeyError, TypeError, ValueError, OverflowError):
         return None
-    if stamps.dtype.kind not in "if" or any(type(a) is not str for a in set(attrs)):
-        return None
+    if stamps.dtype.kind not in "if" or any(type(a) is not str for a in attrs):
+        return None  # an id that is not a string (a list is not even hashable)
     batches = []
     distinct = list(dict.fromkeys(attrs))
     order = np.asarray(attrs) if len(distinct) > 1 else None
@@ -349,7 +368,7 @@ def _grouped(info: SensorInfo, items: list[Any]) -> list[Batch] | None:
         vals_raw = raw if idx is None else [raw[i] for i in idx]
         try:
             vals = np.asarray(vals_raw)
-        except ValueError:
+        except (ValueError, OverflowError):
             return None  # ragged rows
         if vals.dtype.kind not in "if":
             return None
@@ -380,18 +399,28 @@ def _columnar(info: SensorInfo, payload: Mapping[str, Any]) -> Batch:
         )
     try:
         vals = np.asarray(values)
-    except ValueError:
+    except (ValueError, OverflowError):
         vals = np.asarray([], dtype=object)  # ragged rows
     if vals.dtype.kind not in "if":
         raise ValidationError("values must be numbers (or rows of numbers)", reason="invalid_value")
     if "timestamps" in payload:
-        stamps = np.asarray(payload["timestamps"])
+        try:
+            stamps = np.asarray(payload["timestamps"])
+        except (ValueError, OverflowError):
+            stamps = np.asarray([], dtype=object)  # ragged rows
         if stamps.dtype.kind not in "if" or stamps.shape != (n,):
             raise ValidationError(
                 f"timestamps must be {n} numbers (ms since the epoch)", reason="invalid_timestamp"
             )
-    elif is_finite_number(payload.get("t0")) and is_finite_number(payload.get("dt")):
-        stamps = payload["t0"] + np.arange(n, dtype=np.float64) * float(payload["dt"])
+    elif "t0" in payload and "dt" in payload:
+        t0, dt = payload["t0"], payload["dt"]
+        if not (is_finite_number(t0) and is_finite_number(dt)):
+            raise ValidationError(
+                f"t0 and dt must be numbers (ms), got {t0!r:.40} and {dt!r:.40}",
+                reason="invalid_timestamp",
+            )
+        with np.errstate(over="ignore"):  # inf is refused as a timestamp
+            stamps = t0 + np.arange(n, dtype=np.float64) * float(dt)
     else:
         raise ValidationError(
             "a columnar batch needs timestamps, or t0 and dt (ms)", reason="missing_fields"
@@ -455,11 +484,11 @@ def _concat(singles: list[Batch]) -> list[Batch]:
     return out
 
 
-# --- many pushes, few ingests ---------------------------------------------------------------
+# --- one sample per push (merged into batches by :mod:`.chunks`) ----------------------------
 
 
 class Sample(NamedTuple):
-    """One ``measurement``, checked for fields and types only (ranges: :func:`merge`).
+    """One ``measurement``, checked for fields and types only (ranges: :func:`.chunks.merge`).
 
     ``ts_ns`` is the timestamp in ns since the epoch (by
     :func:`~sensocto_lab.model.ms_to_ns`); ``value`` a number or a row of numbers.
@@ -480,7 +509,7 @@ def sample_from_measurement(info: SensorInfo, payload: object) -> Sample:
     ValidationError, UnknownSensorError
         ``missing_fields``, ``invalid_attribute_id``, ``invalid_timestamp``,
         ``invalid_value``, ``non_finite_value``. Ranges and shapes are checked when
-        samples are merged into a batch (:func:`merge`).
+        samples are merged into a batch (:func:`.chunks.merge`).
     """
     # One sample per frame is the hot path: exact type checks first (JSON gives plain
     # dicts, ints and floats), the general checks only for anything else.
@@ -494,163 +523,20 @@ def sample_from_measurement(info: SensorInfo, payload: object) -> Sample:
             f"measurement is missing {', '.join(missing)}", reason="missing_fields"
         ) from None
     attr_id, kind = _kind(info, attribute_id)
-    if type(ts) is not int and not is_finite_number(ts):
+    if type(ts) is int and -MAX_MS <= ts <= MAX_MS:
+        ts_ns = ts * 1_000_000  # exact, fast; the range is checked when merging
+    elif type(ts) is not int and is_finite_number(ts):
+        ts_ns = int(ms_to_ns(ts))  # refuses ms whose ns int64 cannot hold
+    else:
         raise ValidationError(
-            f"timestamp must be a number of ms since the epoch, got {ts!r:.40}",
+            f"timestamp must be a number of ms since the epoch (|ms| <= {MAX_MS}), got {ts!r:.40}",
             reason="invalid_timestamp",
         )
-    if type(raw) is int or (type(raw) is float and math.isfinite(raw)):
+    if (type(raw) is int and -_FLOAT_MAX <= raw <= _FLOAT_MAX) or (
+        type(raw) is float and math.isfinite(raw)
+    ):
         value = raw
     else:
         value = _value(kind, raw)
         _check_numbers(value)
-    ts_ns = ts * 1_000_000 if isinstance(ts, int) else int(ms_to_ns(ts))  # ints: exact, fast
     return Sample(attr_id, ts_ns, value)
-
-
-@dataclass(slots=True)
-class Chunk:
-    """Consecutive, time-ordered samples of one attribute from several pushes.
-
-    ``members`` maps the index of each contributing item to its number of samples.
-    """
-
-    batch: Batch
-    members: dict[int, int]
-
-
-class _Open:
-    """A chunk being gathered: segments of arrays and runs of single samples."""
-
-    def __init__(self, attribute_id: str) -> None:
-        self.attribute_id = attribute_id
-        self.ts: list[Any] = []
-        self.values: list[Any] = []
-        self.singles_ts: list[int] = []
-        self.singles_values: list[Any] = []
-        self.members: dict[int, int] = {}
-        self.last_ts = -(2**63)
-        self.n = 0
-        self.has_singles = False
-
-    def add(self, index: int, item: Sample | Batch) -> None:
-        self.n += _len(item)
-        if isinstance(item, Sample):
-            self.has_singles = True
-            self.singles_ts.append(item.ts_ns)
-            self.singles_values.append(item.value)
-            self.members[index] = 1
-            self.last_ts = item.ts_ns
-        else:
-            self._close_singles()
-            self.ts.append(item.ts)
-            self.values.append(item.values)
-            self.members[index] = len(item)
-            self.last_ts = int(item.ts[-1])
-
-    def _close_singles(self) -> None:
-        if self.singles_ts:
-            self.ts.append(np.asarray(self.singles_ts, dtype=np.int64))
-            self.values.append(np.asarray(self.singles_values, dtype=np.float64))
-            self.singles_ts, self.singles_values = [], []
-
-    def build(self, sensor_id: str) -> Batch:
-        self._close_singles()
-        ts = self.ts[0] if len(self.ts) == 1 else np.concatenate(self.ts)
-        values = self.values[0] if len(self.values) == 1 else np.concatenate(self.values)
-        return Batch(sensor_id, self.attribute_id, ts, values)
-
-
-def _len(item: Sample | Batch) -> int:
-    return 1 if isinstance(item, Sample) else len(item)
-
-
-def _first_ts(item: Sample | Batch) -> int:
-    return item.ts_ns if isinstance(item, Sample) else int(item.ts[0])
-
-
-def merge(
-    info: SensorInfo, items: list[Sample | Batch]
-) -> tuple[list[Chunk], dict[int, PeerError]]:
-    """Merge the items of consecutive pushes into few validated batches, in order.
-
-    ``Batch`` items must already be validated (as :func:`batches_from_measurements`
-    returns them); :class:`Sample` items are validated here, many at a time.
-
-    Items of one attribute join a chunk while their timestamps do not go backwards;
-    otherwise a new chunk starts, so every chunk is a valid batch and chunks keep the
-    arrival order. A chunk that fails validation is checked item by item: the faulty
-    items are returned as errors (by index), the others still form chunks.
-
-    Returns
-    -------
-    chunks
-        Validated batches with the items (index → samples) they hold.
-    errors
-        Index → error of the items that were refused.
-    """
-    opened: list[_Open] = []
-    current: dict[str, _Open] = {}
-    for index, item in enumerate(items):
-        chunk = current.get(item.attribute_id)
-        if (
-            chunk is None
-            or _first_ts(item) < chunk.last_ts
-            or chunk.n + _len(item) > MAX_BATCH_SAMPLES
-        ):
-            chunk = current[item.attribute_id] = _Open(item.attribute_id)
-            opened.append(chunk)
-        chunk.add(index, item)
-    chunks: list[Chunk] = []
-    errors: dict[int, PeerError] = {}
-    for chunk in opened:
-        kind = info.attributes[chunk.attribute_id].kind
-        try:
-            batch = chunk.build(info.sensor_id)
-            # validated batches, ordered and size-capped by the chunking, stay valid
-            chunks.append(
-                Chunk(batch.validated(kind) if chunk.has_singles else batch, chunk.members)
-            )
-            continue
-        except (PeerError, ValueError):
-            pass
-        good: list[Sample | Batch] = []
-        where: list[int] = []
-        for index in chunk.members:
-            item = items[index]
-            try:
-                if isinstance(item, Sample):
-                    Batch(
-                        info.sensor_id,
-                        item.attribute_id,
-                        np.asarray([item.ts_ns], dtype=np.int64),
-                        np.asarray([item.value], dtype=np.float64),
-                    ).validated(kind)
-                good.append(item)
-                where.append(index)
-            except (PeerError, ValueError) as exc:
-                errors[index] = (
-                    exc
-                    if isinstance(exc, PeerError)
-                    else ValidationError(str(exc), reason="invalid_value")
-                )
-        if len(good) == len(chunk.members):  # each fine alone: keep them apart
-            chunks.extend(_alone(info, items, where, kind))
-        elif good:
-            sub, sub_errors = merge(info, good)
-            for c in sub:
-                c.members = {where[i]: n for i, n in c.members.items()}
-            chunks.extend(sub)
-            errors.update({where[i]: e for i, e in sub_errors.items()})
-    return chunks, errors
-
-
-def _alone(
-    info: SensorInfo, items: list[Sample | Batch], indices: list[int], kind: KindSpec
-) -> list[Chunk]:
-    chunks = []
-    for index in indices:
-        one = _Open(items[index].attribute_id)
-        one.add(index, items[index])
-        chunks.append(Chunk(one.build(info.sensor_id).validated(kind), one.members))
-    return chunks

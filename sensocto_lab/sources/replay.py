@@ -4,7 +4,9 @@ Each recorded sensor becomes a :class:`~sensocto_lab.net.sensor_client.SensorCli
 joined to its recorded room, that pushes its samples with their original device
 timestamps, paced so that device time advances ``speed`` times faster than wall
 time. What arrives at the other end is
-what was recorded, sample for sample.
+what was recorded, sample for sample. Asking for a sensor that was not recorded is an
+error (:class:`~sensocto_lab.errors.UnknownSensorError`), not an empty replay; a tqdm
+bar (samples sent, rate) shows progress when asked for.
 """
 
 from __future__ import annotations
@@ -19,9 +21,10 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from sensocto_lab.errors import ConfigError
+from sensocto_lab.errors import ConfigError, UnknownSensorError
 from sensocto_lab.net.sensor_client import SensorClient
 from sensocto_lab.storage.tiered import TieredStore
+from sensocto_lab.sync._progress import progress_bar
 
 __all__ = ["replay_session"]
 
@@ -42,8 +45,15 @@ class _Series:
 def _load(data_dir: Path, sensors: Sequence[str] | None) -> list[_Series]:
     store = TieredStore.open(data_dir, read_only=True)
     try:
+        recorded = store.series()
+        missing = set(sensors or ()) - {s.sensor_id for s in recorded}
+        if missing:
+            raise UnknownSensorError(
+                f"no recordings of sensor {', '.join(sorted(missing))} in {data_dir}",
+                reason="unknown_sensor",
+            )
         out = []
-        for stored in store.series():
+        for stored in recorded:
             sensor, attribute = stored.sensor_id, stored.attribute_id
             if sensors and sensor not in sensors:
                 continue
@@ -70,6 +80,7 @@ async def replay_session(
     token: str | None = None,
     speed: float = 1.0,
     sensors: Sequence[str] | None = None,
+    progress: bool | None = None,
 ) -> int:
     """Push every recorded sample of ``data_dir`` to the endpoint at ``url``.
 
@@ -86,11 +97,21 @@ async def replay_session(
         ``float('inf')`` as fast as the endpoint accepts.
     sensors
         Only these sensors (default: all).
+    progress
+        Show a tqdm bar of samples sent (on stderr); ``None`` shows one only inside a
+        Jupyter kernel.
 
     Returns
     -------
     int
         Samples sent and acknowledged as stored by the endpoint.
+
+    Raises
+    ------
+    UnknownSensorError
+        A sensor of ``sensors`` has no recordings in ``data_dir``.
+    StorageError
+        ``data_dir`` holds no store (``reason="no_store"``).
     """
     if not speed > 0:
         raise ConfigError("speed must be > 0")
@@ -113,9 +134,13 @@ async def replay_session(
     t0 = min(float(s.ts_ms[0]) for s in series)
     t_end = max(float(s.ts_ms[-1]) for s in series)
     sent = 0
+    bar = None
     try:
         for client in clients.values():
             await client.connect()
+        # once joined: a refused or failed connection shows no bar at all
+        bar = progress_bar(sum(len(s.ts_ms) for s in series), "replay", progress)
+        bar.unit, bar.unit_scale = "sample", True
         wall0 = time.monotonic()
         step = t0
         while step <= t_end:
@@ -127,6 +152,7 @@ async def replay_session(
                         s.attribute, s.values[s.pos : stop], timestamps_ms=s.ts_ms[s.pos : stop]
                     )
                     sent += stop - s.pos
+                    bar.update(stop - s.pos)
                     s.pos = stop
             delay = wall0 + (step - t0) / 1000 / speed - time.monotonic()
             if delay > 0:
@@ -134,6 +160,8 @@ async def replay_session(
         for client in clients.values():
             await client.drain()
     finally:
+        if bar is not None:
+            bar.close()
         for client in clients.values():
             await client.close()
     return sent

@@ -6,6 +6,11 @@
 engine's clock it advances a :class:`~sensocto_lab.sources.simulator.GroupSimulator`
 and hands what it produced (respiration, hr, rr, ecg, accelerometer, battery) to
 ``engine.ingest``, so the data is validated, stored and published like a strap's.
+
+``group.follow_conditions({"baseline": 0.0, "task": 2.0})`` makes the group follow
+the room's protocol: it listens to ``events:{room}`` on the engine's bus and sets
+the coupling ``K`` when a listed condition begins (and back when it ends), so
+synchrony changes with the condition the way an experiment hopes it will.
 """
 
 from __future__ import annotations
@@ -13,12 +18,16 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+from collections.abc import Mapping
 
 import numpy as np
 import numpy.typing as npt
 
+from sensocto_lab.engine import topics
+from sensocto_lab.engine.bus import Subscription
 from sensocto_lab.engine.engine import Engine
 from sensocto_lab.errors import ConfigError
+from sensocto_lab.events import Event, condition_phase
 from sensocto_lab.sources.simulator import MAX_STEP_S, GroupSimulator, SimConfig
 
 __all__ = ["SimulatedGroup"]
@@ -48,6 +57,11 @@ class SimulatedGroup:
         self.room = simulator.room
         self.tick_s = tick_s
         self._registered = False
+        self._follow: Subscription | None = None
+        self._couplings: dict[str, float] = {}
+        self._default: float | None = None
+        #: Open followed conditions, oldest first: (label, K before it began).
+        self._following: list[tuple[str, float]] = []
 
     def __repr__(self) -> str:
         return f"<SimulatedGroup {self.room!r} n={len(self.sensor_ids)} K={self.coupling:g}>"
@@ -147,9 +161,82 @@ class SimulatedGroup:
         """The true Kuramoto order parameter ``R`` now (0 incoherent … 1 in lock-step)."""
         return self.simulator.true_order_parameter()
 
+    @property
+    def follow_task_name(self) -> str:
+        """The name of the condition follower among the engine's tasks."""
+        return f"sim-follow:{self.room}"
+
+    async def follow_conditions(
+        self, couplings: Mapping[str, float], default: float | None = None
+    ) -> None:
+        """Set the coupling from the room's conditions as they begin and end.
+
+        Parameters
+        ----------
+        couplings
+            Condition label → coupling ``K`` in rad/s while it runs (e.g.
+            ``{"baseline": 0.0, "task": 2.0, "recovery": 0.0}``); other labels are
+            ignored.
+        default
+            ``K`` (rad/s) when a followed condition ends and no other is running;
+            ``None``: the ``K`` the group had before that condition began.
+
+        Notes
+        -----
+        The follower is a task the engine owns, reading ``events:{room}`` from a
+        subscription made before this returns, so a protocol started afterwards is
+        followed from its first condition. Nested followed conditions: the one begun
+        last wins; when it ends, the one still running before it applies again.
+        Calling it again replaces the mapping.
+        """
+        table = {str(k): float(v) for k, v in couplings.items()}
+        for label, k in table.items():
+            if not (np.isfinite(k) and k >= 0):
+                raise ConfigError(f"coupling for {label!r} must be finite and >= 0, got {k}")
+        if default is not None and not (np.isfinite(default) and default >= 0):
+            raise ConfigError(f"default coupling must be finite and >= 0, got {default}")
+        self._couplings, self._default = table, default
+        if self._follow is None or self._follow.closed:
+            self._follow = self._engine.bus.subscribe(topics.events(self.room), maxsize=1024)
+            await self._engine.start_task(self.follow_task_name, self._follow_events)
+
+    async def _follow_events(self) -> None:
+        sub = self._follow
+        assert sub is not None
+        async for event in sub:
+            if isinstance(event, Event):
+                self.on_event(event)
+
+    def on_event(self, event: Event) -> None:
+        """Apply one event of the room to the coupling (what the follower does per event)."""
+        phase = condition_phase(event.kind, event.value)
+        if phase is None or event.room != self.room or event.label not in self._couplings:
+            return
+        if phase == "begin":
+            self._following.append((event.label, self.coupling))
+            self.set_coupling(self._couplings[event.label])
+            return
+        labels = [label for label, _ in self._following]
+        if event.label not in labels:
+            return
+        index = labels.index(event.label)
+        _, before = self._following.pop(index)
+        if index < len(self._following):
+            # An outer condition ended under a running inner one: the inner still rules,
+            # and hands back what the outer would have when it ends.
+            self._following[index] = (self._following[index][0], before)
+            return
+        if self._following:
+            self.set_coupling(self._couplings[self._following[-1][0]])
+        else:
+            self.set_coupling(before if self._default is None else self._default)
+
     async def stop(self, *, unregister: bool = True) -> None:
         """Stop producing and, by default, unregister the group's sensors (data stays stored)."""
         engine = self._engine
+        if self._follow is not None:
+            self._follow.close()
+            await engine.stop_task(self.follow_task_name)
         await engine.stop_task(self.task_name)
         if unregister and not engine.closed:
             for sensor_id in self.sensor_ids:

@@ -121,6 +121,7 @@ class Store(Protocol):
         storage lag, ring sizes, ``health`` (``ok``/``failing`` with reason and time)."""
         ...
 
+
     def flush(self) -> None:
         """fsync the WAL now: when this returns, everything acknowledged survives power loss."""
         ...

@@ -201,15 +201,15 @@ def build_dataset(
 def _lazy_row(
     source: SeriesSource | None, axis: npt.NDArray[np.int64], kind: KindSpec, chunk_samples: int
 ) -> Any:
-    import dask
     import dask.array as da
+    from dask.delayed import delayed
 
     tail = () if kind.width == 1 else (kind.width,)
     if source is None or axis.shape[0] == 0:
         return da.full((axis.shape[0], *tail), np.nan, dtype=kind.dtype)
     blocks = [
         da.from_delayed(
-            dask.delayed(_lazy_block)(source, axis[lo:hi]),
+            delayed(_lazy_block)(source, axis[lo:hi]),
             shape=(hi - lo, *tail),
             dtype=kind.dtype,
         )

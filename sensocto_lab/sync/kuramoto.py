@@ -7,7 +7,10 @@ pair, ``PLV_jk = |mean_t exp(i·(θ_j(t) − θ_k(t)))|``, says how constant the
 phase difference is over the recording.
 
 Means skip participants (or samples) whose phase is NaN; the count is returned so
-a reader can see how many people each value rests on.
+a reader can see how many people each value rests on. Every function here takes
+phases (radians) or unit phasors (complex, from
+:func:`~sensocto_lab.sync.phase.phasors`): pass phasors to several of them and
+``exp(i·θ)`` is computed once.
 """
 
 from __future__ import annotations
@@ -19,25 +22,19 @@ import numpy.typing as npt
 import scipy.signal as ss
 import xarray as xr
 
-from sensocto_lab.errors import ValidationError
+from sensocto_lab.physio.filters import Band, butter_sos, by_segments, invalid, min_len
+from sensocto_lab.physio.grid import Signals, as_signals
+from sensocto_lab.physio.peaks import PeakSettings
 from sensocto_lab.sync._progress import progress_bar
-from sensocto_lab.sync.grid import Signals, as_signals
-from sensocto_lab.sync.phase import (
-    RESPIRATION_BAND,
-    Band,
-    Method,
-    _analytic_of_filtered,
-    _by_segments,
-    _min_len,
-    butter_sos,
-    peak_phase,
-)
+from sensocto_lab.sync.phase import Method, analytic_of_filtered, method_settings, peak_phase
 
 __all__ = [
     "order_parameter",
     "phase_locking",
+    "phasor_input",
     "phasor_sum",
     "synchrony",
+    "unit_phasors",
     "windowed_order_parameter",
 ]
 
@@ -48,8 +45,26 @@ ComplexArray = npt.NDArray[np.complex128]
 BLOCK_ROWS = 64
 
 
-def _bad(detail: str, reason: str = "invalid_parameter") -> ValidationError:
-    return ValidationError(detail, reason=reason)
+def unit_phasors(values: FloatArray | ComplexArray) -> ComplexArray:
+    """``exp(i·θ)`` of phases (radians), or ``z / |z|`` of complex values; NaN stays NaN.
+
+    Complex input of modulus 1 (from :func:`~sensocto_lab.sync.phase.phasors`) is
+    returned as is, so passing phasors to several measures shares the work.
+    """
+    if np.iscomplexobj(values):
+        z = np.asarray(values, dtype=np.complex128)
+        modulus = np.abs(z)
+        known = modulus[~np.isnan(modulus)]
+        if known.size == 0 or np.allclose(known, 1.0, rtol=0, atol=1e-12):
+            return z
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(modulus > 0, z / modulus, np.nan + 0j)
+    theta = np.asarray(values, dtype=np.float64)
+    out = np.empty(theta.shape, dtype=np.complex128)
+    # cos and sin into the two halves: a little cheaper than exp(1j*theta)
+    np.cos(theta, out=out.real)
+    np.sin(theta, out=out.imag)
+    return out
 
 
 def phasor_sum(unit: ComplexArray) -> tuple[ComplexArray, npt.NDArray[np.int64]]:
@@ -92,29 +107,36 @@ def _order_dataarray(
     )
 
 
-def _phase_input(
+def phasor_input(
     phases: xr.DataArray | npt.ArrayLike, fs: float | None
-) -> tuple[FloatArray, npt.NDArray[Any], npt.NDArray[Any], dict[str, Any]]:
-    """(theta, sensors, time, attrs) from a phase DataArray or a plain array."""
+) -> tuple[ComplexArray, npt.NDArray[Any], npt.NDArray[Any], dict[str, Any]]:
+    """(unit phasors, sensors, time, attrs) from phases or phasors, DataArray or array.
+
+    Parameters
+    ----------
+    phases
+        ``(sensor, time)`` radians, or complex unit phasors / analytic signals.
+    fs
+        Sampling rate of a plain array in Hz (sets the time axis in seconds).
+    """
     if isinstance(phases, xr.DataArray):
         if phases.dims != ("sensor", "time"):
-            raise _bad(
+            raise invalid(
                 f"phases must have dims ('sensor', 'time'), got {phases.dims}", "invalid_signal"
             )
-        attrs = dict(phases.attrs)
         return (
-            np.asarray(phases.values, dtype=np.float64),
+            unit_phasors(phases.values),
             np.asarray(phases["sensor"].values),
             np.asarray(phases["time"].values),
-            attrs,
+            dict(phases.attrs),
         )
-    theta = np.asarray(phases, dtype=np.float64)
-    if theta.ndim != 2:
-        raise _bad(
-            f"phases must be (participants, samples), got shape {theta.shape}", "invalid_signal"
+    values = np.asarray(phases)
+    if values.ndim != 2:
+        raise invalid(
+            f"phases must be (participants, samples), got shape {values.shape}", "invalid_signal"
         )
-    time = np.arange(theta.shape[1]) / fs if fs else np.arange(theta.shape[1])
-    return theta, np.arange(theta.shape[0]), time, {"fs": fs} if fs else {}
+    time = np.arange(values.shape[1]) / fs if fs else np.arange(values.shape[1])
+    return unit_phasors(values), np.arange(values.shape[0]), time, {"fs": fs} if fs else {}
 
 
 def order_parameter(
@@ -125,8 +147,9 @@ def order_parameter(
     Parameters
     ----------
     phases
-        Output of :func:`~sensocto_lab.sync.phase.phases`, or a ``(participants,
-        samples)`` array of radians (NaN where unknown).
+        Output of :func:`~sensocto_lab.sync.phase.phases` or
+        :func:`~sensocto_lab.sync.phase.phasors`, or a ``(participants, samples)``
+        array of radians or phasors (NaN where unknown).
     fs
         Sampling rate in Hz for a plain array (sets the time coordinate in seconds).
     min_count
@@ -139,8 +162,8 @@ def order_parameter(
         phase, radians) and ``n`` (participants counted); ``attrs`` carry ``units``
         and ``method``.
     """
-    theta, _, time, attrs = _phase_input(phases, fs)
-    total, count = phasor_sum(np.exp(1j * theta))
+    unit, _, time, attrs = phasor_input(phases, fs)
+    total, count = phasor_sum(unit)
     method = f"|mean exp(i*theta)| over participants; phases: {attrs.get('method', 'given')}"
     return _order_dataarray(total, count, time, min_count, {**attrs, "method": method})
 
@@ -150,9 +173,10 @@ def synchrony(
     fs: float | None = None,
     *,
     method: Method = "hilbert",
-    band: Band = RESPIRATION_BAND,
-    order: int = 2,
+    band: Band | None = None,
+    order: int | None = None,
     kind: str = "respiration",
+    settings: PeakSettings | None = None,
     attribute: str | None = None,
     max_gap_s: float = 0.0,
     min_count: int = 2,
@@ -167,7 +191,7 @@ def synchrony(
 
     Parameters
     ----------
-    data, fs, method, band, order, kind, attribute, max_gap_s
+    data, fs, method, band, order, kind, settings, attribute, max_gap_s
         As for :func:`~sensocto_lab.sync.phase.phases`.
     min_count
         As for :func:`order_parameter`.
@@ -180,34 +204,31 @@ def synchrony(
         As :func:`order_parameter`.
     """
     sig = as_signals(data, fs, attribute=attribute, max_gap_s=max_gap_s)
+    b, o, s, how = method_settings(method, band, order, kind, settings)
     values = sig.values
     total = np.zeros(sig.n_samples, dtype=np.complex128)
     count = np.zeros(sig.n_samples, dtype=np.int64)
-    if method == "hilbert":
-        sos = butter_sos(float(sig.fs), (float(band[0]), float(band[1])), order)
-        min_len = _min_len(sig.fs, band, sos)
+    if s is None:
+        sos = butter_sos(float(sig.fs), b, o)
+        shortest = min_len(sig.fs, b, sos)
 
-        def unit_phasors(x: FloatArray) -> ComplexArray:
-            z = _analytic_of_filtered(ss.sosfiltfilt(sos, x, axis=-1))
+        def unit_of(x: FloatArray) -> ComplexArray:
+            z = analytic_of_filtered(ss.sosfiltfilt(sos, x, axis=-1))
             with np.errstate(invalid="ignore", divide="ignore"):
                 z /= np.abs(z)
             return z
 
-        how = f"hilbert; zero-phase Butterworth band-pass {band[0]:g}-{band[1]:g} Hz, order {order}"
         with progress_bar(sig.n_participants, "participants", progress) as bar:
             for start in range(0, sig.n_participants, BLOCK_ROWS):
                 block = values[start : start + BLOCK_ROWS]
-                s, c = phasor_sum(_by_segments(block, min_len, unit_phasors, np.complex128))
-                total += s
+                t, c = phasor_sum(by_segments(block, shortest, unit_of, np.complex128))
+                total += t
                 count += c
                 bar.update(block.shape[0])
-    elif method == "peaks":
-        s, c = phasor_sum(np.exp(1j * peak_phase(values, sig.fs, kind)))
-        total += s
-        count += c
-        how = f"peaks; {kind} events, 2*pi per cycle, linear between events"
     else:
-        raise _bad(f"method must be 'hilbert' or 'peaks', got {method!r}")
+        t, c = phasor_sum(unit_phasors(peak_phase(values, sig.fs, kind, settings=s)))
+        total += t
+        count += c
     attrs = {"fs": sig.fs, "method": f"|mean exp(i*theta)| over participants; phases: {how}"}
     return _order_dataarray(total, count, sig.time(), min_count, attrs)
 
@@ -234,11 +255,11 @@ def windowed_order_parameter(
     """
     fs = r.attrs.get("fs")
     if not fs:
-        raise _bad("R needs attrs['fs'] (use order_parameter(..., fs=) or synchrony())")
+        raise invalid("R needs attrs['fs'] (use order_parameter(..., fs=) or synchrony())")
     width = round(window_s * fs)
     step = round((step_s if step_s is not None else window_s) * fs)
     if width < 1 or step < 1:
-        raise _bad(f"window_s and step_s must be at least one sample (1/{fs:g} s)")
+        raise invalid(f"window_s and step_s must be at least one sample (1/{fs:g} s)")
     values = np.asarray(r.values, dtype=np.float64)
     valid = ~np.isnan(values)
     csum = np.concatenate(([0.0], np.cumsum(np.where(valid, values, 0.0))))
@@ -270,8 +291,9 @@ def phase_locking(
     Parameters
     ----------
     phases
-        Output of :func:`~sensocto_lab.sync.phase.phases`, or ``(participants,
-        samples)`` radians.
+        Output of :func:`~sensocto_lab.sync.phase.phases` or
+        :func:`~sensocto_lab.sync.phase.phasors`, or ``(participants, samples)``
+        radians or phasors.
     fs
         Unused for the values; recorded in ``attrs`` for a plain array.
     min_samples
@@ -282,12 +304,17 @@ def phase_locking(
     xarray.DataArray
         Symmetric ``PLV`` matrix in ``[0, 1]``, dims ``("sensor", "sensor_2")``,
         ones on the diagonal, with coordinate ``n``: the samples each pair shares.
+        A participant without any known phase (a dead sensor) has a NaN row and
+        column, as hypyp gives.
     """
-    theta, sensors, _, attrs = _phase_input(phases, fs)
-    valid = ~np.isnan(theta)
-    unit = np.where(valid, np.exp(1j * np.where(valid, theta, 0.0)), 0.0)
-    weights = valid.astype(np.float64)
-    both = weights @ weights.T
+    unit, sensors, _, attrs = phasor_input(phases, fs)
+    valid = ~np.isnan(unit.real)
+    if valid.all():  # the common case: no masks, one product
+        both = np.full((unit.shape[0],) * 2, float(unit.shape[1]))
+    else:
+        unit = np.where(valid, unit, 0.0)
+        weights = valid.astype(np.float64)
+        both = weights @ weights.T
     with np.errstate(invalid="ignore", divide="ignore"):
         plv = np.where(both >= min_samples, np.abs(unit @ unit.conj().T) / both, np.nan)
     return xr.DataArray(

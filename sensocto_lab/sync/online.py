@@ -9,7 +9,7 @@ How it stays cheap for a thousand participants:
 - :meth:`OnlineSynchrony.push` only checks and queues a batch. Before an estimate,
   all queued batches of all participants are interpolated onto a regular grid
   (multiples of ``1/fs`` since the epoch) in one pass of
-  :func:`~sensocto_lab.sync.grid.resample_groups`, the function the offline path
+  :func:`~sensocto_lab.physio.grid.resample_groups`, the function the offline path
   uses, and written into a ring of ``window_s`` per participant; gaps are NaN.
 - Band-pass (``sosfiltfilt``, odd padding) followed by the FFT Hilbert transform is
   linear in the window's samples, so the analytic signal at one index is a fixed
@@ -34,8 +34,9 @@ import numpy as np
 import numpy.typing as npt
 
 from sensocto_lab.errors import ValidationError
-from sensocto_lab.sync.grid import GAP_FACTOR, Signals, grid_step_ns, resample_groups
-from sensocto_lab.sync.phase import RESPIRATION_BAND, Band, analytic_signal
+from sensocto_lab.physio.filters import RESPIRATION_BAND, Band, flat_rows
+from sensocto_lab.physio.grid import GAP_FACTOR, Signals, grid_step_ns, resample_groups
+from sensocto_lab.sync.phase import analytic_signal
 
 __all__ = ["OnlineConfig", "OnlineSynchrony", "SyncEstimate"]
 
@@ -343,12 +344,15 @@ class OnlineSynchrony:
         values = win.values
         z = np.full(values.shape[0], np.nan, dtype=np.complex128)
         nan = np.isnan(values)
-        full = ~nan.any(axis=1)
+        gappy = nan.any(axis=1)
+        full = np.logical_not(gappy)
+        # a flat window (dead or stuck sensor) has no phase, as offline
+        full[full] = ~flat_rows(values[full])
         if full.any():
             weights = _weights(self._fs, self._w, m, cfg.band, cfg.order)
             parts = (values if full.all() else values[full]) @ weights
             z[full] = parts[:, 0] + 1j * parts[:, 1]
-        partial = np.flatnonzero(~full & ~nan[:, m])
+        partial = np.flatnonzero(gappy & ~nan[:, m])
         if partial.size:
             z[partial] = analytic_signal(values[partial], self._fs, cfg.band, cfg.order)[:, m]
         phases = np.angle(z)

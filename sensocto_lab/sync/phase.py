@@ -4,23 +4,24 @@ Two estimators, both in the same convention (a peak of the rhythm is phase 0,
 phases wrapped to ``(-π, π]``):
 
 - **Hilbert**: zero-phase Butterworth band-pass (``scipy.signal.sosfiltfilt``,
-  respiration 0.1–0.6 Hz by default) then the angle of the analytic signal. The
-  FFT length is chosen with ``scipy.fft.next_fast_len`` and all participants
-  without gaps go through one 2-D call.
-- **Events**: breath peaks or R-peaks found with ``scipy.signal.find_peaks``;
-  the phase rises 2π per cycle, linearly between consecutive events.
+  respiration 0.1–0.6 Hz by default) then the angle of the analytic signal, computed
+  exactly as :func:`scipy.signal.hilbert` does (one FFT of the run's own length, no
+  padding), so phases agree with scipy's to rounding, at the edges too; all
+  participants without gaps go through one 2-D call.
+- **Events**: breath peaks or R-peaks found by
+  :func:`sensocto_lab.physio.peaks.detect_peaks`; the phase rises 2π per cycle,
+  linearly between consecutive events.
 
 A gap (NaN) is never filtered across: each contiguous run of samples is processed
 on its own, runs shorter than one period of the slowest rhythm in the band give
-NaN, and so do intervals between events that span a gap.
+NaN, and so do flat runs (a dead or stuck sensor has no phase, see
+:func:`sensocto_lab.physio.filters.by_segments`) and intervals between events that
+span a gap.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
-from functools import lru_cache
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -28,164 +29,63 @@ import scipy.fft as sfft
 import scipy.signal as ss
 import xarray as xr
 
-from sensocto_lab.errors import ValidationError
-from sensocto_lab.sync.grid import Signals, as_signals
+from sensocto_lab.physio.filters import (
+    Band,
+    bandpass,
+    butter_sos,
+    by_segments,
+    invalid,
+    min_len,
+    runs,
+)
+from sensocto_lab.physio.grid import Signals, as_signals
+from sensocto_lab.physio.peaks import (
+    PEAK_SETTINGS,
+    RESPIRATION_BAND,
+    PeakSettings,
+    detect_peaks,
+    peak_settings,
+)
 
 __all__ = [
     "PEAK_SETTINGS",
     "RESPIRATION_BAND",
     "PeakSettings",
+    "analytic_of_filtered",
     "analytic_signal",
     "bandpass",
+    "butter_sos",
     "detect_peaks",
     "event_phase",
     "hilbert_phase",
+    "method_settings",
     "peak_phase",
     "phases",
+    "phasors",
 ]
 
 FloatArray = npt.NDArray[np.float64]
 ComplexArray = npt.NDArray[np.complex128]
-Band = tuple[float, float]
-
-#: Default pass band for breathing, in Hz (6–36 breaths per minute).
-RESPIRATION_BAND: Band = (0.1, 0.6)
 
 TWO_PI = 2.0 * np.pi
 
 
-@dataclass(frozen=True, slots=True)
-class PeakSettings:
-    """How events are found in one kind of signal.
+def analytic_of_filtered(y: FloatArray) -> ComplexArray:
+    """Analytic signal along the last axis, as :func:`scipy.signal.hilbert` computes it.
 
-    Attributes
-    ----------
-    band
-        Band-pass (Hz) applied before peak picking; the upper edge is clipped below
-        Nyquist.
-    distance_s
-        Shortest plausible time between two events (seconds): 1.5 s is 40 breaths
-        per minute, 0.3 s is 200 beats per minute.
-    prominence
-        Smallest prominence of an event, as a fraction of the filtered signal's robust
-        range (1st to 99th percentile).
-    max_interval_s
-        Longest plausible cycle (seconds); a longer interval is a missed event or a
-        gap, and its phase is NaN.
+    One real FFT and one inverse FFT of the run's own length ``n`` (scipy's
+    convention): padding to a faster length would change the edges (1.3 rad at
+    ``n = 7507``). The real FFT halves the forward work against scipy's complex one.
     """
-
-    band: Band
-    distance_s: float
-    prominence: float
-    max_interval_s: float
-
-
-#: Physiologically sensible defaults per kind.
-PEAK_SETTINGS: dict[str, PeakSettings] = {
-    "respiration": PeakSettings(RESPIRATION_BAND, 1.5, 0.25, 12.0),
-    "ecg": PeakSettings((5.0, 30.0), 0.3, 0.3, 2.0),
-}
-
-
-def _bad(detail: str, reason: str = "invalid_parameter") -> ValidationError:
-    return ValidationError(detail, reason=reason)
-
-
-@lru_cache(maxsize=64)
-def butter_sos(fs: float, band: Band, order: int) -> npt.NDArray[np.float64]:
-    """Second-order sections of a Butterworth band-pass (``order`` per edge)."""
-    low, high = band
-    nyquist = fs / 2.0
-    if not (0 < low < high):
-        raise _bad(f"band must be (low, high) with 0 < low < high Hz, got {band!r}")
-    if low >= nyquist:
-        raise _bad(f"band {band!r} Hz lies above the Nyquist frequency {nyquist:g} Hz")
-    if order < 1:
-        raise _bad(f"filter order must be >= 1, got {order}")
-    high = min(high, 0.95 * nyquist)
-    return np.asarray(ss.butter(order, [low, high], btype="band", fs=fs, output="sos"))
-
-
-def _min_len(fs: float, band: Band, sos: npt.NDArray[np.float64]) -> int:
-    # One period of the slowest rhythm, and more than sosfiltfilt's padding.
-    return max(int(np.ceil(fs / band[0])), 3 * (2 * sos.shape[0] + 1) + 1)
-
-
-def _runs(valid: npt.NDArray[np.bool_]) -> list[tuple[int, int]]:
-    edges = np.diff(np.concatenate(([0], valid.view(np.int8), [0])))
-    return list(
-        zip(np.flatnonzero(edges == 1).tolist(), np.flatnonzero(edges == -1).tolist(), strict=True)
-    )
-
-
-def _by_segments(
-    values: FloatArray,
-    min_len: int,
-    block: Callable[[FloatArray], npt.NDArray[Any]],
-    dtype: type,
-) -> npt.NDArray[Any]:
-    """Apply ``block`` (2-D in, same shape out, along the last axis) gap by gap.
-
-    Rows without NaN go through one vectorised call; rows with gaps are processed
-    one contiguous run at a time, and runs shorter than ``min_len`` stay NaN.
-    """
-    valid = ~np.isnan(values)
-    full = valid.all(axis=1)
-    if full.all():
-        if values.shape[1] < min_len:
-            return np.full(values.shape, np.nan, dtype=dtype)
-        return block(values)
-    out: npt.NDArray[Any] = np.full(values.shape, np.nan, dtype=dtype)
-    if full.any() and values.shape[1] >= min_len:
-        out[full] = block(values[full])
-    for i in np.flatnonzero(~full):
-        for a, b in _runs(valid[i]):
-            if b - a >= min_len:
-                out[i, a:b] = block(values[i : i + 1, a:b])[0]
-    return out
-
-
-def _analytic_of_filtered(y: FloatArray) -> ComplexArray:
-    """Analytic signal along the last axis: one real FFT, one inverse FFT of fast length."""
-    n_time = y.shape[-1]
-    n = sfft.next_fast_len(n_time, real=True)
-    spectrum = sfft.rfft(y, n=n, axis=-1)
+    n = y.shape[-1]
+    spectrum = sfft.rfft(y, axis=-1)
     full = np.zeros((*y.shape[:-1], n), dtype=np.complex128)
     half = (n + 1) // 2
     full[..., 0] = spectrum[..., 0]
     np.multiply(spectrum[..., 1:half], 2.0, out=full[..., 1:half])
     if n % 2 == 0:
         full[..., n // 2] = spectrum[..., n // 2]
-    return sfft.ifft(full, axis=-1, overwrite_x=True)[..., :n_time]
-
-
-def bandpass(
-    values: FloatArray, fs: float, band: Band = RESPIRATION_BAND, order: int = 2
-) -> FloatArray:
-    """Zero-phase Butterworth band-pass of each row, gap by gap.
-
-    Parameters
-    ----------
-    values
-        ``(participants, samples)``, NaN marks gaps.
-    fs
-        Sampling rate in Hz.
-    band
-        Pass band ``(low, high)`` in Hz.
-    order
-        Butterworth order per edge; ``sosfiltfilt`` doubles the effective order and
-        cancels the phase shift.
-
-    Returns
-    -------
-    numpy.ndarray
-        Filtered values, same shape; NaN in gaps and in runs shorter than one period
-        of ``band[0]``.
-    """
-    sos = butter_sos(float(fs), (float(band[0]), float(band[1])), order)
-    return _by_segments(
-        values, _min_len(fs, band, sos), lambda x: ss.sosfiltfilt(sos, x, axis=-1), np.float64
-    )
+    return sfft.ifft(full, axis=-1, overwrite_x=True)
 
 
 def analytic_signal(
@@ -196,13 +96,14 @@ def analytic_signal(
     Returns
     -------
     numpy.ndarray
-        ``complex128``, shape ``(participants, samples)``; NaN in gaps.
+        ``complex128``, shape ``(participants, samples)``; NaN in gaps, short runs and
+        flat runs.
     """
     sos = butter_sos(float(fs), (float(band[0]), float(band[1])), order)
-    return _by_segments(
+    return by_segments(
         values,
-        _min_len(fs, band, sos),
-        lambda x: _analytic_of_filtered(ss.sosfiltfilt(sos, x, axis=-1)),
+        min_len(fs, band, sos),
+        lambda x: analytic_of_filtered(ss.sosfiltfilt(sos, x, axis=-1)),
         np.complex128,
     )
 
@@ -212,60 +113,6 @@ def hilbert_phase(
 ) -> FloatArray:
     """Phase (radians, ``(-π, π]``) of each row's band-passed analytic signal; NaN in gaps."""
     return np.angle(analytic_signal(values, fs, band, order))
-
-
-def detect_peaks(
-    x: FloatArray,
-    fs: float,
-    kind: str = "respiration",
-    *,
-    settings: PeakSettings | None = None,
-) -> FloatArray:
-    """Times of the rhythm's peaks in one gap-free run, in (fractional) samples.
-
-    The run is band-passed (``settings.band``), peaks are picked with
-    :func:`scipy.signal.find_peaks` (``distance``, ``prominence`` from ``settings``)
-    and refined to sub-sample precision with a parabola through the three samples
-    around each peak.
-
-    Parameters
-    ----------
-    x
-        One gap-free run, shape ``(samples,)``.
-    fs
-        Sampling rate in Hz.
-    kind
-        ``"respiration"`` (breath peaks) or ``"ecg"`` (R-peaks); picks the defaults.
-    settings
-        Overrides the defaults of ``kind``.
-
-    Returns
-    -------
-    numpy.ndarray
-        ``float64`` peak positions in samples from the start of ``x``, increasing.
-    """
-    s = settings or _settings(kind)
-    sos = butter_sos(float(fs), s.band, 2)
-    if x.shape[0] < _min_len(fs, s.band, sos):
-        return np.empty(0)
-    y = ss.sosfiltfilt(sos, x)
-    lo, hi = np.percentile(y, [1.0, 99.0])
-    peaks, _ = ss.find_peaks(
-        y, distance=max(1.0, s.distance_s * fs), prominence=max(s.prominence * (hi - lo), 1e-12)
-    )
-    peaks = peaks[(peaks > 0) & (peaks < y.size - 1)]
-    left, mid, right = y[peaks - 1], y[peaks], y[peaks + 1]
-    curvature = left - 2.0 * mid + right
-    with np.errstate(divide="ignore", invalid="ignore"):
-        shift = np.where(curvature < 0, 0.5 * (left - right) / curvature, 0.0)
-    return peaks + np.clip(shift, -0.5, 0.5)
-
-
-def _settings(kind: str) -> PeakSettings:
-    try:
-        return PEAK_SETTINGS[kind]
-    except KeyError:
-        raise _bad(f"kind must be one of {sorted(PEAK_SETTINGS)}, got {kind!r}") from None
 
 
 def event_phase(
@@ -294,7 +141,7 @@ def event_phase(
     if ev.size < 2:
         return out
     if (np.diff(ev) <= 0).any():
-        raise _bad("event times must be strictly increasing")
+        raise invalid("event times must be strictly increasing")
     k = np.searchsorted(ev, t, side="right") - 1
     inside = (k >= 0) & (k < ev.size - 1)
     k = np.clip(k, 0, ev.size - 2)
@@ -322,12 +169,12 @@ def peak_phase(
         ``(participants, samples)`` phases in radians, NaN in gaps, before the first
         and after the last event of each run, and across implausibly long intervals.
     """
-    s = settings or _settings(kind)
+    s = settings or peak_settings(kind)
     max_len = s.max_interval_s * fs
     out = np.full(values.shape, np.nan)
     valid = ~np.isnan(values)
     for i in range(values.shape[0]):
-        for a, b in _runs(valid[i]):
+        for a, b in runs(valid[i]):
             peaks = detect_peaks(values[i, a:b], fs, settings=s)
             out[i, a:b] = event_phase(peaks, np.arange(b - a), max_interval=max_len)
     return out
@@ -336,14 +183,45 @@ def peak_phase(
 Method = Literal["hilbert", "peaks"]
 
 
+def method_settings(
+    method: Method,
+    band: Band | None,
+    order: int | None,
+    kind: str,
+    settings: PeakSettings | None,
+) -> tuple[Band, int, PeakSettings | None, str]:
+    """Resolve the band, order and (for events) peak settings of a phase method.
+
+    ``band`` and ``order`` apply to both methods: the Hilbert band-pass, or the
+    band-pass before peak picking (replacing those of ``settings`` or of ``kind``'s
+    :data:`PEAK_SETTINGS`). Returns ``(band, order, settings, description)``.
+    """
+    if method == "hilbert":
+        if settings is not None:
+            raise invalid("settings= (PeakSettings) applies to method='peaks' only")
+        b = RESPIRATION_BAND if band is None else (float(band[0]), float(band[1]))
+        o = 2 if order is None else int(order)
+        how = f"hilbert; zero-phase Butterworth band-pass {b[0]:g}-{b[1]:g} Hz, order {o}"
+        return b, o, None, how
+    if method == "peaks":
+        s = peak_settings(kind, settings, band=band, order=order)
+        how = (
+            f"peaks; {kind} events after a {s.band[0]:g}-{s.band[1]:g} Hz band-pass, "
+            f"order {s.order}; 2*pi per cycle, linear between events"
+        )
+        return s.band, s.order, s, how
+    raise invalid(f"method must be 'hilbert' or 'peaks', got {method!r}")
+
+
 def phases(
     data: xr.Dataset | xr.DataArray | npt.ArrayLike | Signals,
     fs: float | None = None,
     *,
     method: Method = "hilbert",
-    band: Band = RESPIRATION_BAND,
-    order: int = 2,
+    band: Band | None = None,
+    order: int | None = None,
     kind: str = "respiration",
+    settings: PeakSettings | None = None,
     attribute: str | None = None,
     max_gap_s: float = 0.0,
 ) -> xr.DataArray:
@@ -353,40 +231,105 @@ def phases(
     ----------
     data
         ``store.history`` output, a DataArray ``("sensor", "time")``, a
-        ``(participants, samples)`` array (with ``fs``), or :class:`Signals`.
+        ``(participants, samples)`` array (with ``fs``), or :class:`Signals`
+        (from :func:`~sensocto_lab.physio.grid.as_signals`, e.g. to merge duplicate
+        timestamps).
     fs
         Sampling rate in Hz (plain arrays), or the rate of the common grid.
     method
         ``"hilbert"`` (band-pass + Hilbert) or ``"peaks"`` (events, linear between).
     band, order
-        Band-pass for ``"hilbert"`` (Hz, Butterworth order per edge).
+        Band-pass (Hz, Butterworth order per edge). Hilbert default: 0.1–0.6 Hz,
+        order 2; for ``"peaks"`` they replace the band-pass of ``settings``.
     kind
         For ``"peaks"``: ``"respiration"`` (breath peaks) or ``"ecg"`` (R-peaks).
+    settings
+        For ``"peaks"``: a :class:`PeakSettings` instead of ``kind``'s defaults
+        (e.g. another refractory distance for PPG), without touching the global
+        :data:`PEAK_SETTINGS`.
     attribute, max_gap_s
-        See :func:`~sensocto_lab.sync.grid.as_signals`.
+        See :func:`~sensocto_lab.physio.grid.as_signals`.
 
     Returns
     -------
     xarray.DataArray
         Phases in radians, ``(-π, π]``, dims ``("sensor", "time")``, NaN where
-        unknown; ``attrs`` carry ``units``, ``method``, ``fs``. With ``max_gap_s`` a
-        ``bridged`` coordinate marks interpolated samples.
+        unknown (gaps, short runs, flat sensors); ``attrs`` carry ``units``,
+        ``method``, ``fs``, ``fft`` (the Hilbert FFT length convention). With
+        ``max_gap_s`` a ``bridged`` coordinate marks interpolated samples.
     """
     sig = as_signals(data, fs, attribute=attribute, max_gap_s=max_gap_s)
-    if method == "hilbert":
-        theta = hilbert_phase(sig.values, sig.fs, band, order)
-        how = f"hilbert; zero-phase Butterworth band-pass {band[0]:g}-{band[1]:g} Hz, order {order}"
-    elif method == "peaks":
-        theta = peak_phase(sig.values, sig.fs, kind)
-        how = f"peaks; {kind} events, 2*pi per cycle, linear between events"
+    b, o, s, how = method_settings(method, band, order, kind, settings)
+    if s is None:
+        theta = hilbert_phase(sig.values, sig.fs, b, o)
     else:
-        raise _bad(f"method must be 'hilbert' or 'peaks', got {method!r}")
+        theta = peak_phase(sig.values, sig.fs, kind, settings=s)
+    return _on_grid(theta, sig, "phase", how, "rad", "instantaneous phase")
+
+
+def phasors(
+    data: xr.Dataset | xr.DataArray | npt.ArrayLike | Signals,
+    fs: float | None = None,
+    *,
+    method: Method = "hilbert",
+    band: Band | None = None,
+    order: int | None = None,
+    kind: str = "respiration",
+    settings: PeakSettings | None = None,
+    attribute: str | None = None,
+    max_gap_s: float = 0.0,
+) -> xr.DataArray:
+    """Unit phasors ``exp(i·θ)`` of every participant: :func:`phases` without the angle.
+
+    For the Hilbert method this is ``z / |z|`` of the analytic signal, so no angle
+    and exponential round trip is paid. :func:`~sensocto_lab.sync.kuramoto.order_parameter`,
+    :func:`~sensocto_lab.sync.kuramoto.phase_locking`,
+    :func:`~sensocto_lab.sync.cluster.cluster_phase` and
+    :func:`~sensocto_lab.sync.connectivity.connectivity` take it as they take
+    phases; computing it once and passing it to each shares the work.
+
+    Parameters
+    ----------
+    data, fs, method, band, order, kind, settings, attribute, max_gap_s
+        As for :func:`phases`.
+
+    Returns
+    -------
+    xarray.DataArray
+        ``complex128`` of modulus 1, dims ``("sensor", "time")``, NaN where the
+        phase is unknown; attrs as :func:`phases` (``units`` ``"1"``).
+    """
+    sig = as_signals(data, fs, attribute=attribute, max_gap_s=max_gap_s)
+    b, o, s, how = method_settings(method, band, order, kind, settings)
+    if s is None:
+        z = analytic_signal(sig.values, sig.fs, b, o)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            z /= np.abs(z)
+    else:
+        z = np.exp(1j * peak_phase(sig.values, sig.fs, kind, settings=s))
+    return _on_grid(z, sig, "phasor", how, "1", "unit phasor exp(i*phase)")
+
+
+def _on_grid(
+    values: npt.NDArray[np.float64] | ComplexArray,
+    sig: Signals,
+    name: str,
+    how: str,
+    units: str,
+    long_name: str,
+) -> xr.DataArray:
     da = xr.DataArray(
-        theta,
+        values,
         dims=("sensor", "time"),
         coords=sig.coords(),
-        name="phase",
-        attrs={"units": "rad", "method": how, "fs": sig.fs, "long_name": "instantaneous phase"},
+        name=name,
+        attrs={
+            "units": units,
+            "method": how,
+            "fs": sig.fs,
+            "long_name": long_name,
+            "fft": "run length, unpadded (as scipy.signal.hilbert)",
+        },
     )
     if sig.bridged is not None:
         da = da.assign_coords(bridged=(("sensor", "time"), sig.bridged))

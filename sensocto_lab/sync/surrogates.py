@@ -27,17 +27,11 @@ import numpy.typing as npt
 import scipy.fft as sfft
 import xarray as xr
 
-from sensocto_lab.errors import ValidationError
+from sensocto_lab.physio.filters import Band, bandpass, invalid
+from sensocto_lab.physio.grid import Signals, as_signals
+from sensocto_lab.physio.peaks import PeakSettings
 from sensocto_lab.sync._progress import progress_bar
-from sensocto_lab.sync.grid import Signals, as_signals
-from sensocto_lab.sync.phase import (
-    RESPIRATION_BAND,
-    Band,
-    Method,
-    analytic_signal,
-    bandpass,
-    peak_phase,
-)
+from sensocto_lab.sync.phase import Method, analytic_signal, method_settings, peak_phase
 
 __all__ = ["fourier_surrogates", "shift_surrogates", "surrogate_test"]
 
@@ -48,10 +42,6 @@ Surrogate = Literal["shift", "fourier"]
 
 #: Complex values held per chunk of surrogates (about 64 MB).
 CHUNK_ELEMENTS = 4_000_000
-
-
-def _bad(detail: str, reason: str = "invalid_parameter") -> ValidationError:
-    return ValidationError(detail, reason=reason)
 
 
 def shift_surrogates(unit: ComplexArray, shifts: npt.NDArray[np.int64]) -> ComplexArray:
@@ -142,9 +132,10 @@ def surrogate_test(
     seed: int | np.random.Generator | None = None,
     progress: bool | None = None,
     method: Method = "hilbert",
-    band: Band = RESPIRATION_BAND,
-    order: int = 2,
+    band: Band | None = None,
+    order: int | None = None,
     kind: str = "respiration",
+    settings: PeakSettings | None = None,
     attribute: str | None = None,
     max_gap_s: float = 0.0,
     min_shift_s: float | None = None,
@@ -154,7 +145,7 @@ def surrogate_test(
 
     Parameters
     ----------
-    data, fs, method, band, order, kind, attribute, max_gap_s
+    data, fs, method, band, order, kind, settings, attribute, max_gap_s
         As for :func:`~sensocto_lab.sync.phase.phases`.
     statistic
         ``"R"``: the time-mean of the order parameter ``R(t)``; ``"PLV"``: every
@@ -188,26 +179,23 @@ def surrogate_test(
         for the shift, or ``"fourier"`` with event phases.
     """
     if statistic not in ("R", "PLV"):
-        raise _bad(f"statistic must be 'R' or 'PLV', got {statistic!r}")
+        raise invalid(f"statistic must be 'R' or 'PLV', got {statistic!r}")
     if surrogate not in ("shift", "fourier"):
-        raise _bad(f"surrogate must be 'shift' or 'fourier', got {surrogate!r}")
+        raise invalid(f"surrogate must be 'shift' or 'fourier', got {surrogate!r}")
     if n_surrogates < 1:
-        raise _bad(f"n_surrogates must be >= 1, got {n_surrogates}")
+        raise invalid(f"n_surrogates must be >= 1, got {n_surrogates}")
     if surrogate == "fourier" and method != "hilbert":
-        raise _bad("phase-randomised surrogates need method='hilbert'")
+        raise invalid("phase-randomised surrogates need method='hilbert'")
     sig = as_signals(data, fs, attribute=attribute, max_gap_s=max_gap_s)
+    band, order, peak_set, how = method_settings(method, band, order, kind, settings)
     rng = np.random.default_rng(seed)
     n_people, n_time = sig.values.shape
-    if method == "hilbert":
+    if peak_set is None:
         z = analytic_signal(sig.values, sig.fs, band, order)
         with np.errstate(invalid="ignore", divide="ignore"):
             unit = z / np.abs(z)
-        how = f"hilbert; Butterworth band-pass {band[0]:g}-{band[1]:g} Hz, order {order}"
-    elif method == "peaks":
-        unit = np.exp(1j * peak_phase(sig.values, sig.fs, kind))
-        how = f"peaks; {kind} events"
     else:
-        raise _bad(f"method must be 'hilbert' or 'peaks', got {method!r}")
+        unit = np.exp(1j * peak_phase(sig.values, sig.fs, kind, settings=peak_set))
 
     stat: Callable[[ComplexArray, int], FloatArray] = _mean_r if statistic == "R" else _plv
     observed = stat(unit, min_count)
@@ -216,7 +204,7 @@ def surrogate_test(
     if surrogate == "shift":
         min_shift = int(np.ceil((min_shift_s if min_shift_s is not None else 1 / band[0]) * sig.fs))
         if n_time - 2 * min_shift < 1:
-            raise _bad(
+            raise invalid(
                 f"{n_time / sig.fs:g} s is too short for circular shifts of at least "
                 f"{min_shift / sig.fs:g} s; pass a smaller min_shift_s",
                 "recording_too_short",

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from support.engine import WAIT, MemoryStore, hr_batch, hr_sensor
+from support.engine import T0, WAIT, MemoryStore, hr_batch, hr_sensor
 
 from sensocto_lab.clock import FakeClock
 from sensocto_lab.engine.bus import Overflow, Subscription
@@ -451,3 +451,27 @@ async def test_sequence_numbers_continue_across_engine_restarts(tmp_path: Path) 
             stamped = await engine.ingest(hr_batch("s1", start=run * 100, n=5))
             assert stamped.seq is not None
             assert stamped.seq.tolist() == list(range(run * 5, run * 5 + 5))
+
+
+async def test_health_says_when_storage_is_failing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import errno
+
+    from sensocto_lab.errors import StorageError
+    from sensocto_lab.storage import wal
+
+    def full(*_args: object) -> int:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    async with Engine(tmp_path, thread=False) as engine:
+        await engine.register_sensor(hr_sensor("s1"))
+        await engine.ingest(Batch("s1", "hr", np.array([T0]), np.array([60.0])))
+        assert engine.health()["storage_health"] == "ok"
+        monkeypatch.setattr(wal.os, "pwritev", full)
+        with pytest.raises(StorageError):
+            await engine.ingest(Batch("s1", "hr", np.array([T0 + 1]), np.array([61.0])))
+        health = engine.health()
+        assert health["storage_health"] == "failing"
+        assert "space" in health["last_error"] and str(tmp_path) not in health["last_error"]
+        monkeypatch.undo()

@@ -60,8 +60,8 @@ async def test_live_synchrony_against_truth_offline_and_the_heuristic(tmp_path: 
     clock = FakeClock()
     start_ns = clock.time_ns()
     async with Engine(tmp_path, clock=clock, thread=False) as engine:
-        group = await SimulatedGroup.start(
-            engine, N, room="lab", coupling=COUPLING, seed=SEED, tick_s=TICK, config=CONFIG
+        group = await SimulatedGroup.start(engine,
+            N, room="lab", coupling=COUPLING, seed=SEED, tick_s=TICK, config=CONFIG
         )
         live = await LiveSynchrony.start(engine, "lab", clock=clock)
         assert live.sensor_id in engine.sensors

@@ -2,7 +2,7 @@
 // Usage: node phoenix_client.mjs ws://127.0.0.1:PORT/socket TOKEN
 // Joins a sensor channel as Sensocto's connectors do, pushes one measurement, a batch,
 // a binary batch block (built here by hand from the layout documented in
-// sensocto_lab/protocol/binary.py) and one bad measurement, and prints one JSON object
+// sensocto_lab/protocol/binary.py), one bad measurement, a marker and a bad marker, and prints one JSON object
 // with what came back. Exits 1 if anything does not arrive within 10 s.
 import { Socket } from "phoenix";
 import WebSocket from "ws";
@@ -79,6 +79,8 @@ channel
     );
     out.binary = await push(channel, "measurements_binary", binaryBlock("ecg", [0.5, -0.25, 1.0], T0, 1000 / 130));
     out.bad = await push(channel, "measurement", { attribute_id: "hr", payload: "high", timestamp: T0 });
+    out.marker = await push(channel, "marker", { label: "stimulus", timestamp: T0 + 500, value: { n: 1 } });
+    out.badMarker = await push(channel, "marker", { label: "", timestamp: T0 });
     console.log(JSON.stringify(out));
     socket.disconnect(() => process.exit(0));
   })

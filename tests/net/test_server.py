@@ -36,16 +36,18 @@ async def http_get(port: int, path: str) -> tuple[int, bytes]:
     return int(head.split()[1]), body
 
 
-async def test_health_is_json_of_the_engine(server: IngestServer, engine: Engine) -> None:
+async def test_health_is_json_of_the_engine(engine: Engine) -> None:
+    server = await serve(engine, config=ServerConfig.open(tokens=frozenset({"tok"})))
     raw = await Raw.open(server.url)
     assert (await raw.join("sensor:s1"))["status"] == "ok"
-    status, body = await http_get(server.port, "/health")
+    status, body = await http_get(server.port, "/health?token=tok")
     assert status == 200
     health = json.loads(body)
     assert [s["id"] for s in health["sensors"]] == ["s1"]
     assert (await http_get(server.port, "/nowhere"))[0] == 404
     assert (await http_get(server.port, "/socket/websocket?vsn=1.0.0"))[0] == 400
     await raw.close()
+    await server.close()
 
 
 async def test_join_pushes_backpressure_and_measurement_is_stored_before_ok(

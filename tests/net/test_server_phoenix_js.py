@@ -57,6 +57,11 @@ async def test_phoenix_js_joins_pushes_and_gets_backpressure(engine: Engine) -> 
         result["bad"]["status"] == "error"
         and result["bad"]["response"]["reason"] == "invalid_value"
     )
+    assert result["marker"]["status"] == "ok" and result["marker"]["response"]["stored"] == 1
+    assert result["badMarker"]["response"]["reason"] == "invalid_label"
+    events = engine.store.events()
+    assert events["label"].tolist() == ["stimulus"] and events["source"].tolist() == ["device"]
+    assert events["onset"].iloc[0].value == (MS + 500) * 10**6
     ts, hr = engine.store.latest("js1", "hr")
     assert hr.tolist() == [72.0, 73.0, 74.0, 75.0]
     assert ts.tolist() == [(MS + 1000 * i) * 10**6 for i in range(4)]

@@ -82,6 +82,15 @@ def test_negative_dt_and_non_utf8_id_are_refused() -> None:
         decode_batch(_head() + b"\xff\xfe" + struct.pack("<qd", T0, 1.0) + b"\x00" * 4)
 
 
+@pytest.mark.parametrize(
+    ("t0", "dt"), [(2**63 - 10, 1e9), (-(2**63), 1e19), (T0, 1e300)], ids=["t0", "dt", "huge"]
+)
+def test_evenly_spaced_stamps_beyond_int64_are_refused(t0: int, dt: float) -> None:
+    """They would wrap around (a far-future time seen as any other), or warn and garble."""
+    with pytest.raises(ProtocolError, match="beyond int64"):
+        decode_batch(encode_batch("hr", [1.0, 2.0], t0_ns=t0, dt_ns=dt))
+
+
 def test_encode_needs_timing() -> None:
     with pytest.raises(ValueError):
         encode_batch("hr", [1.0])

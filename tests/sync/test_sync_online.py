@@ -7,8 +7,8 @@ import pytest
 import xarray as xr
 
 from sensocto_lab.errors import ValidationError
+from sensocto_lab.physio.grid import as_signals
 from sensocto_lab.sync.baseline import minmax_phase
-from sensocto_lab.sync.grid import as_signals
 from sensocto_lab.sync.kuramoto import order_parameter, synchrony
 from sensocto_lab.sync.online import OnlineConfig, OnlineSynchrony
 from sensocto_lab.sync.phase import phases

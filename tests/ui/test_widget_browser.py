@@ -113,3 +113,68 @@ def test_sync_widget_renders_dots_and_gauge_in_a_panel_page(browser_page: Any) -
         assert errors == []
     finally:
         server.close()
+
+
+class _RecordingEngine:
+    """What MarkerPad uses of an engine (``loop``, ``mark``), recording on a loop thread."""
+
+    def __init__(self) -> None:
+        from sensocto_lab.engine.host import EngineHost
+
+        self.host = EngineHost().start()
+        self.loop = self.host.loop
+        self.labels: queue.Queue[str] = queue.Queue()
+
+    async def mark(self, label: str, **kwargs: Any) -> Any:
+        from sensocto_lab.events import Event
+
+        self.labels.put(label)
+        return Event(1_767_225_600 * 10**9, label, "marker", room=kwargs.get("room"))
+
+
+def test_marker_pad_presses_and_keys_reach_python_and_markers_are_drawn(
+    browser_page: Any,
+) -> None:
+    import pandas as pd
+
+    from sensocto_lab.ui.notebook.history import HistoryWidget
+    from sensocto_lab.ui.notebook.marker_pad import MarkerPad
+
+    engine = _RecordingEngine()
+    pad = MarkerPad(engine, room="lab", presets=["bell", "talk"])
+    t0 = 1_767_225_600 * 10**9
+    history = HistoryWidget(t0 + np.arange(60) * 10**9, np.linspace(0, 1, 60))
+    history.show_events(
+        pd.DataFrame(
+            {
+                "onset": pd.to_datetime([t0, t0 + 10 * 10**9, t0 + 30 * 10**9], utc=True),
+                "duration": [20.0, 0.0, float("nan")],
+                "label": ["baseline", "bell", "task"],
+                "kind": ["condition", "marker", "condition"],
+            }
+        )
+    )
+    server = PanelServer(pn.Column(pad, history))
+    try:
+        page = browser_page
+        errors: list[str] = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        page.goto(f"http://127.0.0.1:{server.port}/sync")
+        buttons = page.locator("button[data-role=preset]")
+        buttons.first.wait_for(timeout=30_000)
+        assert buttons.count() == 2
+        buttons.nth(1).click()
+        assert engine.labels.get(timeout=30) == "talk"
+        field = page.locator("input[data-role=free-text]")
+        field.fill("door opens")
+        field.press("Enter")
+        assert engine.labels.get(timeout=30) == "door opens"
+        page.locator(".sl-marker-pad").press("1")
+        assert engine.labels.get(timeout=30) == "bell"
+        assert page.locator("canvas[data-role=history]").get_attribute("data-events") == "3"
+        assert errors == []
+    finally:
+        server.close()
+        engine.host.close()
+        pad.close()
+        history.close()

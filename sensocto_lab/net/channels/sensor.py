@@ -12,35 +12,51 @@ import asyncio
 import collections
 import contextlib
 import dataclasses
+import logging
 from typing import Any
 
 from sensocto_lab.engine import topics
 from sensocto_lab.engine.bus import Overflow
 from sensocto_lab.errors import (
+    LimitExceeded,
     LocalError,
     PeerError,
     SensoctoError,
     SensorFailedError,
     ValidationError,
 )
+from sensocto_lab.events import Event
 from sensocto_lab.model import Batch, SensorInfo
 from sensocto_lab.net.channels.base import Channel
+from sensocto_lab.net.config import TokenBucket
 from sensocto_lab.net.hosting import ChannelHost
 from sensocto_lab.protocol import connection as phx
 from sensocto_lab.protocol.binary import BINARY_EVENT, decode_batch
+from sensocto_lab.protocol.chunks import merge
+from sensocto_lab.protocol.markers import MARKER_EVENT, event_from_marker
 from sensocto_lab.protocol.sensor import (
     BatchError,
     Sample,
     attribute_from_update,
     batches_from_measurements,
-    merge,
     sample_from_measurement,
 )
 
 __all__ = ["ConnectorChannel", "SensorChannel"]
 
+log = logging.getLogger(__name__)
+
+#: Pushes handled one at a time, in order with the data around them (not merged).
+_ALONE = frozenset({"update_attributes", MARKER_EVENT})
+
 #: Most queued pushes of one channel merged into one round of ingests.
 _MAX_GROUP = 1024
+
+#: The reply to a push that hit a bug of ours (logged); the channel stays.
+INTERNAL_ERROR = LocalError(
+    "the server failed handling this push (a bug, logged there); it was not stored",
+    reason="internal_error",
+)
 
 #: Below every timestamp: "nothing stored yet".
 _NEVER = -(2**63)
@@ -112,7 +128,11 @@ class SensorChannel(Channel):
         self.exactly_once = exactly_once
         #: Newest stored timestamp per attribute, shared with the sensor's other channels.
         self.newest = socket.server.ledger.newest[info.sensor_id]
-        self.backlog = _Backlog(socket.server.config.channel_queue)
+        cfg = socket.server.config
+        self.backlog = _Backlog(cfg.channel_queue)
+        self.marker_bucket = TokenBucket(
+            cfg.marker_rate_per_s, cfg.marker_burst, socket.server.clock
+        )
         self.closing = False
 
     def handle(self, push: phx.Pushed) -> None:
@@ -129,10 +149,12 @@ class SensorChannel(Channel):
                 work = [self._binary(push.payload)]
             elif push.event == "update_attributes":
                 work = attribute_from_update(push.payload)
+            elif push.event == MARKER_EVENT:
+                work = self._marker(push.payload)
             else:
                 raise ValidationError(
                     f"sensor channels take measurement, measurements_batch, {BINARY_EVENT}, "
-                    f"update_attributes and ping; got {push.event!r:.40}",
+                    f"update_attributes, marker and ping; got {push.event!r:.40}",
                     reason="invalid_event",
                 )
         except BatchError as exc:
@@ -143,6 +165,17 @@ class SensorChannel(Channel):
             return
         if self.backlog.put((push, work)):  # full: the socket stops reading until it has room
             self.socket.pending.append(self.backlog.room())
+
+    def _marker(self, payload: Any) -> Event:
+        """A device's marker, refused past the channel's marker rate (data keeps flowing)."""
+        if not self.marker_bucket.take():
+            cfg = self.socket.server.config
+            raise LimitExceeded(
+                f"more than {cfg.marker_rate_per_s:g} markers a second on one sensor; "
+                "this one was not recorded",
+                reason="rate_limited",
+            )
+        return event_from_marker(self.info, payload)
 
     def _binary(self, payload: Any) -> Batch:
         if not isinstance(payload, bytes):
@@ -170,12 +203,28 @@ class SensorChannel(Channel):
         while True:
             items = await backlog.next()
             group = [items.popleft()]
-            while group[-1][0].event != "update_attributes" and items and len(group) < _MAX_GROUP:
+            first = group[0][0].event
+            if first == MARKER_EVENT:  # consecutive markers: one record, one WAL write
+                while items and items[0][0].event == MARKER_EVENT and len(group) < _MAX_GROUP:
+                    group.append(items.popleft())
+                backlog.taken()
+                await self._record_markers(group)
+                continue
+            while group[-1][0].event not in _ALONE and items and len(group) < _MAX_GROUP:
                 group.append(items.popleft())
-            update = group.pop() if group[-1][0].event == "update_attributes" else None
+            update = group.pop() if group[-1][0].event in _ALONE else None
+            if update is not None and update[0].event == MARKER_EVENT:
+                items.appendleft(update)  # starts the next round of markers
+                update = None
             backlog.taken()
             if group:
-                await self._ingest(group)
+                try:
+                    await self._ingest(group)
+                except Exception:  # a bug: these pushes are refused, the channel goes on
+                    log.exception("%s failed storing %d pushes", self.topic, len(group))
+                    for push, _ in group:
+                        self.socket.proto.reply_error(push, INTERNAL_ERROR)
+                    self.socket.wake()
             if update is not None:
                 await self._update(*update)
 
@@ -239,6 +288,21 @@ class SensorChannel(Channel):
                 if isinstance(error, SensorFailedError):
                     self.socket.close_channel(self.topic, error)
                 self.socket.wake()
+
+    async def _record_markers(self, group: list[tuple[phx.Pushed, Any]]) -> None:
+        """Record consecutive (already validated) markers as one call, then reply to each."""
+        try:
+            stored = await self.socket.server.engine.record_events([e for _, e in group])
+        except (PeerError, LocalError) as exc:
+            for push, _ in group:
+                self.socket.proto.reply_error(push, exc)
+            self.socket.wake()
+            return
+        self.errors = 0
+        reply = self.socket.proto.reply
+        for (push, _), event in zip(group, stored, strict=True):
+            reply(push, "ok", {"stored": 1, "onset_ns": event.onset_ns})
+        self.socket.wake()
 
     async def _update(self, push: phx.Pushed, work: tuple[str, Any]) -> None:
         engine = self.socket.server.engine

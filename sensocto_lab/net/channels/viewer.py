@@ -26,6 +26,7 @@ from sensocto_lab.net.hosting import ChannelHost
 from sensocto_lab.protocol import connection as phx
 from sensocto_lab.protocol.viewer import (
     RoomSnapshot,
+    ViewerParams,
     ViewerState,
     Watcher,
     batch_payload,
@@ -33,7 +34,7 @@ from sensocto_lab.protocol.viewer import (
     status_payload,
 )
 
-__all__ = ["ViewerChannel"]
+__all__ = ["ViewerChannel", "open_viewer"]
 
 
 class ViewerChannel(Channel):
@@ -231,3 +232,68 @@ class ViewerChannel(Channel):
         rooms = self.socket.server.rooms
         if rooms is not None and self.room is not None:
             rooms.leave(self.viewer_id)
+
+
+async def open_viewer(
+    socket: ChannelHost,
+    topic: str,
+    params: ViewerParams,
+    *,
+    trusted: bool,
+    peer: str,
+    default_viewer: str,
+) -> ViewerChannel:
+    """Check a viewer's access, then make its channel (a lens starts at once).
+
+    With a room store, a join code opens its room (a lens without ``room`` finds it
+    by the code) and restricts the channel to it; without a code a viewer token is
+    needed (``trusted``: the join or its socket presents one). A trusted dashboard
+    may instead vouch for a logged-in user (``member``): their membership opens the
+    room, restricted to it. Without a room store the ingest token rules, as for
+    sensors. ``peer`` (the client's address) is whom wrong codes count against;
+    ``default_viewer`` the viewer id of a ``room:`` join that names none.
+
+    Raises
+    ------
+    AuthError, ValidationError
+        The join error to reply (``unauthorized``, ``forbidden``, ``invalid_join_code``,
+        ``too_many_attempts``).
+    """
+    kind, _, ident = topic.partition(":")
+    server = socket.server
+    rooms = server.rooms
+    room = ident if kind == "room" else params.room
+    name, restricted = "", False
+    member_rooms: dict[str, str] = {}
+    if rooms is not None and params.code is not None:
+        client = f"{peer}/{params.client}" if trusted and params.client else peer
+        if room is None:
+            found = rooms.find_by_code(params.code, client=client)
+        else:
+            found = rooms.check_code(room, params.code, client=client)
+        room, name, restricted = found.room_id, found.name, True
+    elif not trusted:
+        raise AuthError(
+            "a room's join code (join param code) or a viewer token is needed",
+            reason="unauthorized",
+        )
+    elif rooms is not None and params.member:
+        member_rooms = {r.room_id: r.name for r in rooms.rooms(params.user_id)}
+        if room is not None and room not in member_rooms:
+            raise AuthError(f"{params.user_id} is not a member of room {room}", reason="forbidden")
+        name, restricted = member_rooms.get(room or "", ""), True
+    elif rooms is not None and room is not None:
+        with contextlib.suppress(ValidationError):
+            name = rooms.room(room).name
+    viewer = ident if kind == "lens" else params.viewer_id or default_viewer
+    channel = ViewerChannel(
+        socket, topic, viewer, room=room, user_id=params.user_id, restricted=restricted
+    )
+    if kind == "lens":
+        channel.lens = Lens(ident, server.engine, channel.send_batches, clock=server.clock)
+        await channel.lens.start()
+    if rooms is not None and room is not None:
+        with contextlib.suppress(ValidationError):
+            rooms.enter(room, viewer, params.user_id)
+    channel.reply = channel.snapshot(name, params.backfill, member_rooms)
+    return channel

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import param
-from panel.custom import Child, JSComponent
+from panel.custom import Child, JSComponent  # type: ignore[attr-defined]
 
 from sensocto_lab.model import AttentionLevel
 
@@ -75,7 +75,7 @@ class VisibilityObserver(JSComponent):
         on_click: Callable[[str], None] | None = None,
         **params: Any,
     ) -> None:
-        super().__init__(object=object, **params)
+        super().__init__(object=object, **params)  # type: ignore[no-untyped-call]
         self._on_change = on_change
         self._on_click = on_click
         #: Last report: fraction of the card in the viewport (0–1), pointer over it.
@@ -118,7 +118,7 @@ class PageObserver(JSComponent):
         on_key: Callable[[str], None] | None = None,
         **params: Any,
     ) -> None:
-        super().__init__(**params)
+        super().__init__(**params)  # type: ignore[no-untyped-call]
         self._on_visibility = on_visibility
         self._on_lag = on_lag
         self._on_key = on_key

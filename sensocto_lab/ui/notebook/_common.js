@@ -98,3 +98,52 @@ function drawAxes(ctx, box, ylo, yhi, xlabel, ylabel) {
   }
   ctx.restore();
 }
+
+// Markers and conditions (the `events` trait, see _events.py) over a time axis:
+// conditions as shaded labelled spans, markers and novelty as labelled vertical lines.
+// `X(s)` maps seconds relative to `tRef` (the widget's reference, epoch s) to pixels;
+// a running condition (d < 0) reaches the right edge.
+function drawEvents(ctx, box, events, tRef, X) {
+  if (!Array.isArray(events) || events.length === 0) return 0;
+  let drawn = 0;
+  ctx.save();
+  ctx.beginPath();
+  ctx.rect(box.x, box.y, box.w, box.h);
+  ctx.clip();
+  ctx.font = "10px sans-serif";
+  ctx.textBaseline = "top";
+  const labels = [];
+  for (const ev of events) {
+    if (!ev || typeof ev.t !== "number") continue;
+    const x0 = X(ev.t - tRef);
+    if (ev.kind === "condition") {
+      const x1 = ev.d < 0 ? box.x + box.w : X(ev.t + ev.d - tRef);
+      if (x1 < box.x || x0 > box.x + box.w) continue;
+      let i = labels.indexOf(ev.label);
+      if (i < 0) { labels.push(ev.label); i = labels.length - 1; }
+      ctx.fillStyle = colour(i + 3);
+      ctx.globalAlpha = 0.12;
+      ctx.fillRect(x0, box.y, Math.max(1, x1 - x0), box.h);
+      ctx.globalAlpha = 1;
+      ctx.fillStyle = "#333";
+      ctx.textAlign = "left";
+      ctx.fillText(String(ev.label), Math.max(x0, box.x) + 2, box.y + box.h - 12);
+    } else {
+      if (x0 < box.x || x0 > box.x + box.w) continue;
+      ctx.strokeStyle = ev.kind === "novelty" ? "#d62728" : "#333";
+      ctx.setLineDash(ev.kind === "novelty" ? [2, 2] : [4, 3]);
+      ctx.lineWidth = 1;
+      ctx.beginPath();
+      ctx.moveTo(x0, box.y);
+      ctx.lineTo(x0, box.y + box.h);
+      ctx.stroke();
+      ctx.setLineDash([]);
+      ctx.fillStyle = ctx.strokeStyle;
+      ctx.textAlign = "left";
+      ctx.fillText(String(ev.label), x0 + 2, box.y + 2);
+    }
+    drawn++;
+  }
+  ctx.restore();
+  return drawn;
+}

@@ -61,6 +61,8 @@ function render({ model, el }) {
     for (let i = 0; i < t.length; i++) ctx[i ? "lineTo" : "moveTo"](X(t[i]), Y(r[i]));
     ctx.stroke();
     ctx.restore();
+    canvas.dataset.events = String(
+      drawEvents(ctx, box, model.get("events"), model.get("t_ref") || 0, X));
     ctx.fillStyle = "#444";
     ctx.font = "10px sans-serif";
     ctx.textAlign = "left";
@@ -74,7 +76,7 @@ function render({ model, el }) {
 
   const schedule = frameScheduler(draw);
   for (const name of ["t", "r", "band_lo", "band_hi", "band_label", "title",
-                      "px_width", "px_height"]) {
+                      "px_width", "px_height", "events", "t_ref"]) {
     model.on(`change:${name}`, schedule);
   }
   draw();

@@ -10,17 +10,20 @@ from __future__ import annotations
 
 from typing import Any
 
-import anywidget
 import numpy as np
 import numpy.typing as npt
 import traitlets
 
 from sensocto_lab.errors import ValidationError
+from sensocto_lab.ui.notebook._events import EventLayer
 from sensocto_lab.ui.notebook._wire import as_f32_1d, esm_source, f32_bytes, panel_twin
 
 __all__ = ["HistoryWidget", "seconds_since_start"]
 
-_SYNCED = ("t", "r", "band_lo", "band_hi", "band_label", "title", "px_width", "px_height")
+_SYNCED = (
+    "t", "r", "band_lo", "band_hi", "band_label", "title", "px_width", "px_height", "events",
+    "t_ref",
+)
 
 
 def seconds_since_start(time: npt.ArrayLike) -> npt.NDArray[np.float64]:
@@ -43,7 +46,19 @@ def seconds_since_start(time: npt.ArrayLike) -> npt.NDArray[np.float64]:
     return secs - secs[0]
 
 
-class HistoryWidget(anywidget.AnyWidget):
+def _epoch_s(time: npt.ArrayLike) -> float:
+    """The first time as seconds since the epoch (float seconds are taken as such)."""
+    arr = np.asarray(time)
+    if len(arr) == 0:
+        return 0.0
+    if np.issubdtype(arr.dtype, np.datetime64):
+        return int(arr[:1].astype("datetime64[ns]").astype(np.int64)[0]) / 1e9
+    if np.issubdtype(arr.dtype, np.integer):
+        return int(arr[0]) / 1e9
+    return float(arr[0])
+
+
+class HistoryWidget(EventLayer):
     """Recorded R(t) with a shaded surrogate band.
 
     Parameters
@@ -86,6 +101,7 @@ class HistoryWidget(anywidget.AnyWidget):
         width: int = 640,
         height: int = 240,
     ) -> None:
+        self._feeds = []
         super().__init__(title=title, px_width=width, px_height=height)
         if time is not None or r is not None:
             if time is None or r is None:
@@ -119,6 +135,7 @@ class HistoryWidget(anywidget.AnyWidget):
             edge lies above its upper edge. The widget keeps its previous data then.
         """
         secs = seconds_since_start(time)
+        origin = _epoch_s(time)
         rv = as_f32_1d(r, "r")
         n = len(secs)
         if len(rv) != n:
@@ -137,6 +154,7 @@ class HistoryWidget(anywidget.AnyWidget):
             raise ValidationError("band_lo needs band_hi", reason="missing_fields")
         with self.hold_sync():
             self.t = f32_bytes(secs)
+            self.t_ref = origin
             self.r = f32_bytes(rv)
             self.band_hi = f32_bytes(hi)
             self.band_lo = f32_bytes(lo)

@@ -1,6 +1,6 @@
 // Live sensor strip plot: one lane per channel on a canvas, newest at the right.
 // Reads times/values (float32 bytes, channels concatenated), offsets, channels, units,
-// t_span_s, title, px_width, lane_px.
+// t_span_s, title, px_width, lane_px, events and t_ref (markers, see _events.py).
 function render({ model, el }) {
   const root = document.createElement("div");
   root.className = "sl-strip";
@@ -35,6 +35,7 @@ function render({ model, el }) {
     canvas.dataset.points = String(v.length);
     ctx.clearRect(0, 0, W, H);
     const lane = model.get("lane_px");
+    let marks = 0;
     for (let c = 0; c < names.length; c++) {
       const a = offsets[c] || 0, b = offsets[c + 1] || a;
       const tc = t.subarray(a, b), vc = v.subarray(a, b);
@@ -59,7 +60,10 @@ function render({ model, el }) {
       }
       ctx.stroke();
       ctx.restore();
+      marks += drawEvents(ctx, box, model.get("events"), model.get("t_ref") || 0,
+                          (s) => box.x + box.w * (1 + s / span));
     }
+    canvas.dataset.events = String(marks);
     ctx.fillStyle = "#444";
     ctx.font = "10px sans-serif";
     ctx.textAlign = "center";
@@ -68,7 +72,7 @@ function render({ model, el }) {
 
   const schedule = frameScheduler(draw);
   for (const name of ["times", "values", "offsets", "channels", "units", "title",
-                      "t_span_s", "px_width", "lane_px"]) {
+                      "t_span_s", "px_width", "lane_px", "events", "t_ref"]) {
     model.on(`change:${name}`, schedule);
   }
   draw();

@@ -24,7 +24,8 @@ from sensocto_lab.engine import topics
 from sensocto_lab.errors import ConfigError, ValidationError
 from sensocto_lab.model import Batch, check_id
 from sensocto_lab.ui.notebook._coalesce import Coalescer, Schedule
-from sensocto_lab.ui.notebook._feed import BusFeed, LiveWidget
+from sensocto_lab.ui.notebook._events import EventLayer
+from sensocto_lab.ui.notebook._feed import BusFeed
 from sensocto_lab.ui.notebook._wire import as_f32_1d, esm_source, f32_bytes, panel_twin
 
 __all__ = ["StripWidget"]
@@ -39,6 +40,8 @@ _SYNCED = (
     "t_span_s",
     "px_width",
     "lane_px",
+    "events",
+    "t_ref",
 )
 
 
@@ -49,7 +52,7 @@ class _Channel:
     values: npt.NDArray[np.float32] = field(default_factory=lambda: np.zeros(0, np.float32))
 
 
-class StripWidget(LiveWidget):
+class StripWidget(EventLayer):
     """Several live signals, one lane each, newest at the right.
 
     Parameters
@@ -69,7 +72,9 @@ class StripWidget(LiveWidget):
     ------------
     ``channels``/``units`` (names), ``offsets`` (``len(channels) + 1`` indices into the
     concatenated arrays), ``times`` (float32 bytes, seconds relative to the newest sample
-    over all channels, ≤ 0), ``values`` (float32 bytes).
+    over all channels, ≤ 0), ``values`` (float32 bytes); ``events`` and ``t_ref`` (the
+    newest sample, epoch s): markers and conditions, see :mod:`._events`
+    (:meth:`show_events`, :meth:`follow_events`).
     """
 
     _esm = esm_source("strip")
@@ -222,6 +227,7 @@ class StripWidget(LiveWidget):
             self.offsets = offsets
             self.channels = list(chans)
             self.units = [u for u, _, _ in chans.values()]
+            self.t_ref = newest / 1e9
 
     def __panel__(self) -> Any:
         """This widget as a Panel component (same JavaScript, kept in step)."""

@@ -76,6 +76,9 @@ function render({ model, el }) {
     }
     ctx.stroke();
     ctx.restore();
+    const marks = drawEvents(ctx, box, model.get("events"), model.get("t_ref") || 0,
+                             (s) => box.x + box.w * (1 + s / span));
+    canvas.dataset.events = String(marks);
   }
 
   function draw() {
@@ -106,7 +109,8 @@ function render({ model, el }) {
   }
 
   const schedule = frameScheduler(draw);
-  for (const name of ["r", "r_t", "r_v", "phases", "labels", "title", "t_span_s"]) {
+  for (const name of ["r", "r_t", "r_v", "phases", "labels", "title", "t_span_s",
+                      "events", "t_ref"]) {
     model.on(`change:${name}`, schedule);
   }
   draw();

@@ -27,12 +27,13 @@ from sensocto_lab.engine import topics
 from sensocto_lab.errors import ConfigError, ValidationError
 from sensocto_lab.model import Batch
 from sensocto_lab.ui.notebook._coalesce import Coalescer, Schedule
-from sensocto_lab.ui.notebook._feed import BusFeed, LiveWidget
+from sensocto_lab.ui.notebook._events import EventLayer
+from sensocto_lab.ui.notebook._feed import BusFeed
 from sensocto_lab.ui.notebook._wire import as_f32_1d, esm_source, f32_bytes, panel_twin
 
 __all__ = ["SyncWidget", "order_parameter"]
 
-_SYNCED = ("r", "r_t", "r_v", "t_span_s", "phases", "labels", "title")
+_SYNCED = ("r", "r_t", "r_v", "t_span_s", "phases", "labels", "title", "events", "t_ref")
 
 
 def order_parameter(phases: npt.ArrayLike) -> float:
@@ -43,7 +44,7 @@ def order_parameter(phases: npt.ArrayLike) -> float:
     return float(np.abs(np.exp(1j * theta).mean()))
 
 
-class SyncWidget(LiveWidget):
+class SyncWidget(EventLayer):
     """Group synchrony at a glance, updated live.
 
     Parameters
@@ -206,6 +207,8 @@ class SyncWidget(LiveWidget):
             self.phases = f32_bytes(phases)
             self.r_t = f32_bytes(rel)
             self.r_v = f32_bytes(hist[:, 1])
+            if len(hist):
+                self.t_ref = float(hist[-1, 0])
             if labels != self.labels:
                 self.labels = labels
 

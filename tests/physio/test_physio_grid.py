@@ -7,7 +7,7 @@ import pytest
 import xarray as xr
 
 from sensocto_lab.errors import ValidationError
-from sensocto_lab.sync.grid import as_signals, bridge_gaps, grid_step_ns, resample_row
+from sensocto_lab.physio.grid import as_signals, bridge_gaps, grid_step_ns, resample_row
 
 T0 = 1_767_225_600 * 10**9
 

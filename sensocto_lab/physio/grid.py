@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
 import xarray as xr
 
-from sensocto_lab.errors import ValidationError
+from sensocto_lab.physio.filters import invalid
 
 __all__ = [
     "GAP_FACTOR",
@@ -28,6 +28,7 @@ __all__ = [
     "as_signals",
     "bridge_gaps",
     "grid_step_ns",
+    "merge_duplicates",
     "resample_groups",
     "resample_row",
 ]
@@ -94,17 +95,19 @@ class Signals:
         return {sensor_dim: self.sensors, "time": self.time()}
 
 
-def _bad(detail: str, reason: str = "invalid_signal") -> ValidationError:
-    return ValidationError(detail, reason=reason)
+Duplicates = Literal["error", "mean", "first"]
+
+#: The reason of errors about the signals themselves (not the parameters).
+SIGNAL = "invalid_signal"
 
 
 def _check_fs(fs: float | None, *, required: bool) -> float | None:
     if fs is None:
         if required:
-            raise _bad("a plain array needs its sampling rate: pass fs= in Hz", "missing_fs")
+            raise invalid("a plain array needs its sampling rate: pass fs= in Hz", "missing_fs")
         return None
     if not np.isfinite(fs) or fs <= 0:
-        raise _bad(f"fs must be a positive number of Hz, got {fs!r}", "invalid_fs")
+        raise invalid(f"fs must be a positive number of Hz, got {fs!r}", "invalid_fs")
     return float(fs)
 
 
@@ -114,6 +117,7 @@ def as_signals(
     *,
     attribute: str | None = None,
     max_gap_s: float = 0.0,
+    duplicates: Duplicates = "error",
 ) -> Signals:
     """Put a recording on one regular grid.
 
@@ -133,6 +137,12 @@ def as_signals(
     max_gap_s
         Gaps up to this long (seconds) are bridged by linear interpolation and marked
         in :attr:`Signals.bridged`; longer gaps stay NaN. Default 0: nothing is filled.
+    duplicates
+        What to do with repeated timestamps (real files have them: a device that
+        stamps a batch with one time, a merge of two exports): ``"error"`` (the
+        default: refuse, so nothing is merged silently), ``"mean"`` (each sensor's
+        known values at one timestamp are averaged) or ``"first"`` (each sensor's
+        first known value is kept). Timestamps must still be non-decreasing.
 
     Returns
     -------
@@ -146,13 +156,13 @@ def as_signals(
         shapes, non-numeric values, or infinite values.
     """
     if max_gap_s < 0 or not np.isfinite(max_gap_s):
-        raise _bad(f"max_gap_s must be >= 0 seconds, got {max_gap_s!r}", "invalid_parameter")
+        raise invalid(f"max_gap_s must be >= 0 seconds, got {max_gap_s!r}", "invalid_parameter")
     if isinstance(data, Signals):
         signals = data
     elif isinstance(data, xr.Dataset):
-        signals = _from_dataarray(_pick_variable(data, attribute), fs)
+        signals = _from_dataarray(_pick_variable(data, attribute), fs, duplicates)
     elif isinstance(data, xr.DataArray):
-        signals = _from_dataarray(data, fs)
+        signals = _from_dataarray(data, fs, duplicates)
     else:
         signals = _from_array(data, _check_fs(fs, required=True))
     if max_gap_s > 0:
@@ -169,11 +179,11 @@ def _pick_variable(ds: xr.Dataset, attribute: str | None) -> xr.DataArray:
         elif len(names) == 1:
             attribute = names[0]
         else:
-            raise _bad(
+            raise invalid(
                 f"the Dataset holds {names}; pass attribute= to choose one", "missing_attribute"
             )
     if attribute not in names:
-        raise _bad(
+        raise invalid(
             f"the Dataset has no attribute {attribute!r}; it holds {names}", "unknown_attribute"
         )
     da = ds[attribute]
@@ -185,9 +195,9 @@ def _numeric(values: npt.ArrayLike) -> FloatArray:
     try:
         arr = np.asarray(values, dtype=np.float64)
     except (TypeError, ValueError) as exc:
-        raise _bad(f"signal values must be numbers: {exc}") from None
+        raise invalid(f"signal values must be numbers: {exc}", SIGNAL) from None
     if np.isinf(arr).any():
-        raise _bad("signal values must be finite or NaN (NaN marks a gap), not infinite")
+        raise invalid("signal values must be finite or NaN (NaN marks a gap), not infinite", SIGNAL)
     return arr
 
 
@@ -197,21 +207,57 @@ def _from_array(values: npt.ArrayLike, fs: float | None) -> Signals:
     if arr.ndim == 1:
         arr = arr[np.newaxis, :]
     if arr.ndim != 2 or arr.shape[1] == 0:
-        raise _bad(f"expected a (participants, samples) array, got shape {arr.shape}")
+        raise invalid(f"expected a (participants, samples) array, got shape {arr.shape}", SIGNAL)
     return Signals(arr, fs, np.arange(arr.shape[0]))
 
 
-def _from_dataarray(da: xr.DataArray, fs: float | None) -> Signals:
+def merge_duplicates(
+    values: FloatArray, t_ns: npt.NDArray[np.int64], how: Duplicates
+) -> tuple[FloatArray, npt.NDArray[np.int64]]:
+    """Merge columns that share a timestamp, per sensor, skipping NaN.
+
+    Parameters
+    ----------
+    values
+        ``(sensors, samples)``, NaN where a sensor has no sample.
+    t_ns
+        ``(samples,)`` non-decreasing times in ns.
+    how
+        ``"mean"`` of each sensor's known values at a timestamp, or its ``"first"``
+        known value (NaN if it has none there).
+
+    Returns
+    -------
+    values, t_ns
+        Merged ``(sensors, unique samples)`` values and strictly increasing times.
+    """
+    t_unique, starts = np.unique(t_ns, return_index=True)
+    valid = ~np.isnan(values)
+    if how == "mean":
+        total = np.add.reduceat(np.where(valid, values, 0.0), starts, axis=1)
+        count = np.add.reduceat(valid.astype(np.int64), starts, axis=1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(count > 0, total / np.maximum(count, 1), np.nan), t_unique
+    # "first": the smallest column index holding a known value in each group
+    column = np.where(valid, np.arange(values.shape[1]), values.shape[1])
+    first = np.minimum.reduceat(column, starts, axis=1)
+    found = first < values.shape[1]
+    picked = np.take_along_axis(values, np.minimum(first, values.shape[1] - 1), axis=1)
+    return np.where(found, picked, np.nan), t_unique
+
+
+def _from_dataarray(da: xr.DataArray, fs: float | None, duplicates: Duplicates) -> Signals:
     fs = _check_fs(fs, required=False)
     if "time" not in da.dims:
-        raise _bad(f"the DataArray needs a 'time' dim, it has {da.dims}")
+        raise invalid(f"the DataArray needs a 'time' dim, it has {da.dims}", SIGNAL)
     if da.ndim == 1:
         da = da.expand_dims(sensor=[str(da.name or "0")])
     extra = [d for d in da.dims if d not in ("sensor", "time")]
     if da.ndim != 2 or extra:
-        raise _bad(
+        raise invalid(
             f"expected dims ('sensor', 'time'), got {da.dims}; select one component of a "
-            "vector attribute first (e.g. da.sel(component='x'))"
+            "vector attribute first (e.g. da.sel(component='x'))",
+            SIGNAL,
         )
     da = da.transpose("sensor", "time")
     values = _numeric(da.values)
@@ -225,9 +271,24 @@ def _from_dataarray(da: xr.DataArray, fs: float | None) -> Signals:
         t_ns = np.round(time.astype(np.float64) * 1e9).astype(np.int64)
         absolute = False
     else:
-        raise _bad(f"time must be datetime64 or seconds, got dtype {time.dtype}")
-    if t_ns.size and (np.diff(t_ns) <= 0).any():
-        raise _bad("time must be strictly increasing")
+        raise invalid(f"time must be datetime64 or seconds, got dtype {time.dtype}", SIGNAL)
+    if duplicates not in ("error", "mean", "first"):
+        raise invalid(
+            f"duplicates must be 'error', 'mean' or 'first', got {duplicates!r}",
+            "invalid_parameter",
+        )
+    step = np.diff(t_ns)
+    if (step < 0).any():
+        raise invalid("time must be increasing (sort the recording by time first)", SIGNAL)
+    if (step == 0).any():
+        if duplicates == "error":
+            raise invalid(
+                f"time must be strictly increasing: {int((step == 0).sum())} duplicate "
+                "timestamps; pass duplicates='mean' or 'first' to as_signals() to merge them",
+                "duplicate_timestamps",
+            )
+        values, t_ns = merge_duplicates(values, t_ns, duplicates)
+        attrs["duplicates"] = duplicates
     grid_fs, start_ns, out = _resample(values, t_ns, fs)
     return Signals(out, grid_fs, sensors, start_ns, None, attrs, absolute)
 
@@ -322,11 +383,13 @@ def _resample(
     rates = [r for r in (_sensor_rate(t) for t in rows) if r is not None]
     if fs is None:
         if not rates:
-            raise _bad("no sensor has two samples; cannot infer a sampling rate (pass fs=)")
+            raise invalid(
+                "no sensor has two samples; cannot infer a sampling rate (pass fs=)", SIGNAL
+            )
         fs = float(np.median(rates))
     present = [t for t in rows if t.size]
     if not present:
-        raise _bad("the recording holds no samples")
+        raise invalid("the recording holds no samples", SIGNAL)
     step = grid_step_ns(fs)
     first = -(-min(int(t[0]) for t in present) // step)
     last = max(int(t[-1]) for t in present) // step
