@@ -356,7 +356,9 @@ def test_focus_view_shows_one_participant_and_raises_its_attention(lab: Lab, pag
 _TICK_LABELS = """() => {
   const plot = [...Bokeh.index.query((v) => Array.isArray(v.model.renderers)
     && v.model.renderers.some((r) => r.data_source && r.data_source.name === "room-sync"))][0];
+  if (!plot) return [];  // not drawn yet: asked again
   const axis = [...plot.renderer_views.values()].find((v) => v.model.type === "DatetimeAxis");
+  if (!axis) return [];
   const [sx] = axis.scoords(axis.tick_coords.major);
   const labels = axis.compute_labels(axis.tick_coords.major[0]);
   const ctx = document.createElement("canvas").getContext("2d");
