@@ -9,8 +9,14 @@ and a notebook::
         ...
 
 Everything runs on the engine's loop; closing the app unwinds what was started in
-reverse order (an :class:`~contextlib.AsyncExitStack`): the simulator, the synchrony,
-the dashboards, the endpoint, the rooms, then the engine (which flushes and fsyncs).
+reverse order (an :class:`~contextlib.AsyncExitStack`): the protocol, the simulator,
+the synchrony, the dashboards, the endpoint, the rooms, then the engine (which flushes
+and fsyncs).
+
+The demo tells a story (``LabOptions(protocol=DEMO_PROTOCOL, ...)``): a scripted
+protocol (``engine.run_protocol``) cycles baseline → coupled task → recovery, and the
+simulated group's breathing coupling follows the condition running
+(``SimulatedGroup.follow_conditions``), so the room's R visibly falls and rises.
 """
 
 from __future__ import annotations
@@ -25,19 +31,42 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sensocto_lab.engine import topics
 from sensocto_lab.engine.engine import Engine
+from sensocto_lab.engine.experiment import ProtocolRun
 from sensocto_lab.engine.synchrony import LiveSynchrony
 from sensocto_lab.errors import ConfigError, ValidationError
+from sensocto_lab.events import condition_phase
 from sensocto_lab.net.config import ServerConfig
 from sensocto_lab.net.server import IngestServer, serve
 from sensocto_lab.rooms import LAB_USER, RoomStore, format_code
 from sensocto_lab.sources.simulated import SimulatedGroup
+from sensocto_lab.ui.dashboard.context import Context
 from sensocto_lab.ui.dashboard.pages import DashboardContext
 from sensocto_lab.ui.dashboard.remote import RemoteContext
-from sensocto_lab.ui.dashboard.room import Context
 from sensocto_lab.ui.dashboard.server import DashboardServer, login_options, serve_dashboards
 
-__all__ = ["LabApp", "LabOptions", "close_panel_context", "panel_context"]
+__all__ = [
+    "DEMO_COUPLING",
+    "DEMO_PROTOCOL",
+    "LabApp",
+    "LabOptions",
+    "ProtocolMarkers",
+    "close_panel_context",
+    "panel_context",
+]
+
+#: The demo's protocol: one cycle of ``(condition, seconds)``, repeated; 2¼ minutes.
+DEMO_PROTOCOL: tuple[tuple[str, float], ...] = (
+    ("baseline", 45.0),
+    ("task", 45.0),
+    ("recovery", 45.0),
+)
+#: The simulated group's coupling K (rad/s) during each of the demo's conditions:
+#: uncoupled at baseline (R drifts to chance, ~0.3 for 8), locked in the task (R → 1).
+DEMO_COUPLING: dict[str, float] = {"baseline": 0.0, "task": 2.0, "recovery": 0.1}
+#: Markers the demo sets ``(seconds into the condition, label)``.
+DEMO_MARKERS: dict[str, tuple[float, str]] = {"task": (20.0, "bell")}
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +89,10 @@ class LabOptions:
     basic_auth
         The dashboards ask who is watching (a shared password, or a JSON file of user
         → password); members of a room then open it without its code.
+    protocol, protocol_cycles, protocol_coupling
+        A scripted protocol of ``room`` (``(condition, seconds)`` pairs, e.g.
+        :data:`DEMO_PROTOCOL`) run ``protocol_cycles`` times, and the simulated
+        group's coupling per condition (default :data:`DEMO_COUPLING`).
     """
 
     data_dir: Path
@@ -72,6 +105,9 @@ class LabOptions:
     room: str = "lab"
     coupling: float = 1.5
     basic_auth: str | None = None
+    protocol: tuple[tuple[str, float], ...] = ()
+    protocol_cycles: int = 40
+    protocol_coupling: Mapping[str, float] = field(default_factory=lambda: dict(DEMO_COUPLING))
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> LabOptions:
@@ -114,6 +150,7 @@ class LabApp:
         group: SimulatedGroup | None,
         synchrony: LiveSynchrony,
         stack: contextlib.AsyncExitStack,
+        protocol: ProtocolRun | None = None,
     ) -> None:
         self.options = options
         self.engine = engine
@@ -122,6 +159,7 @@ class LabApp:
         self.dashboards = dashboards
         self.group = group
         self.synchrony = synchrony
+        self.protocol = protocol
         self._stack = stack
         #: Opens ``/health`` in full (sensor ids, errors) and every room's viewer channel;
         #: devices' ingest tokens do too. Printed by :meth:`describe` for the operator.
@@ -163,15 +201,30 @@ class LabApp:
                 stack.push_async_callback(dashboards.stop)
             synchrony = await LiveSynchrony.start(engine, options.room)
             stack.push_async_callback(synchrony.close)
+            if dashboards is not None and isinstance(dashboards.context, DashboardContext):
+                dashboards.context.synchrony[options.room] = synchrony
             group = None
             if options.simulate:
+                coupling = options.coupling
+                if options.protocol:
+                    coupling = options.protocol_coupling.get(options.protocol[0][0], coupling)
                 group = await SimulatedGroup.start(
-                    engine, options.simulate, room=options.room, coupling=options.coupling
+                    engine, options.simulate, room=options.room, coupling=coupling
                 )
                 stack.push_async_callback(group.stop, unregister=False)
                 for sensor_id in group.sensor_ids:
                     rooms.assign_sensor(options.room, sensor_id, by=LAB_USER)
-            lab = cls(options, engine, rooms, server, dashboards, group, synchrony, stack)
+            protocol = None
+            if options.protocol:
+                if group is not None:
+                    await group.follow_conditions(options.protocol_coupling)
+                    markers = ProtocolMarkers(engine, options.room)
+                    await markers.start()
+                    stack.push_async_callback(markers.stop)
+                steps = options.protocol * max(1, options.protocol_cycles)
+                protocol = await engine.run_protocol(options.room, steps)
+                stack.push_async_callback(protocol.cancel)
+            lab = cls(options, engine, rooms, server, dashboards, group, synchrony, stack, protocol)
             lab.admin_token = admin_token
             return lab
         except BaseException:
@@ -205,7 +258,12 @@ class LabApp:
 
     def dashboard_context(self) -> DashboardContext:
         """What the room and lobby pages of this lab read (for ``panel serve``)."""
-        return DashboardContext(engine=self.engine, rooms=self.rooms, clock=self.engine.clock)
+        return DashboardContext(
+            engine=self.engine,
+            rooms=self.rooms,
+            clock=self.engine.clock,
+            synchrony={self.options.room: self.synchrony},
+        )
 
     async def close(self) -> None:
         """Stop everything started, in reverse order; the engine last (it flushes)."""
@@ -216,6 +274,51 @@ class LabApp:
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.close()
+
+
+class ProtocolMarkers:
+    """Records the demo's markers (:data:`DEMO_MARKERS`) some seconds into their condition.
+
+    Follows the room's ``events:{room}`` topic (a task the engine owns); markers are
+    recorded with ``source="protocol"``. The group's coupling follows the conditions
+    by itself (``SimulatedGroup.follow_conditions``).
+    """
+
+    def __init__(self, engine: Engine, room: str) -> None:
+        self.engine = engine
+        self.room = room
+        self.task_name = f"protocol-markers:{room}"
+        self._marks: set[asyncio.Task[None]] = set()
+
+    async def start(self) -> None:
+        """Start following."""
+        await self.engine.start_task(self.task_name, self._follow)
+
+    async def stop(self) -> None:
+        """Stop following (pending markers are dropped)."""
+        for task in list(self._marks):
+            task.cancel()
+        if not self.engine.closed:
+            await self.engine.stop_task(self.task_name)
+
+    async def _follow(self) -> None:
+        sub = self.engine.bus.subscribe(topics.events(self.room), maxsize=256)
+        try:
+            async for event in sub:
+                if condition_phase(event.kind, event.value) != "begin":
+                    continue
+                if event.label in DEMO_MARKERS:
+                    delay, label = DEMO_MARKERS[event.label]
+                    task = asyncio.get_running_loop().create_task(self._mark_later(delay, label))
+                    self._marks.add(task)
+                    task.add_done_callback(self._marks.discard)
+        finally:
+            sub.close()
+
+    async def _mark_later(self, delay_s: float, label: str) -> None:
+        await self.engine.clock.sleep(delay_s)
+        with contextlib.suppress(Exception):  # the engine may be closing
+            await self.engine.mark(label, room=self.room, source="protocol")
 
 
 def _ensure_room(rooms: RoomStore, room_id: str) -> None:

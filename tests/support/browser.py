@@ -1,19 +1,36 @@
 """Helpers of the browser tests (no tests here): Debian's Chromium, waits, page probes.
 
-Waits are on conditions with generous timeouts, never fixed sleeps.
+Waits are on conditions with generous timeouts, never fixed sleeps. Every page made by
+the ``page`` fixture or :func:`new_page` fails its test on an uncaught page error or a
+console error (a Bokeh "reference ... isn't known" is one): :func:`check_page`.
 """
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import socket
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
+from sensocto_lab.engine.engine import Engine
+
 TIMEOUT_S = 60.0
+
+
+def start_engine(data: str | Path) -> Engine:
+    """An engine on its own loop thread, started from a helper thread.
+
+    Sync Playwright keeps an event loop running in the main thread once started, so
+    ``asyncio.run`` cannot be used there.
+    """
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, Engine.start(data, thread=True)).result()
 
 
 def wait_until(what: str, condition: Callable[[], Any], timeout: float = TIMEOUT_S) -> Any:
@@ -39,15 +56,40 @@ def browser() -> Iterator[Browser]:
         b.close()
 
 
+def new_page(browser: Browser, width: int = 1280, height: int = 800) -> Page:
+    """A page that records requests leaving 127.0.0.1, page errors and console errors.
+
+    What it recorded is checked by :func:`check_page` (the ``page`` fixture does).
+    """
+    pg = browser.new_page(viewport={"width": width, "height": height})
+    outside: list[str] = []
+    errors: list[str] = []
+    pg.on("request", lambda r: outside.append(r.url) if "127.0.0.1" not in r.url else None)
+    pg.on("pageerror", lambda exc: errors.append(f"page error: {exc}"))
+    pg.on(
+        "console",
+        lambda m: errors.append(f"console {m.type}: {m.text}") if m.type == "error" else None,
+    )
+    pg.__dict__["_lab_outside"] = outside
+    pg.__dict__["_lab_errors"] = errors
+    return pg
+
+
+def check_page(pg: Page) -> None:
+    """Fail if ``pg`` fetched from outside this machine, threw, or logged an error."""
+    outside: list[str] = pg.__dict__.get("_lab_outside", [])
+    errors: list[str] = pg.__dict__.get("_lab_errors", [])
+    assert outside == [], f"the dashboard fetched from outside this server: {outside[:3]}"
+    assert errors == [], f"the page reported errors: {errors[:5]}"
+
+
 @pytest.fixture
 def page(browser: Browser) -> Iterator[Page]:
-    pg = browser.new_page(viewport={"width": 1280, "height": 800})
-    outside: list[str] = []
-    pg.on("request", lambda r: outside.append(r.url) if "127.0.0.1" not in r.url else None)
+    pg = new_page(browser)
     yield pg
     if not pg.is_closed():
         pg.close()
-    assert outside == [], f"the dashboard fetched from outside this server: {outside[:3]}"
+    check_page(pg)
 
 
 def card_points(page: Page, sensor: str) -> int:

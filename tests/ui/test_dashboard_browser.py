@@ -9,7 +9,6 @@ conditions (engine state, page state) with generous timeouts, never fixed sleeps
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import os
 import subprocess
 import sys
@@ -27,8 +26,11 @@ from support.browser import (
     card_newest,
     card_points,
     card_sources,
+    check_page,
     listening,
+    new_page,
     page,
+    start_engine,
     wait_until,
 )
 
@@ -84,16 +86,6 @@ async def _feed(engine: Engine, stop: asyncio.Event) -> None:
                 await engine.ingest(Batch(sid, "battery", ts[-1:], np.array([90.0 - i])))
         k += 1
         await asyncio.sleep(0.1)
-
-
-def start_engine(data: str | Path) -> Engine:
-    """An engine on its own loop thread, started from a helper thread.
-
-    Sync Playwright keeps an event loop running in the main thread once started, so
-    ``asyncio.run`` cannot be used there.
-    """
-    with concurrent.futures.ThreadPoolExecutor(1) as pool:
-        return pool.submit(asyncio.run, Engine.start(data, thread=True)).result()
 
 
 @pytest.fixture(scope="module")
@@ -171,12 +163,9 @@ def test_attention_follows_what_the_page_shows(lab: Lab, page: Page) -> None:
         "last card shown, first scrolled out",
         lambda: (lv := lab.levels())[SENSORS[-1]] >= M and lv[SENSORS[0]] == L,
     )
-    last = card_points(page, SENSORS[-1])
-    page.wait_for_function(
-        "([name, n]) => Bokeh.documents[0].get_model_by_name(name).data.t.length > n",
-        arg=[f"card:{SENSORS[-1]}", last],
-        timeout=TIMEOUT_S * 1000,
-    )
+    # the newest sample, not the count: a card that caught up holds a full window
+    last = wait_until("data on the last card", lambda: card_newest(page, SENSORS[-1]) > 0)
+    wait_until("new data on the last card", lambda: card_newest(page, SENSORS[-1]) > last)
 
     # page hidden → none
     page.evaluate(
@@ -232,7 +221,7 @@ def test_panel_serve_entry_points_lobby_to_room(
          "--allow-websocket-origin", f"127.0.0.1:{port}"],
         cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
-    page = browser.new_page()
+    page = new_page(browser)
     try:
         wait_until("the panel server", lambda: listening(port))
         page.goto(f"http://127.0.0.1:{port}/lobby")
@@ -254,6 +243,7 @@ def test_panel_serve_entry_points_lobby_to_room(
         page.close()
         proc.terminate()
         proc.wait(timeout=30)
+    check_page(page)
 
 
 def test_a_member_logged_in_by_panel_auth_needs_no_code(lab: Lab, page: Page) -> None:

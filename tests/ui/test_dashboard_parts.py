@@ -45,24 +45,25 @@ def test_the_card_plots_the_main_attribute() -> None:
 
 
 def test_card_streams_with_rollover_and_shows_battery() -> None:
-    card = SensorCard(sensor("respiration", "battery"), window_s=10.0)
-    assert card.attributes == ["respiration", "battery"]
-    assert card.rollover == 100  # 10 Hz nominal × 10 s
+    card = SensorCard(sensor("respiration", "battery"))
+    assert card.attributes == ["battery", "respiration"]
+    assert card.rollover == 200  # 10 Hz nominal × the respiration window of 20 s
     doc = Document()
     card.panel.server_doc(doc)
     for i in range(30):
         ts = T0 + np.arange(10 * i, 10 * i + 10, dtype=np.int64) * 10**8
         card.push(Batch("s1", "respiration", ts, np.arange(10 * i, 10 * i + 10, dtype=float)))
     data = card.source.data
-    assert len(data["t"]) == len(data["y"]) == 100
+    assert len(data["t"]) == len(data["y"]) == 200
     assert list(data["y"][-3:]) == [297.0, 298.0, 299.0]
     assert data["t"][-1] == pytest.approx((T0 + 299 * 10**8) / 1e6)  # ms for the datetime axis
     card.push(Batch("s1", "battery", np.array([T0]), np.array([55.0])))
     card.push(Batch("s1", "ecg", np.array([T0]), np.array([1.0])))  # not drawn here
-    assert card.battery == 55.0 and len(card.source.data["t"]) == 100
-    card.set_status(AttentionLevel.HIGH, card.battery)
-    text = card._header.text
-    assert "s1" in text and "attention high" in text and "battery 55%" in text
+    assert card.battery == 55.0 and len(card.source.data["t"]) == 200
+    card.set_status(AttentionLevel.HIGH)
+    card.set_vitals(card.measure(T0 + 300 * 10**8))
+    assert "s1" in card._header.text and "attention high" in card._header.text
+    assert "battery 55%" in card._numbers.text
 
 
 def test_visibility_reports_are_checked_and_clamped() -> None:
@@ -92,7 +93,12 @@ def test_page_reports_visibility_and_lag() -> None:
     assert page.page_visible
 
 
-def test_names_from_devices_are_shown_as_text_not_markup() -> None:
-    info = SensorInfo("s1", {"hr": AttributeInfo.of("hr")}, name="<img src=x onerror=alert(1)>")
-    text = SensorCard(info)._header.text
+def test_participant_ids_are_shown_as_text_not_markup() -> None:
+    info = SensorInfo("s1", {"hr": AttributeInfo.of("hr")}, name="Participant 2")
+    card = SensorCard(info, participant="<img src=x onerror=alert(1)>")
+    text = card._header.text
     assert "<img" not in text and "&lt;img src=x onerror=alert(1)&gt;" in text
+    assert card.label == "<img src=x onerror=alert(1)>"
+    # a device's own name ("Participant 2" for sim-…-1) is never the card's name
+    plain = SensorCard(info)
+    assert plain.label == "s1" and "Participant" not in plain._header.text

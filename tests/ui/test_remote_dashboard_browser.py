@@ -30,7 +30,9 @@ from support.browser import (
     browser,
     card_points,
     card_sources,
+    check_page,
     listening,
+    new_page,
     page,
     wait_for_card_data,
     wait_until,
@@ -128,7 +130,7 @@ def test_cards_get_data_and_attention_follows_in_the_engine_process(
     remote: Remote, browser: Browser
 ) -> None:
     # small enough that some cards are scrolled out
-    page = browser.new_page(viewport={"width": 900, "height": 420})
+    page = new_page(browser, 900, 420)
     try:
         page.goto(remote.server.room_url("lab", remote.code))
         page.get_by_text(SENSORS[0], exact=True).wait_for(timeout=TIMEOUT_S * 1000)
@@ -169,6 +171,7 @@ def test_cards_get_data_and_attention_follows_in_the_engine_process(
         assert len(remote.server.context.dashboards) == 1
     finally:
         page.close()
+    check_page(page)
     wait_until("dashboard closed", lambda: not remote.server.context.dashboards)
 
 
@@ -233,6 +236,7 @@ def test_panel_serve_entry_points_reach_the_engine_by_env(
         page.goto(f"http://127.0.0.1:{port}/lobby")
         open_from_the_lobby(page, remote.code)
     finally:
+        page.close()  # before its server goes: a page left talking to none logs an error
         proc.terminate()
         proc.wait(timeout=30)
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import shutil
 import uuid
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
@@ -25,9 +26,11 @@ from panel.io.resources import LOCAL_DIST
 from panel.io.state import set_curdoc
 
 from sensocto_lab.clock import Clock, SystemClock
+from sensocto_lab.engine import topics
 from sensocto_lab.errors import SensoctoError, ValidationError
-from sensocto_lab.rooms import Room, RoomStore, format_code
-from sensocto_lab.ui.dashboard.room import Context, RoomDashboard, RoomSession
+from sensocto_lab.rooms import Role, Room, RoomStore, format_code
+from sensocto_lab.ui.dashboard.context import Context, RoomSession
+from sensocto_lab.ui.dashboard.room import PHASE_MS, STATUS_MS, RoomDashboard
 
 __all__ = ["DashboardContext", "lobby_page", "room_page"]
 
@@ -53,6 +56,12 @@ class DashboardContext:
         draws scrolled-out cards at the low tier's interval too).
     dashboards
         The open dashboards by viewer id (kept by the dashboards themselves).
+    controls_without_login
+        Whether a session holding only the join code gets the admin controls: on a
+        server that asks nobody to log in (the demo, a lab machine) whoever holds the
+        code runs the experiment; with a login, only the room's owner and admins do.
+    synchrony
+        Each room's live synchrony (its ``latest`` estimate draws the phase circle).
     """
 
     engine: Any
@@ -61,6 +70,8 @@ class DashboardContext:
     max_cards: int = 200
     lens_options: dict[str, Any] = field(default_factory=dict)
     dashboards: dict[str, RoomDashboard] = field(default_factory=dict)
+    controls_without_login: bool = True
+    synchrony: dict[str, Any] = field(default_factory=dict)
 
     async def member(self, room_id: str, user: str | None) -> bool:
         return self._member(room_id, user)
@@ -86,7 +97,51 @@ class DashboardContext:
             room = self.rooms.join(code, user, client=client, room_id=room_id)
         else:
             room = self.rooms.check_code(room_id, code, client=client)
-        return RoomSession(room, self.engine, self.rooms)
+        return RoomSession(room, self.engine, self.rooms, experiment=self.engine, user=user)
+
+    def can_control(self, room_id: str, user: str | None) -> bool:
+        if user is None:
+            return self.controls_without_login
+        try:
+            role = self.rooms.role_of(room_id, user)
+        except ValidationError:  # the room is gone
+            return False
+        return role is not None and role >= Role.ADMIN
+
+    def room_counts(self, room_id: str) -> tuple[int, int] | None:
+        assigned = set(self.rooms.sensors(room_id))
+        sync_id = topics.sync_sensor(room_id)
+        sensors = sum(
+            1
+            for sid, info in self.engine.sensors.items()
+            if sid != sync_id and (sid in assigned or info.room == room_id)
+        )
+        return sensors, len(self.rooms.present(room_id))
+
+    def recording_status(self) -> dict[str, Any] | None:
+        store = self.engine.store
+        stats = store.statistics()
+        start = getattr(getattr(store, "session", None), "start_ns", None)
+        free = None
+        data_dir = getattr(self.engine, "data_dir", None)
+        if data_dir is not None:
+            try:
+                free = shutil.disk_usage(data_dir).free
+            except OSError:
+                free = None
+        now = self.clock.time_ns()
+        return {
+            "duration_s": 0.0 if start is None else max(0.0, (now - start) / 1e9),
+            "samples": stats.get("samples_appended", 0),
+            "storage_lag_s": stats.get("storage_lag_s"),
+            "free_bytes": free,
+            # accepted by the engine but not stored: what a recording must never lose
+            "dropped": int(stats.get("write_errors", 0) or 0),
+        }
+
+    def phases(self, room_id: str) -> Any:
+        live = self.synchrony.get(room_id)
+        return getattr(live, "latest", None)
 
 
 def _session_arg(name: str) -> str:
@@ -143,7 +198,8 @@ def _open_dashboard(
         asyncio.get_running_loop().create_task(dash.close())
 
     pn.state.on_session_destroyed(destroyed)
-    pn.state.add_periodic_callback(dash._refresh_status, period=500)
+    pn.state.add_periodic_callback(dash._refresh_status, period=STATUS_MS)
+    pn.state.add_periodic_callback(dash._refresh_phases, period=PHASE_MS)
     return dash
 
 
@@ -244,7 +300,8 @@ def room_page(ctx: Context) -> pn.viewable.Viewable:
 
 
 def lobby_page(ctx: Context, room_url: str = "room") -> pn.viewable.Viewable:
-    """The page at ``/``: a join code gives a link to its room; members see their rooms."""
+    """The page at ``/`` and ``/lobby``: a logged-in member's rooms with live counts
+    (sensors, viewers; refreshed every 2 s), and a join-code box for everyone."""
     serve_resources_locally()
     user = pn.state.user
     doc = pn.state.curdoc
@@ -265,27 +322,47 @@ def lobby_page(ctx: Context, room_url: str = "room") -> pn.viewable.Viewable:
 
     go.on_click(lambda _event: _run_task(open_room(code_in.value or "")))
     items: list[Any] = [
-        pn.pane.HTML("<h1>sensocto_lab</h1><p>Enter the join code shown in the room.</p>"),
+        pn.pane.HTML(
+            "<h1>sensocto_lab</h1><p>Live physiology of a group, recorded as it happens. "
+            "Enter the join code shown in the room; members who logged in find theirs "
+            "listed below.</p>"
+        ),
         pn.Row(code_in, go),
         message,
     ]
     if user:
-        yours = pn.pane.HTML("<h3>Your rooms</h3><ul><li>…</li></ul>")
+        yours = pn.pane.HTML("<h3>Your rooms</h3><ul><li>…</li></ul>", name="your-rooms")
         items.append(yours)
+        mine: list[Room] = []
+
+        def render() -> None:
+            rows = []
+            for r in mine:
+                counts = ctx.room_counts(r.room_id)
+                live = (
+                    ""
+                    if counts is None
+                    else f" <span style='color:#566573'>· {counts[0]} sensors · "
+                    f"{counts[1]} watching</span>"
+                )
+                href = f"{room_url}?{urlencode({'room': r.room_id})}"
+                rows.append(f"<li><a href='{href}'>{escape(r.name)}</a>{live}</li>")
+            text = f"<h3>Your rooms</h3><ul>{''.join(rows) or '<li>none</li>'}</ul>"
+            if text != yours.object:
+                yours.object = text
 
         async def list_rooms(user: str) -> None:
             try:
-                mine = await ctx.rooms_of(user)
+                mine[:] = await ctx.rooms_of(user)
             except SensoctoError as exc:
                 text = f"<h3>Your rooms</h3><p>{escape(exc.detail)}</p>"
-            else:
-                links = "".join(
-                    f"<li><a href='{room_url}?{urlencode({'room': r.room_id})}'>"
-                    f"{escape(r.name)}</a></li>"
-                    for r in mine
-                )
-                text = f"<h3>Your rooms</h3><ul>{links or '<li>none</li>'}</ul>"
-            _on_document(doc, lambda: setattr(yours, "object", text))
+                _on_document(doc, lambda: setattr(yours, "object", text))
+                return
+            _on_document(doc, render)
 
-        pn.state.onload(lambda: _run_task(list_rooms(user)))
+        def loaded() -> None:
+            _run_task(list_rooms(user))
+            pn.state.add_periodic_callback(render, period=2000)
+
+        pn.state.onload(loaded)
     return pn.Column(*items)

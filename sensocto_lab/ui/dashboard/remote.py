@@ -31,7 +31,8 @@ from sensocto_lab.net.room_mirror import RoomMirror
 from sensocto_lab.net.viewer_client import ViewerClient, socket_url
 from sensocto_lab.protocol.viewer import RoomSnapshot
 from sensocto_lab.rooms import Room, normalize_code
-from sensocto_lab.ui.dashboard.room import RoomDashboard, RoomSession
+from sensocto_lab.ui.dashboard.context import RoomSession
+from sensocto_lab.ui.dashboard.room import RoomDashboard
 
 __all__ = ["RemoteContext"]
 
@@ -82,6 +83,22 @@ class RemoteContext:
         viewer = self._viewer(_lobby_topic(), None, None, user_id=user, member=True)
         snapshot = await self._join_once(viewer)
         return dict(snapshot.member_rooms)
+
+    def can_control(self, room_id: str, user: str | None) -> bool:
+        """Never: the engine's endpoint carries no experiment calls (a plain viewer)."""
+        return False
+
+    def room_counts(self, room_id: str) -> tuple[int, int] | None:
+        """Not known here (the lobby lists the rooms without counts)."""
+        return None
+
+    def recording_status(self) -> dict[str, Any] | None:
+        """Not known here."""
+        return None
+
+    def phases(self, room_id: str) -> Any:
+        """Not sent over the wire: the phase circle stays empty."""
+        return None
 
     async def find_room(self, code: str, *, client: str) -> Room:
         snapshot = await self._join_once(self._viewer(_lobby_topic(), code, client))

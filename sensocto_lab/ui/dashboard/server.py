@@ -8,7 +8,7 @@ one loop and only that loop touches engine state. :func:`serve_remote_dashboards
 serves the same pages for an engine in another process, reached over its WebSocket
 endpoint (``sensocto-lab dashboard --connect ws://HOST:PORT``). Pages:
 
-- ``/``: the lobby (enter a join code);
+- ``/`` and ``/lobby``: the lobby (a member's rooms, or enter a join code);
 - ``/room?room=...&code=...``: a room's dashboard (or its entry form).
 
 Resources (Bokeh, Panel JS) are served by this server itself: nothing is fetched
@@ -33,9 +33,9 @@ from sensocto_lab.clock import Clock, SystemClock
 from sensocto_lab.engine.host import run_on, running_loop
 from sensocto_lab.errors import ConfigError
 from sensocto_lab.rooms import RoomStore
+from sensocto_lab.ui.dashboard.context import Context
 from sensocto_lab.ui.dashboard.pages import DashboardContext, lobby_page, room_page
 from sensocto_lab.ui.dashboard.remote import RemoteContext
-from sensocto_lab.ui.dashboard.room import Context
 
 __all__ = [
     "LOGIN_TEMPLATE",
@@ -165,6 +165,8 @@ async def serve_dashboards(
         clock=clock or engine.clock,
         max_cards=max_cards,
         lens_options=dict(lens_options or {}),
+        # with a login, only a room's owner and admins control it (see .controls)
+        controls_without_login=not server_options.get("basic_auth"),
     )
     return _start(ctx, port, address, session_cleanup_ms, owned, server_options)
 
@@ -210,7 +212,11 @@ def _start(
     if server_options.get("basic_auth"):
         server_options.setdefault("login_template", str(LOGIN_TEMPLATE))
     server = pn.serve(
-        {"/": lambda: lobby_page(ctx), "/room": lambda: room_page(ctx)},
+        {
+            "/": lambda: lobby_page(ctx),
+            "/lobby": lambda: lobby_page(ctx),
+            "/room": lambda: room_page(ctx),
+        },
         port=port,
         address=address,
         show=False,

@@ -3,7 +3,8 @@
 // Wraps the card (the `object` child), watches it with an IntersectionObserver
 // (how much of it is in the viewport) and pointer enter/leave (focus), and sends
 // {ratio, pointer} to Python at most every `interval_ms` (100 ms), only when
-// something changed. Works as a panel.custom.JSComponent (model.send_msg,
+// something changed. A click on the card (not on a control inside it) sends
+// {click: true} (the dashboard opens its focus view). Works as a panel.custom.JSComponent (model.send_msg,
 // model.get_child); in an anywidget the same render falls back to model.send.
 
 export function render({ model, el }) {
@@ -44,11 +45,20 @@ export function render({ model, el }) {
   const leave = () => { pointer = false; schedule(); };
   el.addEventListener("pointerenter", enter);
   el.addEventListener("pointerleave", leave);
+  const controls = new Set(["SELECT", "OPTION", "BUTTON", "INPUT", "TEXTAREA"]);
+  const click = (event) => {
+    if (event.composedPath().some((n) => n.tagName && controls.has(n.tagName))) return;
+    const msg = { click: true };
+    if (model.send_msg) model.send_msg(msg);
+    else model.send(msg);
+  };
+  el.addEventListener("click", click);
 
   const cleanup = () => {
     observer.disconnect();
     el.removeEventListener("pointerenter", enter);
     el.removeEventListener("pointerleave", leave);
+    el.removeEventListener("click", click);
     if (timer !== null) clearTimeout(timer);
   };
   if (model.on) model.on("remove", cleanup);
