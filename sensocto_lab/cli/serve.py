@@ -174,7 +174,7 @@ def _check(args: argparse.Namespace) -> None:
 
 async def run(args: argparse.Namespace) -> int:
     """Check everything, then run the lab until stopped, ``--duration`` or Ctrl-C."""
-    from sensocto_lab.app import LabApp, LabOptions
+    from sensocto_lab.app import DEMO_PROTOCOL, LabApp, LabOptions
 
     _check(args)
     dashboard_port = None if args.no_dashboard else _or(args.dashboard_port, DASHBOARD_PORT)
@@ -196,6 +196,8 @@ async def run(args: argparse.Namespace) -> int:
         room=args.room,
         coupling=_or(args.coupling, COUPLING),
         basic_auth=args.basic_auth,
+        # the demo tells a story: baseline uncoupled, a coupled task, recovery, repeating
+        protocol=DEMO_PROTOCOL if args.command == "demo" else (),
     )
     try:
         app = await LabApp.start(options)
