@@ -3,7 +3,8 @@
 Everything that depends on the passage of time (attention decay, batching
 windows, tier ageing, stale-sensor checks, load hysteresis) takes a
 :class:`Clock`, so tests advance time instead of sleeping. :class:`Backoff` is the one
-reconnect-delay policy (BLE links and WebSocket clients alike).
+reconnect-delay policy (BLE links and WebSocket clients alike), :class:`TokenBucket` the
+one rate limit (frames per socket, markers per channel, presses per dashboard).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
-__all__ = ["Backoff", "Clock", "FakeClock", "SystemClock"]
+__all__ = ["Backoff", "Clock", "FakeClock", "SystemClock", "TokenBucket"]
 
 
 @runtime_checkable
@@ -121,3 +122,28 @@ class Backoff:
     def reset(self) -> None:
         """Start again from ``initial_s`` (the connection worked)."""
         self.attempt = 0
+
+
+class TokenBucket:
+    """A token bucket on an injected clock: ``rate`` tokens a second, at most ``burst``."""
+
+    def __init__(self, rate: float, burst: int, clock: Clock) -> None:
+        self.rate = rate
+        self.burst = burst
+        self._clock = clock
+        self._tokens = float(burst)
+        self._at = clock.monotonic()
+        #: Takes refused so far (for logs and statistics).
+        self.refused = 0
+
+    def take(self, n: float = 1.0) -> bool:
+        """Take ``n`` tokens if there are that many; False (nothing taken) otherwise."""
+        now = self._clock.monotonic()
+        tokens = self._tokens + (now - self._at) * self.rate
+        self._tokens = tokens if tokens < self.burst else float(self.burst)
+        self._at = now
+        if self._tokens >= n:
+            self._tokens -= n
+            return True
+        self.refused += 1
+        return False

@@ -32,7 +32,14 @@ from sensocto_lab.events import Event
 from sensocto_lab.model import AttentionLevel, AttributeInfo, Batch, SensorInfo
 from sensocto_lab.storage.base import Store
 
-__all__ = ["AttentionView", "EngineView", "IngestSink", "LiveEngine", "RecentSamples"]
+__all__ = [
+    "AttentionView",
+    "EngineView",
+    "Experimenting",
+    "IngestSink",
+    "LiveEngine",
+    "RecentSamples",
+]
 
 
 class AttentionView(Protocol):
@@ -159,3 +166,19 @@ class LiveEngine(EngineView, IngestSink, Protocol):
     def health(self) -> dict[str, Any]:
         """A JSON-able snapshot of sensors, load, attention, storage and bus."""
         ...
+
+
+class Experimenting(Protocol):
+    """The experiment calls a control room makes (:mod:`sensocto_lab.engine.experiment`)."""
+
+    async def mark(
+        self, label: str, *, room: str | None = ..., value: Any = ..., source: Any = ...
+    ) -> Event: ...
+
+    async def begin_condition(
+        self, label: str, *, room: str | None = ..., value: Any = ..., source: Any = ...
+    ) -> Event: ...
+
+    async def end_condition(
+        self, label: str | None = ..., *, room: str | None = ..., source: Any = ...
+    ) -> Event: ...

@@ -5,9 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sensocto_lab.clock import Clock
-
-__all__ = ["LOCAL_ORIGINS", "SOCKET_PATH", "ServerConfig", "TokenBucket"]
+__all__ = ["LOCAL_ORIGINS", "SOCKET_PATH", "ServerConfig"]
 
 #: Where the Phoenix socket lives (the JavaScript client appends ``/websocket``).
 SOCKET_PATH = "/socket/websocket"
@@ -114,26 +112,4 @@ class ServerConfig:
                 port = origin[len(base) + 1 :] if origin.startswith(base + ":") else ""
                 if origin == base or (port.isdigit() and port.isascii()):
                     return True
-        return False
-
-
-class TokenBucket:
-    """A token bucket on an injected clock: ``rate`` tokens a second, at most ``burst``."""
-
-    def __init__(self, rate: float, burst: int, clock: Clock) -> None:
-        self.rate = rate
-        self.burst = burst
-        self._clock = clock
-        self._tokens = float(burst)
-        self._at = clock.monotonic()
-
-    def take(self, n: float = 1.0) -> bool:
-        """Take ``n`` tokens if there are that many; False (nothing taken) otherwise."""
-        now = self._clock.monotonic()
-        tokens = self._tokens + (now - self._at) * self.rate
-        self._tokens = tokens if tokens < self.burst else float(self.burst)
-        self._at = now
-        if self._tokens >= n:
-            self._tokens -= n
-            return True
         return False

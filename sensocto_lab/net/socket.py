@@ -30,6 +30,7 @@ try:  # what websockets unmasks with: its C speedup, or its pure-Python fallback
 except ImportError:  # pragma: no cover - a build without the extension
     from websockets.utils import apply_mask
 
+from sensocto_lab.clock import TokenBucket
 from sensocto_lab.errors import (
     AuthError,
     LimitExceeded,
@@ -41,7 +42,6 @@ from sensocto_lab.model import SensorInfo
 from sensocto_lab.net.channels.base import Channel
 from sensocto_lab.net.channels.sensor import INTERNAL_ERROR, ConnectorChannel, SensorChannel
 from sensocto_lab.net.channels.viewer import ViewerChannel, open_viewer
-from sensocto_lab.net.config import TokenBucket
 from sensocto_lab.net.hosting import EndpointServer
 from sensocto_lab.net.wsframes import frame_bounds, nothing_buffered, text_frame
 from sensocto_lab.protocol import connection as phx

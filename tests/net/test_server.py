@@ -11,10 +11,10 @@ import pytest
 from support.server import JOIN, MS, WAIT, Raw, engine, server
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from sensocto_lab.clock import FakeClock
+from sensocto_lab.clock import FakeClock, TokenBucket
 from sensocto_lab.engine.engine import Engine
 from sensocto_lab.model import AttentionLevel
-from sensocto_lab.net.config import ServerConfig, TokenBucket
+from sensocto_lab.net.config import ServerConfig
 from sensocto_lab.net.server import IngestServer, serve
 from sensocto_lab.protocol.binary import encode_batch
 from sensocto_lab.protocol.frames import Message, encode_binary

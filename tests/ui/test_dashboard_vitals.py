@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sensocto_lab.clock import FakeClock
+from sensocto_lab.clock import FakeClock, TokenBucket
 from sensocto_lab.events import Event, condition_begin, condition_end
 from sensocto_lab.model import AttributeInfo, Batch, SensorInfo
 from sensocto_lab.ui.dashboard.cards import SensorCard
-from sensocto_lab.ui.dashboard.controls import RateLimit, format_status
+from sensocto_lab.ui.dashboard.controls import format_status
 from sensocto_lab.ui.dashboard.roompanel import RoomPanel, Span, condition_means
 from sensocto_lab.ui.dashboard.vitals import (
     CardState,
@@ -119,10 +119,10 @@ def test_the_phase_circle_moves_participants_on_between_estimates() -> None:
 
 def test_presses_are_rate_limited_on_the_clock() -> None:
     clock = FakeClock()
-    limit = RateLimit(clock, per_s=5.0, burst=5)
-    assert sum(limit.allow() for _ in range(1000)) == 5 and limit.refused == 995
+    limit = TokenBucket(5.0, 5, clock)
+    assert sum(limit.take() for _ in range(1000)) == 5 and limit.refused == 995
     clock.advance(1.0)
-    assert sum(limit.allow() for _ in range(1000)) == 5
+    assert sum(limit.take() for _ in range(1000)) == 5
 
 
 def test_the_status_strip_reads_like_a_recorder() -> None:

@@ -15,6 +15,7 @@ import dataclasses
 import logging
 from typing import Any
 
+from sensocto_lab.clock import TokenBucket
 from sensocto_lab.engine import topics
 from sensocto_lab.engine.bus import Overflow
 from sensocto_lab.errors import (
@@ -28,7 +29,6 @@ from sensocto_lab.errors import (
 from sensocto_lab.events import Event
 from sensocto_lab.model import Batch, SensorInfo
 from sensocto_lab.net.channels.base import Channel
-from sensocto_lab.net.config import TokenBucket
 from sensocto_lab.net.hosting import ChannelHost
 from sensocto_lab.protocol import connection as phx
 from sensocto_lab.protocol.binary import BINARY_EVENT, decode_batch

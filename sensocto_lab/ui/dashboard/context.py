@@ -14,11 +14,10 @@ from typing import Any, Protocol
 
 from sensocto_lab.clock import Clock
 from sensocto_lab.engine import topics
-from sensocto_lab.engine.contracts import EngineView
+from sensocto_lab.engine.contracts import EngineView, Experimenting
 from sensocto_lab.events import Event
 from sensocto_lab.model import SensorInfo
 from sensocto_lab.rooms import Room
-from sensocto_lab.ui.dashboard.controls import Experimenting
 from sensocto_lab.ui.dashboard.vitals import natural_key
 
 __all__ = ["Context", "RoomSession", "participant_of", "recorded_events", "room_sensors"]

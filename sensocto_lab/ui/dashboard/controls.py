@@ -11,8 +11,9 @@ Markers are recorded with ``engine.mark(label, room=..., source="dashboard")``,
 conditions with ``begin_condition`` / ``end_condition`` (see
 :mod:`sensocto_lab.engine.experiment`); everything appears on every viewer's page
 through the room's ``events:{room}`` topic, not through this page. Presses are
-rate-limited per session (:class:`RateLimit`), so a key held down or a script
-clicking 1000 times a second records a handful of markers, not a thousand.
+rate-limited per session (a :class:`~sensocto_lab.clock.TokenBucket`), so a key held
+down or a script clicking 1000 times a second records a handful of markers, not
+a thousand.
 """
 
 from __future__ import annotations
@@ -22,62 +23,23 @@ import functools
 import logging
 from collections.abc import Callable, Coroutine, Sequence
 from html import escape
-from typing import Any, Protocol
+from typing import Any
 
 import panel as pn
 from bokeh.models.widgets import Div
 
-from sensocto_lab.clock import Clock
+from sensocto_lab.clock import Clock, TokenBucket
+from sensocto_lab.engine.contracts import Experimenting
 from sensocto_lab.errors import SensoctoError
 from sensocto_lab.events import Event
 
-__all__ = ["Controls", "Experimenting", "RateLimit", "format_status"]
+__all__ = ["Controls", "format_status"]
 
 _log = logging.getLogger(__name__)
 
 #: Preset marker labels and the conditions offered (any label can be typed too).
 MARKER_PRESETS = ("bell", "artifact", "note")
 CONDITION_PRESETS = ("baseline", "task", "recovery")
-
-
-class Experimenting(Protocol):
-    """The engine's experiment calls a control room uses (the engine's own)."""
-
-    async def mark(
-        self, label: str, *, room: str | None = ..., value: Any = ..., source: Any = ...
-    ) -> Event: ...
-
-    async def begin_condition(
-        self, label: str, *, room: str | None = ..., value: Any = ..., source: Any = ...
-    ) -> Event: ...
-
-    async def end_condition(
-        self, label: str | None = ..., *, room: str | None = ..., source: Any = ...
-    ) -> Event: ...
-
-
-class RateLimit:
-    """A token bucket: ``burst`` presses at once, then ``per_s`` a second (clock injected)."""
-
-    def __init__(self, clock: Clock, per_s: float = 5.0, burst: int = 5) -> None:
-        self._clock = clock
-        self.per_s = per_s
-        self.burst = burst
-        self._tokens = float(burst)
-        self._at = clock.monotonic()
-        #: Presses refused for going too fast.
-        self.refused = 0
-
-    def allow(self) -> bool:
-        """Take a token if there is one."""
-        now = self._clock.monotonic()
-        self._tokens = min(self.burst, self._tokens + (now - self._at) * self.per_s)
-        self._at = now
-        if self._tokens >= 1.0:
-            self._tokens -= 1.0
-            return True
-        self.refused += 1
-        return False
 
 
 def format_status(status: dict[str, Any]) -> str:
@@ -148,7 +110,7 @@ class Controls:
         self._allowed = allowed
         self._run = run
         self._on_document = on_document
-        self.limit = RateLimit(clock)
+        self.limit = TokenBucket(5.0, 5, clock)  # 5 presses at once, then 5 a second
         #: Presses refused because the session may not control the room.
         self.refused = 0
         self.label = pn.widgets.TextInput(placeholder="marker label", width=160)
@@ -190,7 +152,7 @@ class Controls:
             )
             self._say("refused: only the room's owner or admins can do that", error=True)
             return False
-        if not self.limit.allow():
+        if not self.limit.take():
             if self.limit.refused % 100 == 1:
                 _log.warning(
                     "room %s: %s by %s refused: too many presses", self.room_id, what, self.user
