@@ -35,6 +35,7 @@ import time
 from collections.abc import Awaitable, Callable
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import orjson
@@ -256,50 +257,42 @@ async def acked_raw_loop(count: int) -> float:
 
 async def ours(kind: str, count: int, size: int, samples: int) -> float:
     """Seconds for our endpoint to store and publish every frame's samples."""
+    return await _through_endpoint(kind, count, size, "data:bench", samples, len)
+
+
+async def ours_markers(count: int) -> float:
+    """Seconds for our endpoint to store, acknowledge and publish ``count`` device markers."""
+    return await _through_endpoint("marker", count, 1, "events:*", count, lambda _event: 1)
+
+
+async def _through_endpoint(
+    kind: str, count: int, size: int, topic: str, expected: int, weigh: Callable[[Any], int]
+) -> float:
+    """Seconds from the sender's "go" until ``expected`` (by ``weigh``) arrived on ``topic``."""
     with tempfile.TemporaryDirectory() as tmp:
         async with Engine(tmp, thread=False) as engine:
-            config = ServerConfig.open(rate_per_s=1e12, burst=10**12, max_frame_bytes=64 << 20)
+            config = ServerConfig.open(
+                rate_per_s=1e12,
+                burst=10**12,
+                max_frame_bytes=64 << 20,
+                marker_rate_per_s=1e12,
+                marker_burst=10**12,
+            )
             async with serve(engine, config=config) as server:
                 done: asyncio.Future[float] = asyncio.get_running_loop().create_future()
-                published = engine.bus.subscribe("data:bench", maxsize=count + 16)
+                published = engine.bus.subscribe(topic, maxsize=count + 16)
 
                 async def count_published() -> None:
                     got = 0
-                    async for batch in published:
-                        got += len(batch)
-                        if got >= samples:
+                    async for message in published:
+                        got += weigh(message)
+                        if got >= expected:
                             done.set_result(time.perf_counter())
                             return
 
                 counter = asyncio.create_task(count_published())
                 try:
                     return await _drive(server.url, kind, count, size, True, done)
-                finally:
-                    counter.cancel()
-
-
-async def ours_markers(count: int) -> float:
-    """Seconds for our endpoint to store, acknowledge and publish ``count`` device markers."""
-    with tempfile.TemporaryDirectory() as tmp:
-        async with Engine(tmp, thread=False) as engine:
-            config = ServerConfig.open(
-                rate_per_s=1e12, burst=10**12, marker_rate_per_s=1e12, marker_burst=10**12
-            )
-            async with serve(engine, config=config) as server:
-                done: asyncio.Future[float] = asyncio.get_running_loop().create_future()
-                published = engine.bus.subscribe("events:*", maxsize=count + 16)
-
-                async def count_published() -> None:
-                    got = 0
-                    async for _event in published:
-                        got += 1
-                        if got >= count:
-                            done.set_result(time.perf_counter())
-                            return
-
-                counter = asyncio.create_task(count_published())
-                try:
-                    return await _drive(server.url, "marker", count, 1, True, done)
                 finally:
                     counter.cancel()
 
