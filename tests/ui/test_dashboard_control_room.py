@@ -377,9 +377,11 @@ def test_r_time_axis_labels_do_not_overlap(lab: Lab, page: Page) -> None:
         " (d.get_model_by_name('room-sync')?.data.t.length ?? 0) > 4)",
         timeout=MS,
     )
-    boxes = wait_until(
-        "two R(t) tick labels", lambda: (b := page.evaluate(_TICK_LABELS)) and len(b) >= 2 and b
-    )
+    def laid_out() -> list[list[Any]] | None:  # ticks at their places, not all at 0 yet
+        b = page.evaluate(_TICK_LABELS)
+        return b if len(b) >= 2 and len({round(box[0]) for box in b}) == len(b) else None
+
+    boxes = wait_until("two R(t) tick labels laid out", laid_out)
     boxes.sort()
     assert all(a[1] + 4 <= b[0] for a, b in itertools.pairwise(boxes)), boxes
     assert all(len(text) == 8 and text.count(":") == 2 for _l, _r, text in boxes)  # HH:MM:SS
