@@ -7,7 +7,7 @@ averaged over rows) and the sessions' values are averaged. One null draw replace
 every session's group by a group that shares its signals' structure but not their
 coupling:
 
-- ``"pseudo_pairs"`` (Moulder et al. 2018, ``/work/shared/RESEARCH.md``): a group of
+- ``"pseudo_pairs"`` (Moulder et al. 2018, *Psychological Methods* 23:757): a group of
   the same size made of participants of *different* sessions, people who never met,
   each signal from its own segment's start, cut to the shortest;
 - ``"shift"``: each participant's signal circularly shifted by its own random lag of
