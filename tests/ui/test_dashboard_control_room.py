@@ -306,7 +306,9 @@ def test_conditions_begin_and_end_on_every_viewer(lab: Lab, browser: Browser) ->
             check_page(pg)
 
 
-def test_a_thousand_clicks_a_second_record_a_handful(lab: Lab, page: Page) -> None:
+def test_a_thousand_clicks_a_second_record_a_handful(
+    lab: Lab, page: Page, caplog: pytest.LogCaptureFixture
+) -> None:
     page.goto(lab.url())
     button = page.get_by_role("button", name="Mark (m)")
     button.wait_for(timeout=MS)
@@ -325,7 +327,8 @@ def test_a_thousand_clicks_a_second_record_a_handful(lab: Lab, page: Page) -> No
     took = time.monotonic() - started
     recorded = _n_events(lab, label="burst")
     assert 1 <= recorded <= 5 + 5 * took + 1, (recorded, took)
-    page.get_by_text("too fast: wait a moment").wait_for(timeout=MS)
+    # the refusal is logged (the page's message may already show a later, admitted press)
+    assert any("too many presses" in r.getMessage() for r in caplog.records)
 
 
 def test_focus_view_shows_one_participant_and_raises_its_attention(lab: Lab, page: Page) -> None:
