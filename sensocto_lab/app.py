@@ -151,6 +151,7 @@ class LabApp:
         synchrony: LiveSynchrony,
         stack: contextlib.AsyncExitStack,
         protocol: ProtocolRun | None = None,
+        admin_token: str = "",
     ) -> None:
         self.options = options
         self.engine = engine
@@ -163,7 +164,7 @@ class LabApp:
         self._stack = stack
         #: Opens ``/health`` in full (sensor ids, errors) and every room's viewer channel;
         #: devices' ingest tokens do too. Printed by :meth:`describe` for the operator.
-        self.admin_token = ""
+        self.admin_token = admin_token
 
     @classmethod
     async def start(cls, options: LabOptions) -> LabApp:
@@ -224,9 +225,18 @@ class LabApp:
                 steps = options.protocol * max(1, options.protocol_cycles)
                 protocol = await engine.run_protocol(options.room, steps)
                 stack.push_async_callback(protocol.cancel)
-            lab = cls(options, engine, rooms, server, dashboards, group, synchrony, stack, protocol)
-            lab.admin_token = admin_token
-            return lab
+            return cls(
+                options,
+                engine,
+                rooms,
+                server,
+                dashboards,
+                group,
+                synchrony,
+                stack,
+                protocol,
+                admin_token,
+            )
         except BaseException:
             await stack.aclose()
             raise

@@ -409,9 +409,8 @@ class WalWriter:
             f"{c.room} {c.sensor_id} {c.attribute_id} {c.kind} {c.ts.shape[0]}\n" for c in chunks
         )
         meta = pa.KeyValueMetadata({GROUP_KEY: lines.encode()})
-        stream = None
-        try:
-            stream = self._stream(layout, _schema)
+
+        def group(stream: _Stream) -> None:
             columns = [
                 np.concatenate([c.ts for c in chunks]),
                 np.concatenate([c.recv_ts for c in chunks]),
@@ -422,14 +421,8 @@ class WalWriter:
                 [*(_wrap(a) for a in columns), _value_array(values)], schema=stream.schema
             )
             stream.writer.write_batch(batch, custom_metadata=meta)
-            written = stream.emit()
-            stream.started = True
-        except (OSError, pa.ArrowException) as exc:
-            if stream is not None:
-                self._recover_from_failed_write(layout, stream)
-            raise storage_error(f"cannot write the WAL file of {layout}", exc) from exc
-        self.bytes += written
-        return written
+
+        return self._write_one(layout, _schema, group)
 
     def write_record(self, layout: str, batch: pa.RecordBatch) -> int:
         """Write one record of a stream other than samples' (``EVENTS_LAYOUT``).
@@ -437,10 +430,25 @@ class WalWriter:
         The same promise as :meth:`write`: with the OS when this returns, or raises
         :class:`StorageError` and leaves the file as it was.
         """
+        return self._write_one(
+            layout, lambda _: batch.schema, lambda stream: stream.writer.write_batch(batch)
+        )
+
+    def _write_one(
+        self,
+        layout: str,
+        schema: Callable[[str], pa.Schema],
+        write: Callable[[_Stream], None],
+    ) -> int:
+        """``write`` one record into the stream of ``layout`` and hand it to the OS.
+
+        On failure the file is put back as it was (:meth:`_recover_from_failed_write`)
+        and :class:`StorageError` is raised; returns the bytes written.
+        """
         stream = None
         try:
-            stream = self._stream(layout, lambda _: batch.schema)
-            stream.writer.write_batch(batch)
+            stream = self._stream(layout, schema)
+            write(stream)
             written = stream.emit()
             stream.started = True
         except (OSError, pa.ArrowException) as exc:
